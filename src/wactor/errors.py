@@ -24,6 +24,7 @@ Families mirror the WIT error variants of ``airssys:core/errors``; every error c
     │   ├── QueueFullError                     4
     │   ├── RequestTimeoutError                4   correlation-timeout
     │   ├── DeliveryFailedError                4
+    │   │   └── ActorStoppedError              4   the actor stopped; pending asks fail
     │   └── InvalidMessageError                2
     ├── StorageError                           4   mirrors storage-error
     │   ├── QuotaExceededError                 4
@@ -37,6 +38,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 __all__ = [
+    "ActorStoppedError",
     "BuildError",
     "CapabilityDeniedError",
     "ComponentError",
@@ -268,6 +270,15 @@ class RequestTimeoutError(MessagingError):
 
 class DeliveryFailedError(MessagingError):
     """The message could not be delivered or its handler failed."""
+
+
+class ActorStoppedError(DeliveryFailedError):
+    """The actor stopped before it could handle the message."""
+
+    def __init__(self, target: str, reason: str = "stopped") -> None:
+        super().__init__(f"{target}: {reason} before handling the message", component=target)
+        self.target = target
+        self.reason = reason
 
 
 class InvalidMessageError(MessagingError):

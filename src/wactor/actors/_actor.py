@@ -1,0 +1,275 @@
+"""Actors: a base class with lifecycle hooks, and the cell that runs one with its mailbox.
+
+Callers hold an :class:`ActorRef`, never the actor. The cell takes one message at a time from a
+bounded mailbox and hands it to ``on_message``; the value it returns answers an ``ask``. An
+exception from ``on_message`` first goes to ``on_failure``: returning ``"resume"`` fails only that
+message (its asker gets the exception), returning ``"crash"`` also ends this incarnation of the
+actor, and the cell's crash handler (a supervisor) decides whether a fresh one takes over the
+remaining mailbox. When the cell stops for good, every pending ``ask`` fails: no caller hangs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Generic, Literal, TypeVar
+
+from wactor.actors._mailbox import Backpressure, Mailbox
+from wactor.errors import ActorStoppedError, RequestTimeoutError
+
+__all__ = [
+    "Actor",
+    "ActorCell",
+    "ActorRef",
+    "ActorState",
+    "ActorStats",
+    "CrashHandler",
+    "FailureAction",
+]
+
+M = TypeVar("M")
+FailureAction = Literal["resume", "crash"]
+ActorState = Literal["created", "starting", "ready", "stopping", "terminated", "failed"]
+
+
+class Actor(Generic[M]):
+    """Base class of actors; override the hooks you need."""
+
+    async def on_start(self) -> None:
+        """Run once before the first message of this incarnation."""
+
+    async def on_message(self, message: M) -> Any:
+        """Handle one message; the return value answers an ``ask``."""
+        raise NotImplementedError
+
+    async def on_stop(self) -> None:
+        """Run once when this incarnation stops (not after a crash)."""
+
+    async def on_failure(self, exc: BaseException, message: M) -> FailureAction:
+        """Decide what a failed message means: ``resume`` (default) or ``crash``."""
+        return "resume"
+
+
+@dataclass(frozen=True, slots=True)
+class ActorStats:
+    """A snapshot of one actor."""
+
+    id: str
+    state: ActorState
+    depth: int
+    capacity: int
+    processed: int
+    failed: int
+    restarts: int
+    refused: int
+    last_failure: str | None
+
+
+@dataclass(slots=True)
+class _Letter(Generic[M]):
+    message: M
+    reply: asyncio.Future[Any] | None
+    enqueued: float
+
+
+CrashHandler = Callable[["ActorCell[Any]", BaseException], Awaitable[None]]
+
+
+class ActorCell(Generic[M]):
+    """Runs one actor: its mailbox, its task, its incarnations."""
+
+    def __init__(
+        self,
+        actor_id: str,
+        factory: Callable[[], Actor[M]],
+        *,
+        capacity: int = 1024,
+        backpressure: Backpressure = "reject",
+        on_crash: CrashHandler | None = None,
+    ) -> None:
+        self.id = actor_id
+        self._factory = factory
+        self.mailbox: Mailbox[_Letter[M]] = Mailbox(actor_id, capacity, backpressure)
+        self._on_crash = on_crash
+        self.actor: Actor[M] | None = None
+        self.state: ActorState = "created"
+        self._task: asyncio.Task[None] | None = None
+        self._current: _Letter[M] | None = None
+        self.processed = 0
+        self.failed = 0
+        self.restarts = 0
+        self.last_failure: str | None = None
+        self._stopped = asyncio.Event()
+        self.ref: ActorRef[M] = ActorRef(self)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Create the actor, run ``on_start`` and begin taking messages."""
+        self.state = "starting"
+        actor = self._factory()
+        try:
+            await actor.on_start()
+        except BaseException:
+            self.state = "failed"
+            raise
+        self.actor = actor
+        self.state = "ready"
+        self._stopped.clear()
+        self._task = asyncio.create_task(self._run(actor), name=f"actor:{self.id}")
+
+    async def restart(self) -> None:
+        """Replace a crashed incarnation with a fresh one that keeps the queued messages."""
+        self.restarts += 1
+        self.mailbox.reopen()
+        await self.start()
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Stop taking messages, let the current one finish (up to ``timeout``), run ``on_stop``.
+
+        Messages still queued fail with ``ActorStoppedError``; so does a pending ``ask`` whose
+        message was cut off by the timeout.
+        """
+        if self.state in ("terminated",):
+            return
+        self.state = "stopping"
+        left = self.mailbox.close()
+        for letter in left:
+            _fail(letter, ActorStoppedError(self.id))
+        task = self._task
+        if task is not None and not task.done():
+            done, _ = await asyncio.wait({task}, timeout=timeout)
+            if not done:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        if self._current is not None:
+            _fail(self._current, ActorStoppedError(self.id, "stopped (shutdown timeout)"))
+            self._current = None
+        actor, self.actor = self.actor, None
+        if actor is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(actor.on_stop(), timeout)
+        self.state = "terminated"
+        self._stopped.set()
+
+    def terminate(self, reason: str) -> None:
+        """Give up on this actor without running hooks (after a crash that is not restarted)."""
+        self.state = "failed"
+        self.last_failure = reason
+        for letter in self.mailbox.close():
+            _fail(letter, ActorStoppedError(self.id, reason))
+        self.actor = None
+        self._stopped.set()
+
+    async def wait_stopped(self) -> None:
+        """Wait until the actor has stopped for good."""
+        await self._stopped.wait()
+
+    def statistics(self) -> ActorStats:
+        """Return a snapshot of state, mailbox and counters."""
+        mb = self.mailbox.statistics()
+        return ActorStats(
+            self.id,
+            self.state,
+            mb.depth + (1 if self._current is not None else 0),
+            mb.capacity,
+            self.processed,
+            self.failed,
+            self.restarts,
+            mb.refused,
+            self.last_failure,
+        )
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    async def _run(self, actor: Actor[M]) -> None:
+        mailbox = self.mailbox
+        while True:
+            try:
+                letter = await mailbox.get()
+            except ActorStoppedError:
+                return
+            self._current = letter
+            reply = letter.reply
+            if reply is not None and reply.done():  # the asker gave up before we started
+                self._current = None
+                continue
+            try:
+                result = await actor.on_message(letter.message)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the failure goes to the asker and the hook
+                self.failed += 1
+                self.last_failure = str(exc)
+                _fail(letter, exc)
+                self._current = None
+                action = await actor.on_failure(exc, letter.message)
+                if action == "crash":
+                    self.state = "failed"
+                    self.actor = None
+                    await self._crashed(exc)
+                    return
+                continue
+            self.processed += 1
+            self._current = None
+            if reply is not None and not reply.done():
+                reply.set_result(result)
+
+    async def _crashed(self, exc: BaseException) -> None:
+        if self._on_crash is None:
+            # No supervisor: restart at once, keeping the queued messages.
+            await self.restart()
+            return
+        await self._on_crash(self, exc)
+
+
+def _fail(letter: _Letter[Any], exc: BaseException) -> None:
+    if letter.reply is not None and not letter.reply.done():
+        letter.reply.set_exception(exc)
+
+
+class ActorRef(Generic[M]):
+    """What callers hold: a way to message an actor, never the actor itself."""
+
+    __slots__ = ("_cell",)
+
+    def __init__(self, cell: ActorCell[M]) -> None:
+        self._cell = cell
+
+    @property
+    def id(self) -> str:
+        """The actor's id."""
+        return self._cell.id
+
+    def tell_nowait(self, message: M) -> None:
+        """Enqueue a message or raise ``QueueFullError`` / ``ActorStoppedError`` at once."""
+        self._cell.mailbox.put_nowait(_Letter(message, None, time.monotonic()))
+
+    async def tell(self, message: M) -> None:
+        """Enqueue a message, waiting for room if the mailbox's policy says so."""
+        await self._cell.mailbox.put(_Letter(message, None, time.monotonic()))
+
+    def ask_nowait(self, message: M) -> asyncio.Future[Any]:
+        """Enqueue a message and return the future of its answer (no waiting for room)."""
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._cell.mailbox.put_nowait(_Letter(message, fut, time.monotonic()))
+        return fut
+
+    async def ask(self, message: M, timeout: float | None = None) -> Any:
+        """Send a message and wait for the actor's answer (or its failure, or the timeout)."""
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        await self._cell.mailbox.put(_Letter(message, fut, time.monotonic()))
+        if timeout is None:
+            return await fut
+        try:
+            return await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            raise RequestTimeoutError(self._cell.id, timeout) from None
+
+    def statistics(self) -> ActorStats:
+        """Return a snapshot of the actor."""
+        return self._cell.statistics()

@@ -1,0 +1,89 @@
+"""``wactor call``: one request per payload, replies one per line."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from wactor._ids import ComponentId
+from wactor.cli._common import config_option, resolve_config
+from wactor.cli._main import cli
+from wactor.errors import ConfigError, WactorError
+from wactor.host import Host
+
+__all__ = ["call"]
+
+
+def _reply_json(target: str, payload: str, reply: bytes | None) -> dict[str, Any]:
+    out: dict[str, Any] = {"target": target, "payload": payload, "ok": True}
+    if reply is None:
+        out["reply"] = None
+    else:
+        try:
+            out["reply"] = reply.decode("utf-8")
+        except UnicodeDecodeError:
+            out["reply_base64"] = base64.b64encode(reply).decode()
+    return out
+
+
+def _error_json(target: str, payload: str, exc: WactorError) -> dict[str, Any]:
+    return {
+        "target": target,
+        "payload": payload,
+        "ok": False,
+        "error": {"type": type(exc).__name__, "message": str(exc), "exit_code": exc.exit_code},
+    }
+
+
+async def _call(
+    config_path: Path | None, target: str, payloads: tuple[str, ...], timeout: float, as_json: bool
+) -> int:
+    try:
+        cid = ComponentId.parse(target)
+    except ValueError as exc:
+        raise ConfigError(str(exc), key="TARGET") from exc
+    config = resolve_config(config_path)
+    code = 0
+    async with Host.open(config) as host:
+        for failure in host.load_failures:
+            if failure.component == cid:
+                raise failure.error
+            click.echo(f"warning: {failure.error}", err=True)
+        for payload in payloads:
+            try:
+                reply = await host.request(cid, payload.encode("utf-8"), timeout=timeout)
+            except WactorError as exc:
+                code = code or exc.exit_code
+                if as_json:
+                    click.echo(json.dumps(_error_json(target, payload, exc)))
+                else:
+                    click.echo(f"error: {exc}", err=True)
+                continue
+            if as_json:
+                click.echo(json.dumps(_reply_json(target, payload, reply)))
+            elif reply is not None:
+                sys.stdout.buffer.write(reply + b"\n")
+                sys.stdout.flush()
+            else:
+                click.echo("")
+    return code
+
+
+@cli.command()
+@click.argument("target")
+@click.argument("payloads", nargs=-1, required=True)
+@config_option
+@click.option("--timeout", type=float, default=10.0, show_default=True, help="Seconds per reply.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per reply, errors included.")
+def call(
+    target: str, payloads: tuple[str, ...], config_path: Path | None, timeout: float, as_json: bool
+) -> None:
+    """Send one request per PAYLOAD to TARGET and print the replies, one per line."""
+    code = asyncio.run(_call(config_path, target, payloads, timeout, as_json))
+    sys.exit(code)

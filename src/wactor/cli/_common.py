@@ -1,0 +1,33 @@
+"""What the verbs share: finding the host config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from wactor.errors import HostConfigError
+from wactor.host import HostConfig, load_host_config
+
+__all__ = ["config_option", "resolve_config"]
+
+config_option = click.option(
+    "--config",
+    "-c",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Host config (wactor.toml); default: ./wactor.toml",
+)
+
+
+def resolve_config(path: Path | None) -> HostConfig:
+    """Load the given config, or ./wactor.toml; a missing file is a config error."""
+    chosen = path if path is not None else Path("wactor.toml")
+    if not chosen.is_file():
+        raise HostConfigError(
+            "no such host config file" if path is not None else "no --config given and no "
+            "wactor.toml in the current directory",
+            file=str(chosen),
+        )
+    return load_host_config(chosen)

@@ -1,0 +1,54 @@
+"""The ``wactor`` command group and its error handling: one line per error, exit codes by family.
+
+Exit codes: 0 ok, 2 usage/config/manifest error, 3 denied by security, 4 component fault or
+timeout, 5 target not found.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import click
+
+from wactor.errors import WactorError
+
+__all__ = ["main"]
+
+
+class _Group(click.Group):
+    """A group that turns wactor errors into one line and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except WactorError as exc:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            sys.exit(130)
+
+
+@click.group(cls=_Group)
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.version_option(package_name="wactor")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Host sandboxed WebAssembly components as supervised actors."""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def main() -> None:
+    """Entry point of the ``wactor`` script."""
+    from wactor.cli import _call, _run, _tools  # noqa: F401 - registers the verbs
+
+    cli(prog_name="wactor")

@@ -1,0 +1,108 @@
+"""Guest author verbs: ``build``, ``new``, ``inspect``."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from wactor.cli._main import cli
+from wactor.errors import InvalidComponentError, WactorError
+from wactor.tooling import build_guest, new_project
+
+__all__ = ["build", "inspect", "new"]
+
+
+def _progress(line: str) -> None:
+    click.echo(line, err=True)
+
+
+@cli.command()
+@click.argument("app", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+def build(app: Path, out: Path) -> None:
+    """Build a Python guest APP.py into a component against the bundled WIT."""
+    build_guest(app, out, progress=_progress)
+
+
+@cli.command()
+@click.argument("name")
+@click.option(
+    "--dir", "dest", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+    help="Where to create the project directory.",
+)
+def new(name: str, dest: Path) -> None:
+    """Scaffold a guest project NAME (app.py, component.toml, README)."""
+    path = new_project(name, dest)
+    click.echo(f"created {path}")
+    click.echo(f"next: wactor build {path / 'app.py'} -o {path / (name + '.wasm')}")
+
+
+def _describe(path: Path) -> dict[str, Any]:
+    from wactor.host._host import default_cache_dir
+    from wactor.wasm import WasmEngine
+    from wactor.wasm._engine import check_binary_kind
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InvalidComponentError(f"cannot read: {exc.strerror}", path=str(path)) from exc
+    info: dict[str, Any] = {
+        "file": str(path),
+        "size": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
+    check_binary_kind(data, str(path))
+    engine = WasmEngine(default_cache_dir())
+    try:
+        _progress(f"compiling {path.name} (cached after the first time)…")
+        component = engine.engine and _compile_any(engine, data, path)
+        ctype = component.type
+        info["imports"] = sorted(ctype.imports(engine.engine))
+        info["exports"] = sorted(ctype.exports(engine.engine))
+        try:
+            engine.load(data, str(path))
+            info["fits_world"] = True
+        except WactorError as exc:
+            info["fits_world"] = False
+            info["problem"] = str(exc)
+    finally:
+        engine.close()
+    return info
+
+
+def _compile_any(engine: Any, data: bytes, path: Path) -> Any:
+    import wasmtime
+    from wasmtime.component import Component
+
+    try:
+        return Component(engine.engine, data)
+    except wasmtime.WasmtimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise InvalidComponentError(f"not a valid component: {first}", path=str(path)) from exc
+
+
+@cli.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True)
+def inspect(file: Path, as_json: bool) -> None:
+    """Show a component's imports and exports and whether it fits the runtime-host world."""
+    info = _describe(file)
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    click.echo(f"{info['file']}: {info['size']} bytes, sha256 {info['sha256']}")
+    click.echo("imports:")
+    for name in info["imports"]:
+        click.echo(f"  {name}")
+    click.echo("exports:")
+    for name in info["exports"]:
+        click.echo(f"  {name}")
+    if info["fits_world"]:
+        click.echo("fits airssys:core/runtime-host@1.0.0: yes")
+    else:
+        click.echo(f"fits airssys:core/runtime-host@1.0.0: no — {info['problem']}")
+        raise SystemExit(2)

@@ -1,0 +1,323 @@
+"""The Host: one process running components as actors, with the embedded broker and storage."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import tomllib
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import platformdirs
+
+from wactor._ids import ComponentId
+from wactor.actors import ActorCell, ActorStats
+from wactor.errors import (
+    ConfigError,
+    ManifestError,
+    RequestTimeoutError,
+    TargetNotFoundError,
+    WactorError,
+)
+from wactor.host._config import HostConfig, load_host_config
+from wactor.host._runtime import ComponentActor, ComponentRuntime, error_callback
+from wactor.messaging import Correlator, DeadLetterLog, Envelope, PendingRequest
+from wactor.security import Manifest, load_manifest, verify_digest
+from wactor.storage import MemoryStorage, SqliteStorage, StorageBackend
+from wactor.wasm import WasmEngine, build_linker
+
+__all__ = ["HOST_SENDER", "ComponentHandle", "ComponentStatus", "Host", "LoadFailure"]
+
+HOST_SENDER = ComponentId("wactor", "host", "0")
+"""The sender of messages that come from the Python API or the CLI."""
+
+_log = logging.getLogger("wactor.host")
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentHandle:
+    """A started component."""
+
+    id: ComponentId
+    manifest: Manifest
+    digest: str
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentStatus:
+    """A component as the host sees it now."""
+
+    id: ComponentId
+    version: str
+    health: str
+    actor: ActorStats
+
+
+@dataclass(frozen=True, slots=True)
+class LoadFailure:
+    """A component of the config that could not be started, and why."""
+
+    manifest: Path
+    error: WactorError
+    component: ComponentId | None = None
+
+
+def default_cache_dir() -> Path:
+    """Where compiled components are cached: ``$WACTOR_CACHE_DIR`` or the user's cache dir."""
+    env = os.environ.get("WACTOR_CACHE_DIR")
+    if env:
+        return Path(env)
+    return Path(platformdirs.user_cache_dir("wactor")) / "compiled"
+
+
+class Host:
+    """Runs components; use ``async with Host.open(config) as host``."""
+
+    def __init__(self, config: HostConfig) -> None:
+        self.config = config
+        self.engine = WasmEngine(config.cache_dir or default_cache_dir())
+        self.linker = build_linker(self.engine)
+        self.storage: StorageBackend = (
+            MemoryStorage()
+            if config.storage == "memory"
+            else SqliteStorage(config.state_dir / "state.sqlite3")
+        )
+        self.correlator = Correlator(self._request_timed_out)
+        self.dead_letters = DeadLetterLog()
+        self.load_failures: list[LoadFailure] = []
+        self._cells: dict[ComponentId, ActorCell[Envelope]] = {}
+        self._runtimes: dict[ComponentId, ComponentRuntime] = {}
+        self._executor = ThreadPoolExecutor(
+            max_workers=max(32, 8 * (os.cpu_count() or 2)), thread_name_prefix="wactor-wasm"
+        )
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._closed = False
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(
+        cls, config: HostConfig | str | os.PathLike[str], *, start_components: bool = True
+    ) -> AsyncIterator[Host]:
+        """Open a host from a config (or a path to ``wactor.toml``) and start its components.
+
+        Components that fail to load are reported in ``host.load_failures`` and logged; the
+        others run.
+        """
+        cfg = config if isinstance(config, HostConfig) else load_host_config(Path(config))
+        host = cls(cfg)
+        try:
+            if start_components:
+                await host.start_configured()
+            yield host
+        finally:
+            await host.close()
+
+    async def __aenter__(self) -> Host:
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    # -- starting and stopping ------------------------------------------------------------------
+
+    async def start_configured(self) -> list[ComponentHandle]:
+        """Start every component of the config in order; record those that fail."""
+        handles = []
+        for path in self.config.components:
+            try:
+                handles.append(await self.start(path))
+            except WactorError as exc:
+                self.load_failures.append(LoadFailure(path, exc, _declared_id(path)))
+                _log.error("%s", exc)
+        return handles
+
+    async def start(self, manifest: Manifest | str | os.PathLike[str]) -> ComponentHandle:
+        """Load, check, compile (or fetch from cache), instantiate and initialize a component."""
+        if not isinstance(manifest, Manifest):
+            manifest = load_manifest(Path(manifest))
+        if manifest.id in self._cells:
+            raise ConfigError(
+                f"component {manifest.id} is already running",
+                file=str(manifest.path),
+                key="component.id",
+            )
+        loop = asyncio.get_running_loop()
+        loaded = await loop.run_in_executor(self._executor, self._load, manifest)
+        runtime = ComponentRuntime(self, manifest, loaded, self.storage)
+        cell: ActorCell[Envelope] = ActorCell(
+            str(manifest.id),
+            lambda: ComponentActor(runtime, self._executor),
+            capacity=manifest.limits.mailbox,
+        )
+        self._runtimes[manifest.id] = runtime
+        self._cells[manifest.id] = cell
+        try:
+            await cell.start()
+        except BaseException:
+            del self._runtimes[manifest.id]
+            del self._cells[manifest.id]
+            raise
+        _log.info("started %s (%s)", manifest.id, loaded.digest[:12])
+        return ComponentHandle(manifest.id, manifest, loaded.digest)
+
+    def _load(self, manifest: Manifest) -> Any:
+        try:
+            data = manifest.wasm.read_bytes()
+        except OSError as exc:
+            raise ManifestError(
+                f"cannot read wasm file {manifest.wasm}: {exc.strerror}",
+                file=str(manifest.path),
+                key="component.wasm",
+            ) from exc
+        verify_digest(manifest, data)
+        return self.engine.load(data, str(manifest.wasm))
+
+    async def stop(self, target: ComponentId | str, timeout: float | None = None) -> None:
+        """Stop a component: let its current message finish, call ``shutdown``, remove it."""
+        cid = _as_id(target)
+        cell = self._cells.get(cid)
+        if cell is None:
+            raise TargetNotFoundError(str(cid))
+        runtime = self._runtimes[cid]
+        limit = timeout if timeout is not None else runtime.manifest.supervision.shutdown_timeout_ms / 1000
+        await cell.stop(limit)
+        self.correlator.drop_requester(cid)
+        del self._cells[cid]
+        del self._runtimes[cid]
+
+    async def close(self) -> None:
+        """Stop every component (reverse start order) and release everything; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        for cid in reversed(list(self._cells)):
+            with contextlib.suppress(WactorError):
+                await self.stop(cid)
+        for task in list(self._tasks):
+            task.cancel()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self.engine.close()
+        self.storage.close()
+
+    # -- messaging API --------------------------------------------------------------------------
+
+    async def request(
+        self, target: ComponentId | str, payload: bytes, *, timeout: float = 5.0
+    ) -> bytes | None:
+        """Send a request and wait for the reply payload (``None`` if the guest replied nothing)."""
+        cid = _as_id(target)
+        cell = self._cell(cid)
+        env = Envelope(HOST_SENDER, cid, payload, kind="request", reply_to=HOST_SENDER)
+        reply: bytes | None = await cell.ref.ask(env, timeout=timeout)
+        return reply
+
+    async def send(self, target: ComponentId | str, payload: bytes) -> None:
+        """Fire-and-forget; raises ``QueueFullError`` if the mailbox is full."""
+        cid = _as_id(target)
+        await self._deliver(Envelope(HOST_SENDER, cid, payload, kind="send"))
+
+    def components(self) -> list[ComponentStatus]:
+        """The running components, in start order."""
+        out = []
+        for cid, cell in self._cells.items():
+            runtime = self._runtimes[cid]
+            version = runtime.metadata.version if runtime.metadata else runtime.manifest.version
+            out.append(ComponentStatus(cid, version, runtime.health, cell.statistics()))
+        return out
+
+    # -- internals used by runtimes -------------------------------------------------------------
+
+    def _cell(self, cid: ComponentId) -> ActorCell[Envelope]:
+        cell = self._cells.get(cid)
+        if cell is None:
+            raise TargetNotFoundError(str(cid))
+        return cell
+
+    def _knows(self, cid: ComponentId) -> bool:
+        return cid in self._cells
+
+    def _runtime(self, cid: ComponentId) -> ComponentRuntime | None:
+        return self._runtimes.get(cid)
+
+    def _component_ids(self) -> list[ComponentId]:
+        return list(self._cells)
+
+    async def _deliver(self, env: Envelope) -> None:
+        self._cell(env.target).ref.tell_nowait(env)
+
+    async def _start_guest_request(self, env: Envelope, pending: PendingRequest) -> None:
+        cell = self._cell(env.target)
+        fut = cell.ref.ask_nowait(env)  # refuses at once when full: the guest sees queue-full
+        self.correlator.open(pending)
+        task = asyncio.get_running_loop().create_task(self._finish_guest_request(fut, pending))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _finish_guest_request(
+        self, fut: asyncio.Future[Any], pending: PendingRequest
+    ) -> None:
+        try:
+            reply = await fut
+        except Exception as exc:  # noqa: BLE001 - the failure is the requester's error callback
+            if self.correlator.complete(pending.correlation_id) is not None:
+                self._deliver_callback(error_callback(pending, str(exc)), pending)
+            return
+        if self.correlator.complete(pending.correlation_id) is None:
+            return  # late (timed out) or cancelled: dropped and counted by the correlator
+        callback = Envelope(
+            pending.target,
+            pending.requester,
+            reply if reply is not None else b"",
+            kind="callback",
+            correlation_id=pending.correlation_id,
+            reply_to=pending.requester,
+        )
+        self._deliver_callback(callback, pending)
+
+    def _request_timed_out(self, pending: PendingRequest) -> None:
+        text = RequestTimeoutError(
+            str(pending.target), pending.timeout_ms / 1000, pending.correlation_id
+        ).message
+        self._deliver_callback(error_callback(pending, text), pending)
+
+    def _deliver_callback(self, env: Envelope, pending: PendingRequest) -> None:
+        cell = self._cells.get(pending.requester)
+        try:
+            if cell is None:
+                raise TargetNotFoundError(str(pending.requester))
+            cell.ref.tell_nowait(env)
+        except WactorError as exc:
+            self.dead_letters.record(
+                str(pending.requester),
+                f"callback undeliverable: {exc}",
+                sender=str(pending.target),
+                kind="callback",
+                size=len(env.payload),
+                correlation_id=pending.correlation_id,
+            )
+
+
+def _declared_id(path: Path) -> ComponentId | None:
+    """Best effort: the id a (possibly invalid) manifest declares, to attribute its failure."""
+    try:
+        with path.open("rb") as f:
+            return ComponentId.parse(tomllib.load(f)["component"]["id"])
+    except (OSError, ValueError, KeyError, TypeError, tomllib.TOMLDecodeError):
+        return None
+
+
+def _as_id(target: ComponentId | str) -> ComponentId:
+    if isinstance(target, ComponentId):
+        return target
+    try:
+        return ComponentId.parse(target)
+    except ValueError as exc:
+        raise ConfigError(str(exc), key="target") from exc

@@ -1,0 +1,283 @@
+"""A started component: its guest context (what host functions reach) and its actor.
+
+The :class:`ComponentRuntime` outlives instances: when an instance faults it is discarded and the
+next incarnation of the :class:`ComponentActor` makes a fresh one against the same runtime, so
+identity, capabilities, storage and pending requests stay put. Host functions run on the
+component's worker thread; whatever must touch the event loop (mailboxes, timers) crosses over
+with ``run_coroutine_threadsafe`` so the guest still gets a precise, synchronous answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from wactor._ids import ComponentId
+from wactor.actors import Actor, FailureAction
+from wactor.errors import (
+    CapabilityDeniedError,
+    ComponentError,
+    ComponentFault,
+    InvalidMessageError,
+    TargetNotFoundError,
+    WactorError,
+)
+from wactor.messaging import ERROR_CONTENT_TYPE, Envelope, PendingRequest
+from wactor.security import Manifest
+from wactor.storage import StorageBackend
+from wactor.wasm import ComponentInstance, GuestMetadata, InstanceLimits, LoadedComponent, WasiSpec
+
+if TYPE_CHECKING:
+    from wactor.host._host import Host
+
+__all__ = ["ComponentActor", "ComponentRuntime", "GuestInfo"]
+
+_guest_log = logging.getLogger("wactor.guest")
+_LEVELS = {
+    "trace": logging.DEBUG - 5,
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+}
+_BRIDGE_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class GuestInfo:
+    """What ``get-component-metadata`` reports."""
+
+    id: ComponentId
+    name: str
+    version: str
+    health: str
+
+
+class ComponentRuntime:
+    """The host's side of one component: the guest context its host functions see."""
+
+    def __init__(
+        self,
+        host: Host,
+        manifest: Manifest,
+        loaded: LoadedComponent,
+        storage: StorageBackend | None,
+    ) -> None:
+        self.host = host
+        self.manifest = manifest
+        self.loaded = loaded
+        self._id = manifest.id
+        self._storage = storage if manifest.capabilities.storage_quota is not None else None
+        self._quota = manifest.capabilities.storage_quota or 0
+        self.metadata: GuestMetadata | None = None
+        self.health = "unknown"
+        self.loop = asyncio.get_running_loop()
+
+    # -- GuestContext ----------------------------------------------------------------------------
+
+    @property
+    def component_id(self) -> ComponentId:
+        return self._id
+
+    @property
+    def storage(self) -> StorageBackend | None:
+        return self._storage
+
+    @property
+    def storage_quota(self) -> int:
+        return self._quota
+
+    def _check(self, action: str, target: ComponentId) -> None:
+        if not self.manifest.capabilities.allows(action, target):  # type: ignore[arg-type]
+            raise CapabilityDeniedError(
+                f"{self._id}: {action} to {target} is not granted by its manifest",
+                capability=f"messaging.{action}",
+                component=str(self._id),
+            )
+
+    def _check_payload(self, payload: bytes) -> None:
+        limit = self.host.config.max_payload_bytes
+        if len(payload) > limit:
+            raise InvalidMessageError(
+                f"{self._id}: payload of {len(payload)} bytes exceeds the {limit}-byte limit"
+            )
+
+    def _bridge(self, make: Callable[[], Any]) -> Any:
+        """Run a coroutine factory on the host loop and wait for its result on this thread."""
+        return asyncio.run_coroutine_threadsafe(make(), self.loop).result(_BRIDGE_TIMEOUT)
+
+    def send(self, target: ComponentId, payload: bytes) -> None:
+        self._check("send", target)
+        self._check_payload(payload)
+        env = Envelope(self._id, target, payload, kind="send")
+        self._bridge(lambda: self.host._deliver(env))
+
+    def request(self, target: ComponentId, payload: bytes, timeout_ms: int) -> str:
+        self._check("request", target)
+        self._check_payload(payload)
+        if not self.host._knows(target):
+            raise TargetNotFoundError(str(target))
+        correlation_id = self.host.correlator.new_id()
+        env = Envelope(
+            self._id,
+            target,
+            payload,
+            kind="request",
+            correlation_id=correlation_id,
+            reply_to=self._id,
+        )
+        pending = PendingRequest(correlation_id, self._id, target, max(1, timeout_ms))
+        self._bridge(lambda: self.host._start_guest_request(env, pending))
+        return correlation_id
+
+    def cancel_request(self, request_id: str) -> None:
+        async def cancel() -> bool:
+            return self.host.correlator.cancel(request_id, self._id)
+
+        if not self._bridge(cancel):
+            raise InvalidMessageError(f"{self._id}: no pending request {request_id!r}")
+
+    def broadcast(self, targets: Sequence[ComponentId], payload: bytes) -> None:
+        for target in targets:
+            self._check("broadcast", target)
+        self._check_payload(payload)
+        missing = [str(t) for t in targets if not self.host._knows(t)]
+        envs = [
+            Envelope(self._id, t, payload, kind="broadcast")
+            for t in targets
+            if self.host._knows(t)
+        ]
+
+        async def deliver_all() -> None:
+            for env in envs:
+                try:
+                    await self.host._deliver(env)
+                except WactorError as exc:
+                    self.host.dead_letters.record(
+                        str(env.target), str(exc), sender=str(self._id), kind="broadcast",
+                        size=len(payload),
+                    )
+
+        self._bridge(deliver_all)
+        if missing:
+            # The others were delivered; the guest still learns which ones were not.
+            raise TargetNotFoundError(missing[0])
+
+    def log(self, level: str, message: str, context: Sequence[tuple[str, str]]) -> None:
+        _guest_log.log(
+            _LEVELS.get(level, logging.INFO),
+            "%s: %s",
+            self._id,
+            message,
+            extra={"component": str(self._id), "guest_context": dict(context)},
+        )
+
+    def list_components(self) -> list[ComponentId]:
+        return self.host._component_ids()
+
+    def component_info(self, target: ComponentId) -> GuestInfo:
+        runtime = self.host._runtime(target)
+        if runtime is None:
+            raise TargetNotFoundError(str(target))
+        meta = runtime.metadata
+        return GuestInfo(
+            target,
+            meta.name if meta else target.name,
+            meta.version if meta else runtime.manifest.version,
+            runtime.health,
+        )
+
+    # -- instances -------------------------------------------------------------------------------
+
+    def new_instance(self) -> ComponentInstance:
+        """Instantiate and initialize a fresh instance (blocking; run on a worker thread)."""
+        m = self.manifest
+        limits = InstanceLimits(m.limits.memory_bytes, m.limits.timeout_ms, m.limits.fuel)
+        wasi = WasiSpec(
+            env=m.config.env,
+            read_dirs=tuple((str(p), str(p)) for p in m.capabilities.fs_read),
+            write_dirs=tuple((str(p), str(p)) for p in m.capabilities.fs_write),
+        )
+        instance = ComponentInstance(
+            self.host.engine,
+            self.host.linker,
+            self.loaded,
+            context=self,
+            limits=limits,
+            wasi=wasi,
+            output=self._guest_output,
+        )
+        data = m.config.data.encode() if m.config.data is not None else None
+        instance.initialize(m.config.env, data)
+        if self.metadata is None:
+            self.metadata = instance.metadata()
+        self.health = "healthy"
+        return instance
+
+    def _guest_output(self, data: bytes) -> None:
+        text = data.decode("utf-8", "replace").rstrip()
+        if text:
+            _guest_log.info("%s: %s", self._id, text, extra={"component": str(self._id)})
+
+
+class ComponentActor(Actor[Envelope]):
+    """One incarnation of a component: one instance, one call at a time, on a worker thread."""
+
+    def __init__(self, runtime: ComponentRuntime, executor: Executor) -> None:
+        self.runtime = runtime
+        self._executor = executor
+        self.instance: ComponentInstance | None = None
+
+    async def _run(self, fn: Callable[[], Any]) -> Any:
+        return await self.runtime.loop.run_in_executor(self._executor, fn)
+
+    async def on_start(self) -> None:
+        self.instance = await self._run(self.runtime.new_instance)
+
+    async def on_message(self, message: Envelope) -> Any:
+        instance = self.instance
+        if instance is None:
+            raise ComponentError(f"{self.runtime.component_id}: not running", case="not-initialized")
+        if message.kind == "callback":
+            return await self._run(lambda: instance.handle_callback(message))
+        return await self._run(lambda: instance.handle_message(message))
+
+    async def on_failure(self, exc: BaseException, message: Envelope) -> FailureAction:
+        if isinstance(exc, ComponentFault):
+            self.runtime.host.dead_letters.record(
+                str(self.runtime.component_id),
+                str(exc),
+                sender=str(message.sender),
+                kind=message.kind,
+                size=len(message.payload),
+                correlation_id=message.correlation_id,
+            )
+            self.instance = None
+            self.runtime.health = "unhealthy"
+            return "crash"
+        return "resume"
+
+    async def on_stop(self) -> None:
+        instance, self.instance = self.instance, None
+        if instance is not None and not instance.poisoned:
+            try:
+                await self._run(instance.shutdown)
+            except WactorError as exc:
+                logging.getLogger("wactor.host").warning("%s", exc)
+
+
+def error_callback(pending: PendingRequest, text: str) -> Envelope:
+    """The callback envelope that tells a requester its request failed."""
+    return Envelope(
+        pending.target,
+        pending.requester,
+        text.encode("utf-8"),
+        kind="callback",
+        correlation_id=pending.correlation_id,
+        reply_to=pending.requester,
+        content_type=ERROR_CONTENT_TYPE,
+    )

@@ -1,0 +1,19 @@
+"""The wasm layer: engine, compile cache, calling layer, instances and host functions."""
+
+from wactor.wasm._context import ComponentInfo, GuestContext
+from wactor.wasm._engine import EngineSettings, LoadedComponent, WasmEngine
+from wactor.wasm._instance import ComponentInstance, GuestMetadata, InstanceLimits, WasiSpec
+from wactor.wasm._linker import build_linker
+
+__all__ = [
+    "ComponentInfo",
+    "ComponentInstance",
+    "EngineSettings",
+    "GuestContext",
+    "GuestMetadata",
+    "InstanceLimits",
+    "LoadedComponent",
+    "WasiSpec",
+    "WasmEngine",
+    "build_linker",
+]

@@ -1,0 +1,77 @@
+"""What host functions know about their caller: the guest context of the running call.
+
+A component's export call runs on one worker thread; the instance sets the caller's context in a
+thread-local before entering wasm, so host functions (which wasmtime calls on that same thread)
+find who is calling without any lookup table.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Protocol
+
+from wactor._ids import ComponentId
+from wactor.storage import StorageBackend
+
+__all__ = ["ComponentInfo", "GuestContext", "current_context", "using_context"]
+
+
+class ComponentInfo(Protocol):
+    """What ``get-component-metadata`` reports about a component."""
+
+    @property
+    def id(self) -> ComponentId: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def health(self) -> str: ...
+
+
+class GuestContext(Protocol):
+    """The host's side of one component: identity, messaging, services and storage."""
+
+    @property
+    def component_id(self) -> ComponentId: ...
+    @property
+    def storage(self) -> StorageBackend | None: ...
+    @property
+    def storage_quota(self) -> int: ...
+
+    def send(self, target: ComponentId, payload: bytes) -> None: ...
+    def request(self, target: ComponentId, payload: bytes, timeout_ms: int) -> str: ...
+    def cancel_request(self, request_id: str) -> None: ...
+    def broadcast(self, targets: Sequence[ComponentId], payload: bytes) -> None: ...
+    def log(self, level: str, message: str, context: Sequence[tuple[str, str]]) -> None: ...
+    def list_components(self) -> list[ComponentId]: ...
+    def component_info(self, target: ComponentId) -> ComponentInfo: ...
+
+
+_local = threading.local()
+
+
+def current_context() -> GuestContext:
+    """The context of the component whose call is running on this thread."""
+    ctx: GuestContext | None = getattr(_local, "ctx", None)
+    if ctx is None:
+        raise RuntimeError("host function called outside a component call")
+    return ctx
+
+
+class using_context:  # noqa: N801 - used as a context manager, reads like a function
+    """Set the thread's current guest context for the duration of a call."""
+
+    __slots__ = ("_ctx", "_prev")
+
+    def __init__(self, ctx: GuestContext) -> None:
+        self._ctx = ctx
+        self._prev: GuestContext | None = None
+
+    def __enter__(self) -> None:
+        self._prev = getattr(_local, "ctx", None)
+        _local.ctx = self._ctx
+
+    def __exit__(self, *exc: object) -> None:
+        _local.ctx = self._prev

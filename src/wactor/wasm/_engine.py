@@ -1,0 +1,202 @@
+"""The wasmtime engine of a host: settings, epoch ticker, compile cache, loading and checking.
+
+One engine serves every component of a host. Wall-clock limits use epoch interruption: a ticker
+thread bumps the engine epoch every ``tick_ms`` and each call gets a deadline in ticks. Fuel is
+always on at the engine level (a component without a fuel budget simply gets an unreachable one),
+so budgets can differ per component without compiling twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import wasmtime
+from wasmtime.component import Component, ComponentInstanceType, FuncType
+
+from wactor.errors import InvalidComponentError
+from wactor.wasm._cache import CacheStats, CompileCache
+
+__all__ = [
+    "LIFECYCLE_EXPORTS",
+    "LIFECYCLE_INTERFACE",
+    "EngineSettings",
+    "LoadedComponent",
+    "WasmEngine",
+    "check_binary_kind",
+]
+
+LIFECYCLE_INTERFACE = "airssys:core/component-lifecycle@1.0.0"
+LIFECYCLE_EXPORTS = (
+    "initialize",
+    "handle-message",
+    "handle-callback",
+    "metadata",
+    "health",
+    "shutdown",
+)
+WORLD_IMPORTS = (
+    "airssys:core/types@1.0.0",
+    "airssys:core/errors@1.0.0",
+    "airssys:core/host-messaging@1.0.0",
+    "airssys:core/host-services@1.0.0",
+    "airssys:core/storage@1.0.0",
+)
+
+_MAGIC = b"\x00asm"
+_CORE_VERSION = b"\x01\x00\x00\x00"
+_COMPONENT_LAYER = b"\x0d\x00\x01\x00"
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSettings:
+    """Engine-wide settings; every one of them is part of the compile-cache key."""
+
+    # Small reservations keep thousands of instances within reach of the address space; memory
+    # that outgrows its reservation moves (a copy), which only memory-hungry guests pay for.
+    memory_reservation: int = 64 << 20
+    memory_guard_size: int = 64 << 10
+    memory_reservation_for_growth: int = 16 << 20
+    max_wasm_stack: int = 1 << 20
+    tick_ms: int = 5
+    opt_level: str = "speed"
+
+    def fingerprint(self) -> str:
+        """A stable string naming every setting that changes the compiled code."""
+        fields = asdict(self)
+        fields.pop("tick_ms")  # only the ticker uses it; compiled code does not depend on it
+        return ",".join(f"{k}={v}" for k, v in sorted(fields.items()))
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedComponent:
+    """A compiled component that fits the world, ready to instantiate many times."""
+
+    component: Component
+    digest: str
+    imports: tuple[str, ...]
+
+
+def check_binary_kind(data: bytes, path: str) -> None:
+    """Refuse garbage and core modules with a clear one-line reason."""
+    if len(data) < 8 or data[:4] != _MAGIC:
+        raise InvalidComponentError("not a WebAssembly binary (bad magic bytes)", path=path)
+    version = data[4:8]
+    if version == _CORE_VERSION:
+        raise InvalidComponentError(
+            "is a core wasm module, not a component (wrap it with `wasm-tools component new`)",
+            path=path,
+        )
+    if version != _COMPONENT_LAYER:
+        raise InvalidComponentError(
+            f"unsupported wasm version/layer {version.hex()} (expected a component)", path=path
+        )
+
+
+class WasmEngine:
+    """A wasmtime engine with its epoch ticker and compile cache."""
+
+    def __init__(self, cache_dir: Path | None, settings: EngineSettings | None = None) -> None:
+        self.settings = settings or EngineSettings()
+        cfg = wasmtime.Config()
+        cfg.wasm_component_model = True
+        cfg.epoch_interruption = True
+        cfg.consume_fuel = True
+        cfg.memory_reservation = self.settings.memory_reservation
+        cfg.memory_guard_size = self.settings.memory_guard_size
+        cfg.memory_reservation_for_growth = self.settings.memory_reservation_for_growth
+        cfg.max_wasm_stack = self.settings.max_wasm_stack
+        cfg.cranelift_opt_level = self.settings.opt_level
+        self.engine = wasmtime.Engine(cfg)
+        self.cache = (
+            CompileCache(cache_dir, self.settings.fingerprint()) if cache_dir is not None else None
+        )
+        self._loaded: dict[str, LoadedComponent] = {}
+        self._load_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._ticker = threading.Thread(target=self._tick, name="wactor-epoch", daemon=True)
+        self._ticker.start()
+
+    def _tick(self) -> None:
+        interval = self.settings.tick_ms / 1000
+        while not self._stop.wait(interval):
+            self.engine.increment_epoch()
+
+    def deadline_ticks(self, timeout_ms: int) -> int:
+        """Ticks to allow for a call limited to ``timeout_ms`` (at least the limit, never less)."""
+        tick = self.settings.tick_ms
+        return max(1, -(-timeout_ms // tick)) + 1
+
+    def cache_statistics(self) -> CacheStats | None:
+        """Return the compile cache's counts, if a cache is configured."""
+        return self.cache.statistics() if self.cache is not None else None
+
+    def load(self, data: bytes, path: str) -> LoadedComponent:
+        """Compile (or fetch from cache) and check that the bytes fit the world."""
+        check_binary_kind(data, path)
+        digest = hashlib.sha256(data).hexdigest()
+        with self._load_lock:
+            loaded = self._loaded.get(digest)
+            if loaded is not None:
+                return loaded
+
+            def compile_now() -> Component:
+                try:
+                    return Component(self.engine, data)
+                except wasmtime.WasmtimeError as exc:
+                    first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid"
+                    raise InvalidComponentError(
+                        f"not a valid component: {first}", path=path
+                    ) from exc
+
+            if self.cache is not None:
+                component = self.cache.load_or_compile(self.engine, digest, compile_now)
+            else:
+                component = compile_now()
+            imports = check_world(component, self.engine, path)
+            loaded = LoadedComponent(component, digest, imports)
+            self._loaded[digest] = loaded
+            return loaded
+
+    def close(self) -> None:
+        """Stop the epoch ticker; idempotent."""
+        self._stop.set()
+        if self._ticker.is_alive() and threading.current_thread() is not self._ticker:
+            self._ticker.join(timeout=1)
+
+
+def check_world(component: Component, engine: wasmtime.Engine, path: str) -> tuple[str, ...]:
+    """Check exports and imports against ``runtime-host``; return the import names."""
+    ctype = component.type
+    exports = ctype.exports(engine)
+    lifecycle = exports.get(LIFECYCLE_INTERFACE)
+    if lifecycle is None:
+        raise InvalidComponentError(
+            f"does not export {LIFECYCLE_INTERFACE} (exports: "
+            f"{', '.join(sorted(exports)) or 'none'})",
+            path=path,
+        )
+    item = lifecycle.ty
+    if not isinstance(item, ComponentInstanceType):
+        raise InvalidComponentError(f"{LIFECYCLE_INTERFACE} is not an instance", path=path)
+    funcs = item.exports(engine)
+    missing = [
+        name
+        for name in LIFECYCLE_EXPORTS
+        if name not in funcs or not isinstance(funcs[name].ty, FuncType)
+    ]
+    if missing:
+        raise InvalidComponentError(
+            f"{LIFECYCLE_INTERFACE} lacks {', '.join(missing)}", path=path
+        )
+    imports = tuple(ctype.imports(engine))
+    foreign = [
+        name for name in imports if name not in WORLD_IMPORTS and not name.startswith("wasi:")
+    ]
+    if foreign:
+        raise InvalidComponentError(
+            f"imports interfaces outside the runtime-host world: {', '.join(foreign)}", path=path
+        )
+    return imports

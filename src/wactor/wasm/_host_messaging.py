@@ -1,0 +1,106 @@
+"""Host functions of ``airssys:core/host-messaging@1.0.0``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import wasmtime
+from wasmtime.component import Variant
+
+from wactor._ids import ComponentId
+from wactor.errors import (
+    MessagingError,
+    QueueFullError,
+    RequestTimeoutError,
+    SecurityError,
+    TargetNotFoundError,
+    WactorError,
+)
+from wactor.wasm._calling import add_host_func
+from wactor.wasm._context import current_context
+from wactor.wasm._records import component_id_from, component_id_record, err, ok
+
+__all__ = ["INTERFACE", "define_messaging"]
+
+INTERFACE = "airssys:core/host-messaging@1.0.0"
+
+
+def _target(value: Any) -> ComponentId | Variant:
+    try:
+        return component_id_from(value)
+    except ValueError as exc:
+        return err("invalid-message", str(exc))
+
+
+def messaging_err(exc: Exception) -> Variant:
+    """Translate a host-side failure into the guest's ``messaging-error``."""
+    if isinstance(exc, TargetNotFoundError):
+        return err("target-not-found", component_id_record(ComponentId.parse(exc.target)))
+    if isinstance(exc, QueueFullError):
+        return err("queue-full")
+    if isinstance(exc, RequestTimeoutError):
+        return err("correlation-timeout", exc.correlation_id or "")
+    if isinstance(exc, SecurityError):
+        return err("delivery-failed", f"denied: {exc}")
+    if isinstance(exc, MessagingError) and exc.exit_code == 2:
+        return err("invalid-message", str(exc))
+    if isinstance(exc, WactorError):
+        return err("delivery-failed", str(exc))
+    return err("delivery-failed", f"internal error: {type(exc).__name__}")
+
+
+def _send(target: Any, payload: bytes) -> Variant:
+    cid = _target(target)
+    if isinstance(cid, Variant):
+        return cid
+    try:
+        current_context().send(cid, payload)
+    except Exception as exc:  # noqa: BLE001 - every failure becomes the guest's err
+        return messaging_err(exc)
+    return ok()
+
+
+def _request(target: Any, payload: bytes, timeout_ms: int) -> Variant:
+    cid = _target(target)
+    if isinstance(cid, Variant):
+        return cid
+    try:
+        return ok(current_context().request(cid, payload, timeout_ms))
+    except Exception as exc:  # noqa: BLE001
+        return messaging_err(exc)
+
+
+def _cancel_request(request_id: str) -> Variant:
+    try:
+        current_context().cancel_request(request_id)
+    except Exception as exc:  # noqa: BLE001
+        return messaging_err(exc)
+    return ok()
+
+
+def _broadcast(targets: list[Any], payload: bytes) -> Variant:
+    ids: list[ComponentId] = []
+    for value in targets:
+        cid = _target(value)
+        if isinstance(cid, Variant):
+            return cid
+        ids.append(cid)
+    try:
+        current_context().broadcast(ids, payload)
+    except Exception as exc:  # noqa: BLE001
+        return messaging_err(exc)
+    return ok()
+
+
+def _self_id() -> Any:
+    return component_id_record(current_context().component_id)
+
+
+def define_messaging(root: wasmtime.component.LinkerInstance) -> None:
+    """Define every function of the messaging interface in ``root``."""
+    with root.add_instance(INTERFACE) as inst:
+        add_host_func(inst, "send", _send)
+        add_host_func(inst, "request", _request)
+        add_host_func(inst, "cancel-request", _cancel_request)
+        add_host_func(inst, "broadcast", _broadcast)
+        add_host_func(inst, "self-id", _self_id)

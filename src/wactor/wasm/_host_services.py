@@ -1,0 +1,74 @@
+"""Host functions of ``airssys:core/host-services@1.0.0``."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import wasmtime
+from wasmtime.component import Variant
+
+from wactor.wasm._calling import add_host_func
+from wactor.wasm._context import current_context
+from wactor.wasm._records import (
+    component_id_from,
+    component_id_record,
+    err,
+    ok,
+    record,
+    timestamp_record,
+)
+
+__all__ = ["INTERFACE", "MAX_SLEEP_MS", "define_services"]
+
+INTERFACE = "airssys:core/host-services@1.0.0"
+MAX_SLEEP_MS = 60_000
+"""A single ``sleep-millis`` is capped; the call's own wall-clock limit still applies."""
+
+
+def _log(level: str, message: str, context: list[tuple[str, str]] | None) -> None:
+    current_context().log(level, message, context or [])
+
+
+def _current_time() -> Any:
+    return timestamp_record(time.time_ns())
+
+
+def _current_time_millis() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _sleep_millis(duration_ms: int) -> None:
+    # The call runs on the component's own worker thread: sleeping blocks only this component.
+    time.sleep(min(duration_ms, MAX_SLEEP_MS) / 1000)
+
+
+def _list_components() -> list[Any]:
+    return [component_id_record(cid) for cid in current_context().list_components()]
+
+
+def _get_component_metadata(target: Any) -> Variant:
+    try:
+        cid = component_id_from(target)
+        info = current_context().component_info(cid)
+    except Exception as exc:  # noqa: BLE001 - every failure becomes the guest's err
+        return err("invalid-state", str(exc))
+    return ok(
+        record(
+            id=component_id_record(info.id),
+            name=info.name,
+            version=info.version,
+            health=info.health,
+        )
+    )
+
+
+def define_services(root: wasmtime.component.LinkerInstance) -> None:
+    """Define every function of the services interface in ``root``."""
+    with root.add_instance(INTERFACE) as inst:
+        add_host_func(inst, "log", _log)
+        add_host_func(inst, "current-time", _current_time)
+        add_host_func(inst, "current-time-millis", _current_time_millis)
+        add_host_func(inst, "sleep-millis", _sleep_millis)
+        add_host_func(inst, "list-components", _list_components)
+        add_host_func(inst, "get-component-metadata", _get_component_metadata)

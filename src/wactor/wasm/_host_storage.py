@@ -1,0 +1,78 @@
+"""Host functions of ``airssys:core/storage@1.0.0``: keys always scoped to the caller."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import wasmtime
+from wasmtime.component import Variant
+
+from wactor.errors import InvalidKeyError, QuotaExceededError, StorageError
+from wactor.storage import StorageBackend
+from wactor.wasm._calling import add_host_func
+from wactor.wasm._context import current_context
+from wactor.wasm._records import err, ok, record
+
+__all__ = ["INTERFACE", "define_storage"]
+
+INTERFACE = "airssys:core/storage@1.0.0"
+
+
+def _guarded(op: Callable[[StorageBackend, str, int], Any]) -> Variant:
+    ctx = current_context()
+    backend = ctx.storage
+    if backend is None:
+        return err("io-error", f"{ctx.component_id}: no storage capability granted")
+    try:
+        return ok(op(backend, str(ctx.component_id), ctx.storage_quota))
+    except QuotaExceededError:
+        return err("quota-exceeded")
+    except InvalidKeyError as exc:
+        return err("invalid-key", str(exc))
+    except StorageError as exc:
+        return err("io-error", str(exc))
+    except Exception as exc:  # noqa: BLE001 - a host bug must not poison the guest silently
+        return err("io-error", f"internal error: {type(exc).__name__}")
+
+
+def _get(key: str) -> Variant:
+    return _guarded(lambda b, c, q: b.get(c, key))
+
+
+def _set(key: str, value: bytes) -> Variant:
+    return _guarded(lambda b, c, q: b.set(c, key, value, quota=q))
+
+
+def _delete(key: str) -> Variant:
+    def op(b: StorageBackend, c: str, q: int) -> None:
+        b.delete(c, key)
+
+    return _guarded(op)
+
+
+def _exists(key: str) -> Variant:
+    return _guarded(lambda b, c, q: b.exists(c, key))
+
+
+def _list_keys(prefix: str | None) -> Variant:
+    return _guarded(lambda b, c, q: b.list_keys(c, prefix))
+
+
+def _usage() -> Variant:
+    def op(b: StorageBackend, c: str, q: int) -> Any:
+        u = b.usage(c, quota=q)
+        return record(used_bytes=u.used_bytes, quota_bytes=u.quota_bytes, key_count=u.key_count)
+
+    return _guarded(op)
+
+
+def define_storage(root: wasmtime.component.LinkerInstance) -> None:
+    """Define every function of the storage interface in ``root``."""
+    with root.add_instance(INTERFACE) as inst:
+        add_host_func(inst, "get", _get)
+        add_host_func(inst, "set", _set)
+        add_host_func(inst, "delete", _delete)
+        add_host_func(inst, "exists", _exists)
+        add_host_func(inst, "list-keys", _list_keys)
+        add_host_func(inst, "usage", _usage)

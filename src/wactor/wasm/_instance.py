@@ -1,0 +1,262 @@
+"""One live instance of a component: its Store, its exports, its limits, its faults.
+
+Every export call is bounded: a wall-clock deadline through the engine epoch, a fuel budget when the
+manifest sets one, linear memory through store limits. A call that traps, times out or hits a limit
+raises a :class:`~wactor.errors.ComponentFault` and leaves the instance ``poisoned``: the owner must
+discard it and make a new one. Calls are blocking; the host runs them on worker threads.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import wasmtime
+from wasmtime.component import Linker, Variant
+
+from wactor.errors import (
+    ComponentError,
+    ComponentFault,
+    ExecutionTimeoutError,
+    GuestError,
+    InstantiationError,
+    InvalidComponentError,
+    ResourceLimitError,
+    TrapError,
+)
+from wactor.messaging._envelope import Envelope
+from wactor.wasm._calling import ExportFunc, HostFuncError, last_host_exception
+from wactor.wasm._context import GuestContext, using_context
+from wactor.wasm._engine import LIFECYCLE_EXPORTS, LIFECYCLE_INTERFACE, LoadedComponent, WasmEngine
+from wactor.wasm._records import config_record, message_record
+
+__all__ = ["ComponentInstance", "GuestMetadata", "InstanceLimits", "WasiSpec"]
+
+# Fuel is always metered (engine-wide); a component without a budget gets one it cannot exhaust.
+_UNMETERED_FUEL = 1 << 62
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceLimits:
+    """Per-call and per-instance limits of one component."""
+
+    memory_bytes: int
+    timeout_ms: int
+    fuel: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WasiSpec:
+    """What the instance's WASI sees: preopened directories and environment, nothing else."""
+
+    env: tuple[tuple[str, str], ...] = ()
+    read_dirs: tuple[tuple[str, str], ...] = ()  # (host path, guest path)
+    write_dirs: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class GuestMetadata:
+    """What the guest's ``metadata`` export says about itself."""
+
+    name: str
+    version: str
+    description: str
+    author: str
+    license: str
+    supported_operations: tuple[str, ...]
+    stateful: bool
+
+
+def _wasi_config(spec: WasiSpec, output: Callable[[bytes], None] | None) -> wasmtime.WasiConfig:
+    cfg = wasmtime.WasiConfig()
+    if spec.env:
+        cfg.env = [list(pair) for pair in spec.env]
+    for host, guest in spec.read_dirs:
+        cfg.preopen_dir(host, guest, fs_mutable=False)
+    for host, guest in spec.write_dirs:
+        cfg.preopen_dir(host, guest, fs_mutable=True)
+    if output is not None:
+        cfg.stdout_custom = output
+        cfg.stderr_custom = output
+    return cfg
+
+
+class ComponentInstance:
+    """A Store plus an instance of one component, with compiled export signatures."""
+
+    def __init__(
+        self,
+        engine: WasmEngine,
+        linker: Linker,
+        loaded: LoadedComponent,
+        *,
+        context: GuestContext,
+        limits: InstanceLimits,
+        wasi: WasiSpec | None = None,
+        output: Callable[[bytes], None] | None = None,
+    ) -> None:
+        self._engine = engine
+        self.context = context
+        self.limits = limits
+        self.poisoned = False
+        self.calls = 0
+        self._label = str(context.component_id)
+        store = wasmtime.Store(engine.engine)
+        store.set_limits(memory_size=limits.memory_bytes)
+        store.set_wasi(_wasi_config(wasi or WasiSpec(), output))
+        self._store = store
+        self._arm()
+        try:
+            with using_context(context):
+                instance = linker.instantiate(store, loaded.component)
+        except wasmtime.WasmtimeError as exc:
+            raise InstantiationError(
+                f"{self._label}: instantiation failed: {_first_line(exc)}", component=self._label
+            ) from exc
+        iface = instance.get_export_index(store, LIFECYCLE_INTERFACE)
+        if iface is None:
+            raise InvalidComponentError(
+                f"does not export {LIFECYCLE_INTERFACE}", path=self._label
+            )
+        funcs: dict[str, ExportFunc] = {}
+        for name in LIFECYCLE_EXPORTS:
+            idx = instance.get_export_index(store, name, iface)
+            func = instance.get_func(store, idx) if idx is not None else None
+            if func is None:
+                raise InvalidComponentError(
+                    f"{LIFECYCLE_INTERFACE} lacks {name}", path=self._label
+                )
+            funcs[name] = ExportFunc(func, store, name)
+        self._funcs = funcs
+
+    # -- limits and faults ---------------------------------------------------------------------
+
+    def _arm(self) -> None:
+        limits = self.limits
+        self._store.set_epoch_deadline(self._engine.deadline_ticks(limits.timeout_ms))
+        self._store.set_fuel(limits.fuel if limits.fuel is not None else _UNMETERED_FUEL)
+
+    def _call(self, name: str, *args: Any) -> Any:
+        if self.poisoned:
+            raise ComponentError(
+                f"{self._label}: instance was discarded after a fault", component=self._label
+            )
+        self._arm()
+        started = time.monotonic()
+        try:
+            with using_context(self.context):
+                return self._funcs[name](self._store, *args)
+        except HostFuncError as exc:
+            self.poisoned = True
+            raise TrapError(
+                f"{self._label}: {name}: {exc}", component=self._label
+            ) from exc.cause
+        except wasmtime.WasmtimeError as exc:
+            self.poisoned = True
+            last_host_exception()  # a stale record must not leak into the next call
+            raise self._fault(name, exc, time.monotonic() - started) from exc
+        finally:
+            self.calls += 1
+
+    def _fault(self, name: str, exc: Exception, elapsed: float) -> ComponentFault:
+        text = str(exc)
+        lowered = text.lower()
+        label = self._label
+        if "interrupt" in lowered:
+            return ExecutionTimeoutError(
+                f"{label}: {name} exceeded its {self.limits.timeout_ms} ms limit "
+                f"(stopped after {elapsed * 1000:.0f} ms)",
+                timeout_ms=self.limits.timeout_ms,
+                component=label,
+            )
+        if "fuel" in lowered:
+            return ResourceLimitError(
+                f"{label}: {name} used up its fuel budget of {self.limits.fuel}",
+                limit="fuel",
+                component=label,
+            )
+        if any(s in lowered for s in ("memory allocation", "out of memory", "memory limit")):
+            return ResourceLimitError(
+                f"{label}: {name} exceeded its memory limit of {self.limits.memory_bytes} bytes",
+                limit="memory",
+                component=label,
+            )
+        return TrapError(f"{label}: {name} trapped: {_trap_summary(text)}", component=label)
+
+    # -- the exports ---------------------------------------------------------------------------
+
+    def initialize(
+        self, env: Sequence[tuple[str, str]] = (), data: bytes | None = None
+    ) -> None:
+        """Call ``initialize``; a guest ``err`` raises :class:`ComponentError`."""
+        limits = self.limits
+        config = config_record(
+            list(env), data, limits.memory_bytes, limits.timeout_ms, limits.fuel
+        )
+        _check_lifecycle(self._call("initialize", config), "initialize", self._label)
+
+    def handle_message(self, env: Envelope) -> bytes | None:
+        """Deliver one message; return the reply payload or ``None``."""
+        result = self._call("handle-message", message_record(env))
+        return _unwrap_wasm_result(result, self._label)  # type: ignore[no-any-return]
+
+    def handle_callback(self, env: Envelope) -> None:
+        """Deliver a reply (or an error) for an earlier request of this component."""
+        _unwrap_wasm_result(self._call("handle-callback", message_record(env)), self._label)
+
+    def metadata(self) -> GuestMetadata:
+        """Ask the guest to describe itself."""
+        meta = self._call("metadata").__dict__
+        return GuestMetadata(
+            name=meta["name"],
+            version=meta["version"],
+            description=meta["description"],
+            author=meta["author"],
+            license=meta["license"],
+            supported_operations=tuple(meta["supported-operations"]),
+            stateful=bool(meta["stateful"]),
+        )
+
+    def health(self) -> str:
+        """Ask the guest for its health: healthy, degraded, unhealthy or unknown."""
+        return str(self._call("health"))
+
+    def shutdown(self) -> None:
+        """Call ``shutdown``; a guest ``err`` raises :class:`ComponentError`."""
+        _check_lifecycle(self._call("shutdown"), "shutdown", self._label)
+
+
+def _unwrap_wasm_result(result: Variant, label: str) -> Any:
+    if result.tag == "ok":
+        return result.payload
+    error = result.payload
+    if isinstance(error, Variant):
+        detail = error.payload if isinstance(error.payload, str) else None
+        raise GuestError(error.tag, detail, component=label)
+    raise GuestError("runtime-error", None, component=label)
+
+
+def _check_lifecycle(result: Variant, op: str, label: str) -> None:
+    if result.tag == "ok":
+        return
+    error = result.payload
+    case = error.tag if isinstance(error, Variant) else "invalid-state"
+    detail = error.payload if isinstance(error, Variant) and error.payload else ""
+    raise ComponentError(f"{label}: {op} failed: {case} {detail}".rstrip(), case=case,
+                         component=label)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _trap_summary(text: str) -> str:
+    # wasmtime puts the backtrace after the reason; keep the line that names the trap.
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    for line in lines:
+        if "wasm trap" in line or "trap" in line.lower():
+            return line
+    return lines[-1] if lines else "trap"

@@ -1,0 +1,79 @@
+"""Build and read the WIT records of ``airssys:core/types`` as component values."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from wasmtime.component import Record, Variant
+
+from wactor._ids import ComponentId
+from wactor.messaging._envelope import Envelope
+
+__all__ = [
+    "component_id_from",
+    "component_id_record",
+    "config_record",
+    "err",
+    "message_record",
+    "ok",
+    "record",
+    "timestamp_record",
+]
+
+
+def record(**fields: Any) -> Record:
+    """Make a record; ``snake_case`` argument names become the WIT's ``kebab-case`` fields."""
+    out = Record()
+    for name, value in fields.items():
+        out.__dict__[name.replace("_", "-")] = value
+    return out
+
+
+def ok(value: Any = None) -> Variant:
+    """The ``ok`` case of a WIT ``result``."""
+    return Variant("ok", value)
+
+
+def err(case: str, detail: Any = None) -> Variant:
+    """The ``err`` case of a WIT ``result`` holding the variant ``case(detail)``."""
+    return Variant("err", Variant(case, detail))
+
+
+def component_id_record(cid: ComponentId) -> Record:
+    """A ``component-id`` record."""
+    return record(namespace=cid.namespace, name=cid.name, instance=cid.instance)
+
+
+def component_id_from(value: Any) -> ComponentId:
+    """Read a ``component-id`` record; raise ``ValueError`` if it names no valid id."""
+    return ComponentId.parse(
+        f"{value.__dict__['namespace']}/{value.__dict__['name']}/{value.__dict__['instance']}"
+    )
+
+
+def timestamp_record(ns: int) -> Record:
+    """A ``timestamp`` record from nanoseconds since the epoch."""
+    return record(seconds=ns // 1_000_000_000, nanoseconds=ns % 1_000_000_000)
+
+
+def message_record(env: Envelope) -> Record:
+    """The ``component-message`` a guest receives for an envelope."""
+    meta = record(
+        correlation_id=env.correlation_id,
+        reply_to=component_id_record(env.reply_to) if env.reply_to is not None else None,
+        timestamp=timestamp_record(env.timestamp_ns),
+        content_type=env.content_type,
+    )
+    return record(sender=component_id_record(env.sender), payload=env.payload, metadata=meta)
+
+
+def config_record(
+    env: list[tuple[str, str]],
+    data: bytes | None,
+    memory_bytes: int,
+    timeout_ms: int,
+    fuel: int | None,
+) -> Record:
+    """The ``component-config`` passed to ``initialize``."""
+    limits = record(max_memory_bytes=memory_bytes, max_execution_time_ms=timeout_ms, max_fuel=fuel)
+    return record(env_vars=env, config_data=data, resource_limits=limits)

@@ -1,0 +1,211 @@
+"""The operator's host config (``wactor.toml``): state, components, broker, supervision, trust.
+
+Paths are resolved against the config file's directory. Component manifests listed here are not
+opened at load time: the host reports a bad or missing one for that component alone when it starts.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from wactor._toml import ConfigTable, read_config_file
+from wactor._units import MIB
+from wactor.errors import HostConfigError
+
+__all__ = [
+    "DEFAULT_NATS_URL",
+    "BrokerConfig",
+    "BrokerType",
+    "HostConfig",
+    "HostSupervision",
+    "LogLevel",
+    "StorageType",
+    "SupervisionStrategy",
+    "TrustConfig",
+    "load_host_config",
+]
+
+BrokerType = Literal["memory", "nats"]
+SupervisionStrategy = Literal["one_for_one", "one_for_all", "rest_for_one"]
+StorageType = Literal["sqlite", "memory"]
+LogLevel = Literal["trace", "debug", "info", "warn", "error"]
+
+_BROKER_TYPES: tuple[BrokerType, ...] = ("memory", "nats")
+_STRATEGIES: tuple[SupervisionStrategy, ...] = ("one_for_one", "one_for_all", "rest_for_one")
+_STORAGE_TYPES: tuple[StorageType, ...] = ("sqlite", "memory")
+_LOG_LEVELS: tuple[LogLevel, ...] = ("trace", "debug", "info", "warn", "error")
+
+DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
+_NATS_SCHEMES = ("nats", "tls", "ws", "wss")
+
+# The lattice name becomes one token of NATS subjects (wactor.<lattice>.<ns>.<name>.<instance>):
+# no dots, wildcards or whitespace.
+_LATTICE = re.compile(r"^[A-Za-z0-9_-]{1,63}$")
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerConfig:
+    """Which broker carries messages: in-process, or NATS for a lattice of hosts."""
+
+    type: BrokerType = "memory"
+    url: str | None = None  # NATS server URL(s), comma-separated; set whenever type is "nats"
+    lattice: str = "default"
+
+
+@dataclass(frozen=True, slots=True)
+class HostSupervision:
+    """The host's top supervisor: strategy and restart intensity."""
+
+    strategy: SupervisionStrategy = "one_for_one"
+    max_restarts: int = 3
+    within_seconds: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class TrustConfig:
+    """Sources whose components run without an operator's approval."""
+
+    keys: tuple[Path, ...] = ()  # ed25519 public key files
+    digests: tuple[str, ...] = ()  # lowercase sha256 hex, no "sha256:" prefix
+    paths: tuple[Path, ...] = ()  # directories whose components are trusted
+
+
+@dataclass(frozen=True, slots=True)
+class HostConfig:
+    """A validated host config; every path is absolute."""
+
+    path: Path | None
+    state_dir: Path
+    dev: bool = False
+    components: tuple[Path, ...] = ()  # manifests, started in this order
+    broker: BrokerConfig = field(default_factory=BrokerConfig)
+    supervision: HostSupervision = field(default_factory=HostSupervision)
+    trust: TrustConfig = field(default_factory=TrustConfig)
+    cache_dir: Path | None = None  # None: the user's cache directory (shared by all hosts)
+    storage: StorageType = "sqlite"
+    max_payload_bytes: int = 16 * MIB
+    log_level: LogLevel = "info"
+
+    @classmethod
+    def default(cls, state_dir: str | os.PathLike[str]) -> HostConfig:
+        """Return the config of an embedded host without a file: memory broker, SQLite state."""
+        return cls(path=None, state_dir=Path(state_dir).expanduser().resolve())
+
+
+def load_host_config(path: str | os.PathLike[str]) -> HostConfig:
+    """Read and validate the host config at ``path``; raise ``HostConfigError`` on any problem."""
+    given = Path(path)
+    root = read_config_file(
+        given,
+        HostConfigError,
+        allowed=(
+            "state-dir",
+            "dev",
+            "components",
+            "cache-dir",
+            "storage",
+            "max-payload",
+            "log-level",
+            "broker",
+            "supervision",
+            "trust",
+        ),
+    )
+    base = given.resolve().parent
+    default = HostConfig(path=None, state_dir=base / ".wactor")
+    return HostConfig(
+        path=given.resolve(),
+        state_dir=root.opt_path("state-dir", base) or default.state_dir,
+        dev=root.boolean("dev", default.dev),
+        components=_components(root, base),
+        broker=_broker(root.table("broker", ("type", "url", "lattice"))),
+        supervision=_supervision(
+            root.table("supervision", ("strategy", "max-restarts", "within-seconds"))
+        ),
+        trust=_trust(root.table("trust", ("keys", "digests", "paths")), base),
+        cache_dir=root.opt_path("cache-dir", base),
+        storage=root.choice("storage", _STORAGE_TYPES, default.storage),
+        max_payload_bytes=root.size("max-payload", default.max_payload_bytes, minimum=1),
+        log_level=root.choice("log-level", _LOG_LEVELS, default.log_level),
+    )
+
+
+def _components(root: ConfigTable, base: Path) -> tuple[Path, ...]:
+    paths = root.path_list("components", base)
+    first_seen: dict[Path, int] = {}
+    for index, manifest in enumerate(paths):
+        if manifest in first_seen:
+            root.fail(
+                f"components[{index}]",
+                f"{manifest} is listed twice (also components[{first_seen[manifest]}])",
+                expected="each manifest once",
+            )
+        first_seen[manifest] = index
+    return paths
+
+
+def _broker(table: ConfigTable | None) -> BrokerConfig:
+    default = BrokerConfig()
+    if table is None:
+        return default
+    broker_type = table.choice("type", _BROKER_TYPES, default.type)
+    url = table.opt_str("url")
+    if url is not None:
+        _check_nats_url(table, url)
+    elif broker_type == "nats":
+        url = DEFAULT_NATS_URL
+    lattice = table.opt_str("lattice")
+    if lattice is None:
+        lattice = default.lattice
+    if not _LATTICE.match(lattice):
+        table.fail(
+            "lattice",
+            f"bad lattice name {lattice!r}",
+            expected="1-63 letters, digits, '_' or '-' (it is one NATS subject token)",
+        )
+    return BrokerConfig(type=broker_type, url=url, lattice=lattice)
+
+
+def _check_nats_url(table: ConfigTable, url: str) -> None:
+    expected = "nats://host:port (or tls://, ws://, wss://), several separated by ','"
+    for item in url.split(","):
+        server = item.strip()
+        try:
+            parts = urlsplit(server)
+            port = parts.port
+        except ValueError as exc:
+            table.fail("url", f"bad URL {server!r}: {exc}", expected=expected)
+        if parts.scheme not in _NATS_SCHEMES or not parts.hostname:
+            table.fail("url", f"bad URL {server!r}", expected=expected)
+        if port == 0:
+            table.fail("url", f"bad port in {server!r}", expected=expected)
+
+
+def _supervision(table: ConfigTable | None) -> HostSupervision:
+    default = HostSupervision()
+    if table is None:
+        return default
+    return HostSupervision(
+        strategy=table.choice("strategy", _STRATEGIES, default.strategy),
+        max_restarts=table.integer("max-restarts", default.max_restarts, minimum=0),
+        within_seconds=table.number("within-seconds", default.within_seconds),
+    )
+
+
+def _trust(table: ConfigTable | None, base: Path) -> TrustConfig:
+    if table is None:
+        return TrustConfig()
+    digests = tuple(
+        table.digest(f"digests[{index}]", text)
+        for index, text in enumerate(table.str_list("digests"))
+    )
+    return TrustConfig(
+        keys=table.path_list("keys", base),
+        digests=digests,
+        paths=table.path_list("paths", base),
+    )

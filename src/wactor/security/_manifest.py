@@ -1,0 +1,420 @@
+"""The component manifest (``component.toml``): what a component is, may use and how it restarts.
+
+The loader validates everything once, here at the edge, and turns each problem into one
+``ManifestError`` line naming the file, the dotted key and what was expected. Everything past this
+module can trust a ``Manifest``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from wactor._ids import ComponentId, TargetPattern
+from wactor._toml import ConfigTable, read_config_file
+from wactor._units import KIB, MIB
+from wactor.errors import DigestMismatchError, ManifestError
+
+__all__ = [
+    "Capabilities",
+    "ComponentConfig",
+    "Limits",
+    "Manifest",
+    "MessagingAction",
+    "RestartType",
+    "SupervisionSpec",
+    "load_manifest",
+    "verify_digest",
+]
+
+MessagingAction = Literal["send", "request", "broadcast"]
+RestartType = Literal["permanent", "transient", "temporary"]
+
+_RESTART_TYPES: tuple[RestartType, ...] = ("permanent", "transient", "temporary")
+_MESSAGING_ACTIONS: tuple[MessagingAction, ...] = ("send", "request", "broadcast")
+
+# A storage section without a quota still means "this component uses storage"; 10 MiB is the
+# example the design uses and is generous for state, small for a runaway loop.
+DEFAULT_STORAGE_QUOTA = 10 * MIB
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+
+
+# --- values ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Resource limits of one instance; timeouts and fuel apply to each export call."""
+
+    memory_bytes: int = 64 * MIB
+    timeout_ms: int = 1000
+    fuel: int | None = None
+    mailbox: int = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a component may do beyond computing: nothing unless listed here."""
+
+    send: tuple[TargetPattern, ...] = ()
+    request: tuple[TargetPattern, ...] = ()
+    broadcast: tuple[TargetPattern, ...] = ()
+    storage_quota: int | None = None  # None: no storage at all
+    fs_read: tuple[Path, ...] = ()
+    fs_write: tuple[Path, ...] = ()
+    net_connect: tuple[str, ...] = ()  # "host:port" patterns, see _check_connect_pattern
+    env: tuple[str, ...] = ()  # names of host environment variables the component may see
+
+    def allows(self, action: MessagingAction, target: ComponentId) -> bool:
+        """Tell whether messaging ``action`` towards ``target`` is granted."""
+        if action == "send":
+            patterns = self.send
+        elif action == "request":
+            patterns = self.request
+        elif action == "broadcast":
+            patterns = self.broadcast
+        else:
+            raise ValueError(f"unknown messaging action {action!r}")
+        return any(pattern.matches(target) for pattern in patterns)
+
+    def allows_connect(self, host: str, port: int) -> bool:
+        """Tell whether opening a socket to ``host:port`` is granted."""
+        return any(_connect_matches(p, host, port) for p in self.net_connect)
+
+    @property
+    def has_storage(self) -> bool:
+        """Tell whether the component may use key-value storage at all."""
+        return self.storage_quota is not None
+
+
+@dataclass(frozen=True, slots=True)
+class SupervisionSpec:
+    """How the component's supervisor restarts it (Erlang/OTP child spec)."""
+
+    restart: RestartType = "permanent"
+    max_restarts: int = 3
+    within_seconds: float = 5.0
+    backoff_initial_ms: int = 10
+    backoff_max_ms: int = 2000
+    shutdown_timeout_ms: int = 5000
+    health_interval_ms: int | None = None  # None: no periodic health checks
+    health_threshold: int = 3  # consecutive unhealthy answers before a restart
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentConfig:
+    """What ``initialize`` receives: ``env-vars`` and ``config-data``."""
+
+    env: tuple[tuple[str, str], ...] = ()
+    data: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """A validated ``component.toml``; paths are absolute."""
+
+    path: Path
+    id: ComponentId
+    wasm: Path
+    version: str = "0.0.0"
+    sha256: str | None = None  # lowercase hex, no "sha256:" prefix
+    description: str | None = None
+    limits: Limits = field(default_factory=Limits)
+    capabilities: Capabilities = field(default_factory=Capabilities)
+    supervision: SupervisionSpec = field(default_factory=SupervisionSpec)
+    config: ComponentConfig = field(default_factory=ComponentConfig)
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+
+def load_manifest(path: str | os.PathLike[str]) -> Manifest:
+    """Read and validate the manifest at ``path``; raise ``ManifestError`` on any problem."""
+    given = Path(path)
+    root = read_config_file(
+        given,
+        ManifestError,
+        allowed=("component", "resources", "capabilities", "supervision", "config"),
+    )
+    base = given.resolve().parent
+
+    component = root.table("component", ("id", "wasm", "version", "sha256", "description"))
+    if component is None:
+        root.fail("component", "missing table", expected="[component] with id and wasm")
+    component_id = _component_id(component)
+    wasm = _wasm_path(component, base)
+    version = component.opt_str("version")
+    if version is None:
+        version = "0.0.0"
+    elif not version.strip():
+        component.fail("version", "empty version", expected="a version such as '1.2.0'")
+    sha256 = _digest(component, "sha256")
+    description = component.opt_str("description")
+
+    return Manifest(
+        path=given.resolve(),
+        id=component_id,
+        wasm=wasm,
+        version=version,
+        sha256=sha256,
+        description=description,
+        limits=_limits(root.table("resources", ("memory", "timeout-ms", "fuel", "mailbox"))),
+        capabilities=_capabilities(
+            root.table(
+                "capabilities", ("messaging", "storage", "filesystem", "network", "environment")
+            ),
+            base,
+        ),
+        supervision=_supervision(
+            root.table(
+                "supervision",
+                (
+                    "restart",
+                    "max-restarts",
+                    "within-seconds",
+                    "backoff",
+                    "shutdown-timeout-ms",
+                    "health-interval-ms",
+                    "health-threshold",
+                ),
+            )
+        ),
+        config=_config(root.table("config", ("env", "data"))),
+    )
+
+
+def verify_digest(manifest: Manifest, wasm_bytes: bytes) -> str:
+    """Return the sha256 hex digest of ``wasm_bytes``; raise if the manifest pins another one."""
+    actual = hashlib.sha256(wasm_bytes).hexdigest()
+    if manifest.sha256 is not None and manifest.sha256 != actual:
+        raise DigestMismatchError(
+            f"{manifest.wasm.name} has sha256 {actual[:12]}..., "
+            f"the manifest pins {manifest.sha256[:12]}...",
+            file=str(manifest.path),
+            key="component.sha256",
+            component=str(manifest.id),
+        )
+    return actual
+
+
+def _component_id(table: ConfigTable) -> ComponentId:
+    text = table.req_str("id")
+    try:
+        return ComponentId.parse(text)
+    except ValueError as exc:
+        table.fail("id", str(exc), expected="namespace/name/instance")
+
+
+def _wasm_path(table: ConfigTable, base: Path) -> Path:
+    text = table.req_str("wasm")
+    if not text or "\0" in text:
+        table.fail("wasm", f"bad path {text!r}", expected="a path relative to the manifest")
+    wasm = (base / text).resolve()
+    if not wasm.is_file():
+        reason = "is not a file" if wasm.exists() else "file not found"
+        table.fail("wasm", f"{reason}: {wasm}")
+    return wasm
+
+
+def _digest(table: ConfigTable, name: str) -> str | None:
+    text = table.opt_str(name)
+    return None if text is None else table.digest(name, text)
+
+
+def _limits(table: ConfigTable | None) -> Limits:
+    if table is None:
+        return Limits()
+    default = Limits()
+    return Limits(
+        memory_bytes=table.size("memory", default.memory_bytes, minimum=64 * KIB),
+        timeout_ms=table.integer("timeout-ms", default.timeout_ms, minimum=1),
+        fuel=table.opt_integer("fuel", minimum=1),
+        mailbox=table.integer("mailbox", default.mailbox, minimum=1),
+    )
+
+
+def _capabilities(table: ConfigTable | None, base: Path) -> Capabilities:
+    if table is None:
+        return Capabilities()
+    send: tuple[TargetPattern, ...] = ()
+    request: tuple[TargetPattern, ...] = ()
+    broadcast: tuple[TargetPattern, ...] = ()
+    messaging = table.table("messaging", _MESSAGING_ACTIONS)
+    if messaging is not None:
+        send = _patterns(messaging, "send")
+        request = _patterns(messaging, "request")
+        broadcast = _patterns(messaging, "broadcast")
+
+    quota: int | None = None
+    storage = table.table("storage", ("quota",))
+    if storage is not None:
+        quota = storage.size("quota", DEFAULT_STORAGE_QUOTA, minimum=1)
+
+    fs_read: tuple[Path, ...] = ()
+    fs_write: tuple[Path, ...] = ()
+    filesystem = table.table("filesystem", ("read", "write"))
+    if filesystem is not None:
+        fs_read = filesystem.path_list("read", base)
+        fs_write = filesystem.path_list("write", base)
+
+    connect: tuple[str, ...] = ()
+    network = table.table("network", ("connect",))
+    if network is not None:
+        items = network.str_list("connect")
+        for index, item in enumerate(items):
+            problem = _check_connect_pattern(item)
+            if problem:
+                network.fail(
+                    f"connect[{index}]",
+                    f"bad pattern {item!r}: {problem}",
+                    expected="'host:port' with host a name, '*.domain', an IP, '[v6]' or '*', "
+                    "and port a number, 'lo-hi' or '*'",
+                )
+        connect = tuple(item.lower() for item in items)
+
+    env: tuple[str, ...] = ()
+    environment = table.table("environment", ("allow",))
+    if environment is not None:
+        env = environment.str_list("allow")
+        for index, name in enumerate(env):
+            if not _ENV_NAME.match(name):
+                environment.fail(
+                    f"allow[{index}]",
+                    f"bad variable name {name!r}",
+                    expected="letters, digits and '_', not starting with a digit",
+                )
+
+    return Capabilities(
+        send=send,
+        request=request,
+        broadcast=broadcast,
+        storage_quota=quota,
+        fs_read=fs_read,
+        fs_write=fs_write,
+        net_connect=connect,
+        env=env,
+    )
+
+
+def _patterns(table: ConfigTable, name: str) -> tuple[TargetPattern, ...]:
+    patterns = []
+    for index, text in enumerate(table.str_list(name)):
+        try:
+            patterns.append(TargetPattern.parse(text))
+        except ValueError as exc:
+            table.fail(
+                f"{name}[{index}]",
+                str(exc),
+                expected="ns/name/instance with '*' for one segment and a final '**' for the rest",
+            )
+    return tuple(patterns)
+
+
+def _supervision(table: ConfigTable | None) -> SupervisionSpec:
+    default = SupervisionSpec()
+    if table is None:
+        return default
+    initial_ms = default.backoff_initial_ms
+    max_ms = default.backoff_max_ms
+    backoff = table.table("backoff", ("initial-ms", "max-ms"))
+    if backoff is not None:
+        initial_ms = backoff.integer("initial-ms", initial_ms, minimum=0)
+        max_ms = backoff.integer("max-ms", max(max_ms, initial_ms), minimum=0)
+        if max_ms < initial_ms:
+            backoff.fail(
+                "max-ms", f"{max_ms} is below initial-ms {initial_ms}", expected=f">= {initial_ms}"
+            )
+    return SupervisionSpec(
+        restart=table.choice("restart", _RESTART_TYPES, default.restart),
+        max_restarts=table.integer("max-restarts", default.max_restarts, minimum=0),
+        within_seconds=table.number("within-seconds", default.within_seconds),
+        backoff_initial_ms=initial_ms,
+        backoff_max_ms=max_ms,
+        shutdown_timeout_ms=table.integer(
+            "shutdown-timeout-ms", default.shutdown_timeout_ms, minimum=1
+        ),
+        health_interval_ms=table.opt_integer("health-interval-ms", minimum=1),
+        health_threshold=table.integer("health-threshold", default.health_threshold, minimum=1),
+    )
+
+
+def _config(table: ConfigTable | None) -> ComponentConfig:
+    if table is None:
+        return ComponentConfig()
+    env = table.str_map("env")
+    for name, value in env.items():
+        if not name or "=" in name or "\0" in name or "\0" in value:
+            table.fail(
+                f"env.{name}",
+                "bad environment entry",
+                expected="a non-empty name without '=' or NUL and a value without NUL",
+            )
+    return ComponentConfig(env=tuple(env.items()), data=table.opt_str("data"))
+
+
+# --- network patterns ------------------------------------------------------------------------
+
+
+def _split_host_port(text: str) -> tuple[str, str] | None:
+    if text.startswith("["):
+        end = text.find("]:")
+        if end < 0:
+            return None
+        return text[1:end], text[end + 2 :]
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        return None
+    return host, port
+
+
+def _check_connect_pattern(text: str) -> str | None:
+    """Return why ``text`` is not a ``host:port`` pattern, or ``None`` if it is one."""
+    parts = _split_host_port(text)
+    if parts is None:
+        return "missing ':port'"
+    host, port = parts
+    if text.startswith("["):
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            return f"{host!r} is not an IPv6 address"
+    elif host != "*":
+        labels = host.removeprefix("*.").split(".")
+        if not all(_HOST_LABEL.match(label) for label in labels) or len(host) > 253:
+            return f"{host!r} is not a host name, '*.domain', an IP address or '*'"
+    if port == "*":
+        return None
+    low, _, high = port.partition("-")
+    if not (low.isdigit() and (not high or high.isdigit())):
+        return f"port {port!r} is not a number, a range 'lo-hi' or '*'"
+    lo, hi = int(low), int(high or low)
+    if not 1 <= lo <= hi <= 65535:
+        return f"port {port!r} is outside 1-65535 or an empty range"
+    return None
+
+
+def _connect_matches(pattern: str, host: str, port: int) -> bool:
+    parts = _split_host_port(pattern)
+    if parts is None:  # pragma: no cover - patterns are validated when loaded
+        return False
+    want_host, want_port = parts
+    if want_port != "*":
+        low, _, high = want_port.partition("-")
+        if not int(low) <= port <= int(high or low):
+            return False
+    host = host.lower().removeprefix("[").removesuffix("]").rstrip(".")
+    if want_host == "*":
+        return True
+    if want_host.startswith("*."):
+        return host.endswith(want_host[1:]) and len(host) > len(want_host) - 1
+    try:
+        return ipaddress.ip_address(want_host) == ipaddress.ip_address(host)
+    except ValueError:
+        return want_host == host

@@ -1,0 +1,25 @@
+"""The host: its config file and the Host that runs components."""
+
+from __future__ import annotations
+
+from wactor.host._config import (
+    BrokerConfig,
+    HostConfig,
+    HostSupervision,
+    TrustConfig,
+    load_host_config,
+)
+from wactor.host._host import HOST_SENDER, ComponentHandle, ComponentStatus, Host, LoadFailure
+
+__all__ = [
+    "HOST_SENDER",
+    "BrokerConfig",
+    "ComponentHandle",
+    "ComponentStatus",
+    "Host",
+    "HostConfig",
+    "HostSupervision",
+    "LoadFailure",
+    "TrustConfig",
+    "load_host_config",
+]

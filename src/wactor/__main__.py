@@ -1,0 +1,5 @@
+"""``python -m wactor`` runs the command line."""
+
+from wactor.cli import main
+
+main()

@@ -14,7 +14,13 @@ from typing import Protocol
 from wactor._ids import ComponentId
 from wactor.storage import StorageBackend
 
-__all__ = ["ComponentInfo", "GuestContext", "current_context", "using_context"]
+__all__ = [
+    "ComponentInfo",
+    "GuestContext",
+    "call_deadline",
+    "current_context",
+    "using_context",
+]
 
 
 class ComponentInfo(Protocol):
@@ -60,18 +66,26 @@ def current_context() -> GuestContext:
     return ctx
 
 
+def call_deadline() -> float:
+    """The ``time.monotonic()`` by which the running call must end (``inf`` if unbounded)."""
+    deadline: float = getattr(_local, "deadline", float("inf"))
+    return deadline
+
+
 class using_context:  # noqa: N801 - used as a context manager, reads like a function
-    """Set the thread's current guest context for the duration of a call."""
+    """Set the thread's guest context (and the call's deadline) for the duration of a call."""
 
-    __slots__ = ("_ctx", "_prev")
+    __slots__ = ("_ctx", "_deadline", "_prev")
 
-    def __init__(self, ctx: GuestContext) -> None:
+    def __init__(self, ctx: GuestContext, deadline: float = float("inf")) -> None:
         self._ctx = ctx
-        self._prev: GuestContext | None = None
+        self._deadline = deadline
+        self._prev: tuple[GuestContext | None, float] = (None, float("inf"))
 
     def __enter__(self) -> None:
-        self._prev = getattr(_local, "ctx", None)
+        self._prev = (getattr(_local, "ctx", None), call_deadline())
         _local.ctx = self._ctx
+        _local.deadline = self._deadline
 
     def __exit__(self, *exc: object) -> None:
-        _local.ctx = self._prev
+        _local.ctx, _local.deadline = self._prev

@@ -146,7 +146,7 @@ class ComponentInstance:
         self._arm()
         started = time.monotonic()
         try:
-            with using_context(self.context):
+            with using_context(self.context, started + self.limits.timeout_ms / 1000):
                 return self._funcs[name](self._store, *args)
         except HostFuncError as exc:
             self.poisoned = True

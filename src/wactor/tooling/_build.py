@@ -1,0 +1,288 @@
+"""Build Python guests into components of the ``runtime-host`` world with componentize-py."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.metadata
+import importlib.resources
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from importlib.resources.abc import Traversable
+from pathlib import Path
+
+from wactor.errors import BuildError
+
+__all__ = ["WORLD", "build_guest", "build_guest_cached", "componentize_py_version"]
+
+#: The world every guest is built against.
+WORLD = "runtime-host"
+
+#: A build that takes longer than this is hung, not slow (a cold build takes ~7-10 s).
+_BUILD_TIMEOUT_S = 600.0
+
+Progress = Callable[[str], None] | None
+
+# A Python exception line as componentize-py relays it, e.g. "SyntaxError: invalid syntax (...)".
+_EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt))(?::\s*(.*))?$")
+# Lines that never explain anything by themselves.
+_NOISE = re.compile(r"^(Traceback \(most recent call last\):|File \"|\^+$|~+$|Stack backtrace:)")
+
+
+def _say(progress: Progress, line: str) -> None:
+    if progress is not None:
+        progress(line)
+
+
+def _human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+# --- the bundled WIT ---------------------------------------------------------------------------
+
+
+def _wit_resource() -> Traversable:
+    return importlib.resources.files("wactor") / "wit"
+
+
+def _wit_files(root: Traversable) -> list[Traversable]:
+    return sorted(
+        (item for item in root.iterdir() if item.is_file() and item.name.endswith(".wit")),
+        key=lambda item: item.name,
+    )
+
+
+def _wit_text() -> bytes:
+    """Every bundled ``*.wit`` file, sorted by name, framed so the boundaries count."""
+    digest_input = bytearray()
+    for item in _wit_files(_wit_resource()):
+        data = item.read_bytes()
+        digest_input += f"{item.name}\0{len(data)}\0".encode() + data
+    return bytes(digest_input)
+
+
+@contextlib.contextmanager
+def _wit_dir() -> Iterator[Path]:
+    """Yield a real directory holding the bundled WIT (copied out if it lives in a zip etc.)."""
+    resource = _wit_resource()
+    if isinstance(resource, Path) and resource.is_dir():
+        yield resource
+        return
+    with tempfile.TemporaryDirectory(prefix="wactor-wit-") as tmp:
+        target = Path(tmp)
+        for item in _wit_files(resource):
+            (target / item.name).write_bytes(item.read_bytes())
+        yield target
+
+
+# --- componentize-py -------------------------------------------------------------------------
+
+
+def _componentize_command() -> list[str]:
+    """How to run componentize-py with the interpreter running wactor.
+
+    ``python -m componentize_py`` is used when the package supports it (0.25.1 has no
+    ``__main__``); otherwise the ``componentize-py`` script installed next to ``sys.executable``;
+    otherwise the package's ``script()`` entry point through ``python -c``.
+    """
+    if importlib.util.find_spec("componentize_py") is not None:
+        with contextlib.suppress(ImportError, ValueError):
+            if importlib.util.find_spec("componentize_py.__main__") is not None:
+                return [sys.executable, "-m", "componentize_py"]
+    bindir = Path(sys.executable).parent
+    for name in ("componentize-py", "componentize-py.exe"):
+        script = bindir / name
+        if script.is_file() and os.access(script, os.X_OK):
+            return [str(script)]
+    if importlib.util.find_spec("componentize_py") is not None:
+        shim = (
+            "import sys; from componentize_py import script; "
+            "sys.argv[0] = 'componentize-py'; sys.exit(script())"
+        )
+        return [sys.executable, "-c", shim]
+    found = shutil.which("componentize-py")
+    if found:
+        return [found]
+    raise BuildError(
+        "componentize-py is not installed; install it with: pip install 'wactor[build]'"
+    )
+
+
+def componentize_py_version() -> str:
+    """The installed componentize-py version, e.g. ``"0.25.1"``."""
+    with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+        return importlib.metadata.version("componentize-py")
+    result = subprocess.run(
+        [*_componentize_command(), "--version"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    text = (result.stdout or result.stderr).strip()
+    if result.returncode != 0 or not text:
+        raise BuildError("cannot tell the componentize-py version: `--version` failed")
+    return text.split()[-1]
+
+
+def _first_meaningful_line(output: str) -> str:
+    """Pick the line of componentize-py's output that says what went wrong.
+
+    componentize-py ends a failed build with ``Caused by:`` followed by the root cause (for a
+    guest that does not import: the Python exception line, ``SyntaxError: ... (app.py, line 3)``),
+    then a Rust stack backtrace when ``RUST_BACKTRACE`` is set.
+    """
+    lines = [line.rstrip() for line in output.splitlines()]
+    for index, line in enumerate(lines):
+        if line.strip() == "Caused by:":
+            for cause in lines[index + 1 :]:
+                text = cause.strip()
+                if text:
+                    return re.sub(r"^\d+:\s*", "", text)
+    stripped = [line.strip() for line in lines if line.strip()]
+    # A relayed Python exception; the wrapper's "AssertionError: <traceback>" is not one.
+    for text in stripped:
+        match = _EXCEPTION_LINE.match(text)
+        if match and not (match[1] == "AssertionError" and _NOISE.match(match[2] or "")):
+            return text
+    for text in stripped:
+        if text.lower().startswith("error"):
+            return text
+    for text in stripped:
+        if not _NOISE.match(text) and not text.startswith("sys.exit("):
+            return text
+    return "no output"
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def build_guest(app: Path, out: Path, *, progress: Progress = None) -> Path:
+    """Build the Python guest ``app`` (a ``.py`` file) into the component ``out``.
+
+    The module name is ``app``'s stem and its directory goes on the guest's Python path; the
+    module must define ``class ComponentLifecycle(exports.ComponentLifecycle)``. ``out`` is
+    replaced atomically, so a failed or interrupted build never leaves a partial file behind.
+    Raises :class:`~wactor.errors.BuildError` with a one-line reason.
+    """
+    app = Path(app)
+    out = Path(out)
+    if not app.is_file():
+        raise BuildError(f"{app}: no such file")
+    if app.suffix != ".py":
+        raise BuildError(f"{app}: a guest must be a .py file")
+    module = app.stem
+    if not module.isidentifier():
+        raise BuildError(f"{app}: {module!r} is not a valid Python module name")
+    command = _componentize_command()
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    _say(progress, f"building {app.name} with componentize-py…")
+    started = time.monotonic()
+    # componentize-py creates the file itself (so it gets the usual permissions) inside a private
+    # directory next to ``out``; the rename into place is then atomic.
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    tmp = staging / out.name
+    try:
+        with _wit_dir() as wit:
+            env = dict(os.environ, RUST_BACKTRACE="0")
+            args = [
+                *command,
+                "-d",
+                str(wit),
+                "-w",
+                WORLD,
+                "componentize",
+                "-p",
+                str(app.resolve().parent),
+                module,
+                "-o",
+                str(tmp),
+            ]
+            try:
+                result = subprocess.run(
+                    args,
+                    capture_output=True,
+                    text=True,
+                    errors="replace",
+                    env=env,
+                    check=False,
+                    timeout=_BUILD_TIMEOUT_S,
+                    stdin=subprocess.DEVNULL,
+                )
+            except subprocess.TimeoutExpired:
+                raise BuildError(
+                    f"{app}: componentize-py did not finish within {_BUILD_TIMEOUT_S:g}s"
+                ) from None
+            except OSError as exc:
+                raise BuildError(f"{app}: cannot run componentize-py: {exc}") from None
+        if result.returncode != 0:
+            reason = _first_meaningful_line(f"{result.stderr}\n{result.stdout}")
+            raise BuildError(f"{app}: build failed: {_one_line(reason)}")
+        if not tmp.is_file() or tmp.stat().st_size == 0:
+            raise BuildError(f"{app}: build failed: componentize-py wrote no component")
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    elapsed = time.monotonic() - started
+    _say(progress, f"wrote {out.name} ({_human_size(out.stat().st_size)}) in {elapsed:.1f}s")
+    return out
+
+
+def cache_key(app: Path) -> str:
+    """The cache key of ``app``: its source, its sibling modules, the WIT, componentize-py."""
+    app = Path(app)
+    digest = hashlib.sha256()
+
+    def feed(label: str, data: bytes) -> None:
+        digest.update(f"{label}\0{len(data)}\0".encode())
+        digest.update(data)
+
+    try:
+        feed(f"app:{app.name}", app.read_bytes())
+        siblings = sorted(
+            (p for p in app.parent.glob("*.py") if p.name != app.name and p.is_file()),
+            key=lambda p: p.name,
+        )
+        for sibling in siblings:
+            feed(f"py:{sibling.name}", sibling.read_bytes())
+    except OSError as exc:
+        raise BuildError(f"{app}: cannot read guest source: {exc.strerror or exc}") from None
+    feed("wit", _wit_text())
+    feed("componentize-py", componentize_py_version().encode())
+    feed("world", WORLD.encode())
+    return digest.hexdigest()
+
+
+def build_guest_cached(app: Path, cache_dir: Path, *, progress: Progress = None) -> Path:
+    """Build ``app`` into ``cache_dir/<key>.wasm`` unless that file already exists.
+
+    See :func:`cache_key` for what the key covers. The component is written to a temporary
+    file and renamed into place, so concurrent builders never see a partial file (they may both
+    build, though; callers that care hold a lock around this call).
+    """
+    app = Path(app)
+    if not app.is_file():
+        raise BuildError(f"{app}: no such file")
+    cache_dir = Path(cache_dir)
+    key = cache_key(app)
+    out = cache_dir / f"{key}.wasm"
+    if out.is_file():
+        _say(progress, f"using cached build of {app.name} ({out.name[:16]}…)")
+        return out
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    return build_guest(app, out, progress=progress)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 import wasmtime
-from conftest import ManifestFactory, wat_binary, write_host_config
 
+from conftest import ManifestFactory, wat_binary, write_host_config
 from wactor.errors import (
     DigestMismatchError,
     InvalidComponentError,
@@ -17,7 +17,7 @@ from wactor.errors import (
 )
 from wactor.host import Host, HostConfig, load_host_config
 
-CORE_MODULE = bytes(wasmtime.wat2wasm("(module (func (export \"f\")))"))
+CORE_MODULE = bytes(wasmtime.wat2wasm('(module (func (export "f")))'))
 
 
 def _file(tmp_path: Path, name: str, data: bytes) -> Path:
@@ -88,13 +88,13 @@ async def test_missing_wasm_file_names_manifest_and_key(
     await _assert_error_and_echo_survives(host_with_echo, path, ManifestError, "component.wasm")
 
 
-async def test_digest_mismatch_is_refused(
-    host_with_echo: Host, manifest: ManifestFactory
-) -> None:
+async def test_digest_mismatch_is_refused(host_with_echo: Host, manifest: ManifestFactory) -> None:
     wasm = wat_binary("trap")
     wrong = hashlib.sha256(b"something else").hexdigest()
     path = manifest("bad/digest/0", wasm)
-    path.write_text(path.read_text().replace('version = "1.0.0"', f'version = "1.0.0"\nsha256 = "{wrong}"'))
+    path.write_text(
+        path.read_text().replace('version = "1.0.0"', f'version = "1.0.0"\nsha256 = "{wrong}"')
+    )
     await _assert_error_and_echo_survives(host_with_echo, path, DigestMismatchError, "sha256")
 
 
@@ -102,7 +102,11 @@ async def test_matching_digest_is_accepted(host: Host, manifest: ManifestFactory
     wasm = wat_binary("trap")
     digest = hashlib.sha256(wasm.read_bytes()).hexdigest()
     path = manifest("good/digest/0", wasm)
-    path.write_text(path.read_text().replace('version = "1.0.0"', f'version = "1.0.0"\nsha256 = "sha256:{digest}"'))
+    path.write_text(
+        path.read_text().replace(
+            'version = "1.0.0"', f'version = "1.0.0"\nsha256 = "sha256:{digest}"'
+        )
+    )
     handle = await host.start(path)
     assert handle.digest == digest
 
@@ -110,7 +114,9 @@ async def test_matching_digest_is_accepted(host: Host, manifest: ManifestFactory
 async def test_bad_manifest_key_is_named(host_with_echo: Host, manifest: ManifestFactory) -> None:
     path = manifest("bad/manifest/0", wat_binary("echo"))
     path.write_text(path.read_text().replace("timeout-ms = 2000", "timeout-ms = -5"))
-    await _assert_error_and_echo_survives(host_with_echo, path, ManifestError, "resources.timeout-ms")
+    await _assert_error_and_echo_survives(
+        host_with_echo, path, ManifestError, "resources.timeout-ms"
+    )
 
 
 async def test_host_config_starts_the_good_and_reports_the_bad(

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import ManifestFactory, wat_binary
 
+from conftest import ManifestFactory, wat_binary
 from wactor.errors import ExecutionTimeoutError, ResourceLimitError, TrapError
 from wactor.host import Host
 
@@ -56,7 +56,9 @@ async def test_memory_hog_hits_manifest_cap_and_is_contained(
 
 async def test_fuel_budget_stops_a_busy_loop(host: Host, manifest: ManifestFactory) -> None:
     path = manifest("test/fuel/0", wat_binary("loop"), timeout_ms=60_000)
-    path.write_text(path.read_text().replace("timeout-ms = 60000", "timeout-ms = 60000\nfuel = 5_000_000"))
+    path.write_text(
+        path.read_text().replace("timeout-ms = 60000", "timeout-ms = 60000\nfuel = 5_000_000")
+    )
     await host.start(path)
 
     with pytest.raises(ResourceLimitError) as info:

@@ -7,8 +7,8 @@ import logging
 import time
 
 import pytest
-from conftest import ManifestFactory, guest_binary, wat_binary
 
+from conftest import ManifestFactory, guest_binary, wat_binary
 from wactor.host import Host
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import ManifestFactory, guest_binary
 
+from conftest import ManifestFactory, guest_binary
 from wactor.host import Host, HostConfig
 
 STORAGE = '[capabilities.storage]\nquota = "{quota}"\n'

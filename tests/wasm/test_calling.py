@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 import wasmtime
 import wasmtime._ffi as ffi
-from conftest import wat_binary
 from wasmtime.component import Component, Linker, Record, Variant
 
+from conftest import wat_binary
 from wactor._ids import ComponentId
 from wactor.messaging import Envelope
 from wactor.wasm._calling import ExportFunc, compile_type

@@ -1,5 +1,6 @@
 """The ``wactor`` command line."""
 
-from wactor.cli._main import main
+from wactor.cli import _call, _run, _tools  # noqa: F401 - importing a verb module registers it
+from wactor.cli._main import cli, main
 
-__all__ = ["main"]
+__all__ = ["cli", "main"]

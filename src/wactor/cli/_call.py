@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,9 @@ async def _call(
     except ValueError as exc:
         raise ConfigError(str(exc), key="TARGET") from exc
     config = resolve_config(config_path)
+    # Load failures are reported below, once each, as one line; the host's own log of them
+    # would repeat them with timestamps.
+    logging.getLogger("wactor.host").setLevel(logging.CRITICAL)
     code = 0
     async with Host.open(config) as host:
         for failure in host.load_failures:

@@ -26,8 +26,9 @@ def resolve_config(path: Path | None) -> HostConfig:
     chosen = path if path is not None else Path("wactor.toml")
     if not chosen.is_file():
         raise HostConfigError(
-            "no such host config file" if path is not None else "no --config given and no "
-            "wactor.toml in the current directory",
+            "no such host config file"
+            if path is not None
+            else "no --config given and no wactor.toml in the current directory",
             file=str(chosen),
         )
     return load_host_config(chosen)

@@ -49,6 +49,4 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 def main() -> None:
     """Entry point of the ``wactor`` script."""
-    from wactor.cli import _call, _run, _tools  # noqa: F401 - registers the verbs
-
     cli(prog_name="wactor")

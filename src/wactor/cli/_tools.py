@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
 import click
+import wasmtime
+from wasmtime.component import Component
 
 from wactor.cli._main import cli
 from wactor.errors import InvalidComponentError, WactorError
-from wactor.tooling import build_guest, new_project
+from wactor.host._host import default_cache_dir
+from wactor.tooling import build_guest, build_guest_cached, new_project
+from wactor.wasm import WasmEngine
+from wactor.wasm._engine import check_binary_kind
 
 __all__ = ["build", "inspect", "new"]
 
@@ -23,15 +29,31 @@ def _progress(line: str) -> None:
 @cli.command()
 @click.argument("app", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
-def build(app: Path, out: Path) -> None:
+@click.option(
+    "--cache/--no-cache",
+    default=True,
+    show_default=True,
+    help="Reuse an earlier build of the same sources (kept in the user's cache directory).",
+)
+def build(app: Path, out: Path, cache: bool) -> None:
     """Build a Python guest APP.py into a component against the bundled WIT."""
-    build_guest(app, out, progress=_progress)
+    if not cache:
+        build_guest(app, out, progress=_progress)
+        return
+    built = build_guest_cached(app, default_cache_dir().parent / "guests", progress=_progress)
+    tmp = out.with_name(f".{out.name}.tmp")
+    shutil.copyfile(built, tmp)
+    tmp.replace(out)
+    _progress(f"wrote {out}")
 
 
 @cli.command()
 @click.argument("name")
 @click.option(
-    "--dir", "dest", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+    "--dir",
+    "dest",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
     help="Where to create the project directory.",
 )
 def new(name: str, dest: Path) -> None:
@@ -42,10 +64,6 @@ def new(name: str, dest: Path) -> None:
 
 
 def _describe(path: Path) -> dict[str, Any]:
-    from wactor.host._host import default_cache_dir
-    from wactor.wasm import WasmEngine
-    from wactor.wasm._engine import check_binary_kind
-
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -59,7 +77,7 @@ def _describe(path: Path) -> dict[str, Any]:
     engine = WasmEngine(default_cache_dir())
     try:
         _progress(f"compiling {path.name} (cached after the first time)…")
-        component = engine.engine and _compile_any(engine, data, path)
+        component = _compile_any(engine, data, path)
         ctype = component.type
         info["imports"] = sorted(ctype.imports(engine.engine))
         info["exports"] = sorted(ctype.exports(engine.engine))
@@ -74,10 +92,7 @@ def _describe(path: Path) -> dict[str, Any]:
     return info
 
 
-def _compile_any(engine: Any, data: bytes, path: Path) -> Any:
-    import wasmtime
-    from wasmtime.component import Component
-
+def _compile_any(engine: WasmEngine, data: bytes, path: Path) -> Component:
     try:
         return Component(engine.engine, data)
     except wasmtime.WasmtimeError as exc:

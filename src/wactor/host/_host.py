@@ -187,7 +187,11 @@ class Host:
         if cell is None:
             raise TargetNotFoundError(str(cid))
         runtime = self._runtimes[cid]
-        limit = timeout if timeout is not None else runtime.manifest.supervision.shutdown_timeout_ms / 1000
+        limit = (
+            timeout
+            if timeout is not None
+            else runtime.manifest.supervision.shutdown_timeout_ms / 1000
+        )
         await cell.stop(limit)
         self.correlator.drop_requester(cid)
         del self._cells[cid]

@@ -147,9 +147,7 @@ class ComponentRuntime:
         self._check_payload(payload)
         missing = [str(t) for t in targets if not self.host._knows(t)]
         envs = [
-            Envelope(self._id, t, payload, kind="broadcast")
-            for t in targets
-            if self.host._knows(t)
+            Envelope(self._id, t, payload, kind="broadcast") for t in targets if self.host._knows(t)
         ]
 
         async def deliver_all() -> None:
@@ -158,7 +156,10 @@ class ComponentRuntime:
                     await self.host._deliver(env)
                 except WactorError as exc:
                     self.host.dead_letters.record(
-                        str(env.target), str(exc), sender=str(self._id), kind="broadcast",
+                        str(env.target),
+                        str(exc),
+                        sender=str(self._id),
+                        kind="broadcast",
                         size=len(payload),
                     )
 
@@ -241,7 +242,9 @@ class ComponentActor(Actor[Envelope]):
     async def on_message(self, message: Envelope) -> Any:
         instance = self.instance
         if instance is None:
-            raise ComponentError(f"{self.runtime.component_id}: not running", case="not-initialized")
+            raise ComponentError(
+                f"{self.runtime.component_id}: not running", case="not-initialized"
+            )
         if message.kind == "callback":
             return await self._run(lambda: instance.handle_callback(message))
         return await self._run(lambda: instance.handle_message(message))

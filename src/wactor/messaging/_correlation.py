@@ -54,7 +54,9 @@ class Correlator:
     def open(self, pending: PendingRequest) -> None:
         """Start tracking a request and arm its timeout (call on the event loop)."""
         loop = asyncio.get_running_loop()
-        pending.timer = loop.call_later(pending.timeout_ms / 1000, self._expire, pending.correlation_id)
+        pending.timer = loop.call_later(
+            pending.timeout_ms / 1000, self._expire, pending.correlation_id
+        )
         self._pending[pending.correlation_id] = pending
 
     def _expire(self, correlation_id: str) -> None:

@@ -62,12 +62,15 @@ def decode_envelope(data: bytes) -> Envelope:
     """Decode bytes made by :func:`encode_envelope`; raise ``InvalidMessageError`` on garbage."""
     try:
         magic, size = _HEADER.unpack_from(data)
-        if magic != _MAGIC:
-            raise ValueError("bad magic")
         head = json.loads(data[_HEADER.size : _HEADER.size + size])
         kind = head["k"]
-        if kind not in _KINDS:
-            raise ValueError(f"unknown kind {kind!r}")
+    except (ValueError, KeyError, TypeError, struct.error) as exc:
+        raise InvalidMessageError(f"undecodable envelope: {exc}") from exc
+    if magic != _MAGIC:
+        raise InvalidMessageError("undecodable envelope: bad magic")
+    if kind not in _KINDS:
+        raise InvalidMessageError(f"undecodable envelope: unknown kind {kind!r}")
+    try:
         return Envelope(
             sender=ComponentId.parse(head["s"]),
             target=ComponentId.parse(head["t"]),

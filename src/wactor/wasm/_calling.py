@@ -448,8 +448,9 @@ def _compile_host_signature(entry: _HostFunc, ty_raw: Any) -> None:
 
 
 @ffi.wasmtime_component_func_callback_t  # type: ignore[untyped-decorator]
-def _trampoline(env: Any, context: Any, ty_raw: Any, args: Any, nargs: int, results: Any,
-                nresults: int) -> Any:
+def _trampoline(  # noqa: PLR0917 - the C callback signature, fixed by wasmtime
+    env: Any, context: Any, ty_raw: Any, args: Any, nargs: int, results: Any, nresults: int
+) -> Any:
     entry = _HOST_FUNCS[env or 0]
     try:
         if entry.params is None:
@@ -467,7 +468,7 @@ def _trampoline(env: Any, context: Any, ty_raw: Any, args: Any, nargs: int, resu
     return 0
 
 
-@ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+@ctypes.CFUNCTYPE(None, ctypes.c_void_p)  # type: ignore[untyped-decorator]
 def _finalize(env: Any) -> None:
     with _HOST_FUNCS_LOCK:
         _HOST_FUNCS.pop(env or 0, None)
@@ -485,7 +486,11 @@ def add_host_func(
     encoded = name.encode("utf-8")
     instance._assert_not_locked()
     err = ffi.wasmtime_component_linker_instance_add_func(
-        instance.ptr(), ctypes.create_string_buffer(encoded), len(encoded), _trampoline, key,
+        instance.ptr(),
+        ctypes.create_string_buffer(encoded),
+        len(encoded),
+        _trampoline,
+        key,
         _finalize,
     )
     if err:

@@ -16,6 +16,7 @@ from wactor.storage import StorageBackend
 
 __all__ = [
     "ComponentInfo",
+    "DeadlineExceeded",
     "GuestContext",
     "call_deadline",
     "current_context",
@@ -55,6 +56,10 @@ class GuestContext(Protocol):
     def component_info(self, target: ComponentId) -> ComponentInfo: ...
 
 
+class DeadlineExceeded(Exception):
+    """A host function found the call past its wall-clock deadline and stopped it."""
+
+
 _local = threading.local()
 
 
@@ -72,7 +77,7 @@ def call_deadline() -> float:
     return deadline
 
 
-class using_context:  # noqa: N801 - used as a context manager, reads like a function
+class using_context:
     """Set the thread's guest context (and the call's deadline) for the duration of a call."""
 
     __slots__ = ("_ctx", "_deadline", "_prev")

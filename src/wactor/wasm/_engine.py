@@ -188,9 +188,7 @@ def check_world(component: Component, engine: wasmtime.Engine, path: str) -> tup
         if name not in funcs or not isinstance(funcs[name].ty, FuncType)
     ]
     if missing:
-        raise InvalidComponentError(
-            f"{LIFECYCLE_INTERFACE} lacks {', '.join(missing)}", path=path
-        )
+        raise InvalidComponentError(f"{LIFECYCLE_INTERFACE} lacks {', '.join(missing)}", path=path)
     imports = tuple(ctype.imports(engine))
     foreign = [
         name for name in imports if name not in WORLD_IMPORTS and not name.startswith("wasi:")

@@ -9,7 +9,7 @@ import wasmtime
 from wasmtime.component import Variant
 
 from wactor.wasm._calling import add_host_func
-from wactor.wasm._context import call_deadline, current_context
+from wactor.wasm._context import DeadlineExceeded, call_deadline, current_context
 from wactor.wasm._records import (
     component_id_from,
     component_id_record,
@@ -24,7 +24,6 @@ __all__ = ["INTERFACE", "MAX_SLEEP_MS", "define_services"]
 INTERFACE = "airssys:core/host-services@1.0.0"
 MAX_SLEEP_MS = 60_000
 """A single ``sleep-millis`` is capped; the call's own wall-clock limit still applies."""
-_DEADLINE_SLACK = 0.02  # wake just after the deadline so the epoch interrupt is certain
 
 
 def _log(level: str, message: str, context: list[tuple[str, str]] | None) -> None:
@@ -45,7 +44,12 @@ def _sleep_millis(duration_ms: int) -> None:
     # only to be interrupted at its next epoch check.
     wanted = min(duration_ms, MAX_SLEEP_MS) / 1000
     remaining = call_deadline() - time.monotonic()
-    time.sleep(max(0.0, min(wanted, remaining + _DEADLINE_SLACK)))
+    if wanted <= remaining:
+        time.sleep(wanted)
+        return
+    time.sleep(max(0.0, remaining))
+    # Past the deadline: end the call here rather than rely on the next epoch tick.
+    raise DeadlineExceeded(duration_ms)
 
 
 def _list_components() -> list[Any]:

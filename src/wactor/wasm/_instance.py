@@ -28,7 +28,7 @@ from wactor.errors import (
 )
 from wactor.messaging._envelope import Envelope
 from wactor.wasm._calling import ExportFunc, HostFuncError, last_host_exception
-from wactor.wasm._context import GuestContext, using_context
+from wactor.wasm._context import DeadlineExceeded, GuestContext, using_context
 from wactor.wasm._engine import LIFECYCLE_EXPORTS, LIFECYCLE_INTERFACE, LoadedComponent, WasmEngine
 from wactor.wasm._records import config_record, message_record
 
@@ -117,17 +117,13 @@ class ComponentInstance:
             ) from exc
         iface = instance.get_export_index(store, LIFECYCLE_INTERFACE)
         if iface is None:
-            raise InvalidComponentError(
-                f"does not export {LIFECYCLE_INTERFACE}", path=self._label
-            )
+            raise InvalidComponentError(f"does not export {LIFECYCLE_INTERFACE}", path=self._label)
         funcs: dict[str, ExportFunc] = {}
         for name in LIFECYCLE_EXPORTS:
             idx = instance.get_export_index(store, name, iface)
             func = instance.get_func(store, idx) if idx is not None else None
             if func is None:
-                raise InvalidComponentError(
-                    f"{LIFECYCLE_INTERFACE} lacks {name}", path=self._label
-                )
+                raise InvalidComponentError(f"{LIFECYCLE_INTERFACE} lacks {name}", path=self._label)
             funcs[name] = ExportFunc(func, store, name)
         self._funcs = funcs
 
@@ -150,9 +146,9 @@ class ComponentInstance:
                 return self._funcs[name](self._store, *args)
         except HostFuncError as exc:
             self.poisoned = True
-            raise TrapError(
-                f"{self._label}: {name}: {exc}", component=self._label
-            ) from exc.cause
+            if isinstance(exc.cause, DeadlineExceeded):
+                raise self._fault(name, exc, time.monotonic() - started, timeout=True) from None
+            raise TrapError(f"{self._label}: {name}: {exc}", component=self._label) from exc.cause
         except wasmtime.WasmtimeError as exc:
             self.poisoned = True
             last_host_exception()  # a stale record must not leak into the next call
@@ -160,11 +156,13 @@ class ComponentInstance:
         finally:
             self.calls += 1
 
-    def _fault(self, name: str, exc: Exception, elapsed: float) -> ComponentFault:
+    def _fault(
+        self, name: str, exc: Exception, elapsed: float, *, timeout: bool = False
+    ) -> ComponentFault:
         text = str(exc)
         lowered = text.lower()
         label = self._label
-        if "interrupt" in lowered:
+        if timeout or "interrupt" in lowered:
             return ExecutionTimeoutError(
                 f"{label}: {name} exceeded its {self.limits.timeout_ms} ms limit "
                 f"(stopped after {elapsed * 1000:.0f} ms)",
@@ -187,14 +185,10 @@ class ComponentInstance:
 
     # -- the exports ---------------------------------------------------------------------------
 
-    def initialize(
-        self, env: Sequence[tuple[str, str]] = (), data: bytes | None = None
-    ) -> None:
+    def initialize(self, env: Sequence[tuple[str, str]] = (), data: bytes | None = None) -> None:
         """Call ``initialize``; a guest ``err`` raises :class:`ComponentError`."""
         limits = self.limits
-        config = config_record(
-            list(env), data, limits.memory_bytes, limits.timeout_ms, limits.fuel
-        )
+        config = config_record(list(env), data, limits.memory_bytes, limits.timeout_ms, limits.fuel)
         _check_lifecycle(self._call("initialize", config), "initialize", self._label)
 
     def handle_message(self, env: Envelope) -> bytes | None:
@@ -244,8 +238,9 @@ def _check_lifecycle(result: Variant, op: str, label: str) -> None:
     error = result.payload
     case = error.tag if isinstance(error, Variant) else "invalid-state"
     detail = error.payload if isinstance(error, Variant) and error.payload else ""
-    raise ComponentError(f"{label}: {op} failed: {case} {detail}".rstrip(), case=case,
-                         component=label)
+    raise ComponentError(
+        f"{label}: {op} failed: {case} {detail}".rstrip(), case=case, component=label
+    )
 
 
 def _first_line(exc: BaseException) -> str:

@@ -22,7 +22,7 @@ run: $(VENV)/.installed
 	$(PY) -m wactor run examples/wactor.toml
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff check .
 
 typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy

@@ -22,6 +22,7 @@ async def test_infinite_loop_is_stopped_at_timeout_and_host_keeps_serving(
     assert "200 ms" in str(info.value)
 
     assert await host.request("test/echo/0", b"still here") == b"still here"
+    await host.wait_event("restarted", "test/loop/0")
     stats = {s.id.name: s.actor for s in host.components()}
     assert stats["loop"].restarts == 1
     assert stats["loop"].failed == 1
@@ -36,6 +37,7 @@ async def test_trap_discards_instance_and_next_message_gets_a_fresh_one(
         await host.request("test/trap/0", b"boom")
     assert "unreachable" in str(info.value)
     assert await host.request("test/trap/0", b"after") == b"after"
+    await host.wait_event("restarted", "test/trap/0")
     (status,) = host.components()
     assert status.actor.restarts == 1
     letters = host.dead_letters.entries("test/trap/0")

@@ -14,9 +14,10 @@ async def test_payload_round_trips_through_host_set_and_get(
     host: Host, manifest: ManifestFactory, size: int
 ) -> None:
     extra = '[capabilities.storage]\nquota = "4MiB"\n'
-    await host.start(manifest("t/kv/0", wat_binary("kv"), extra=extra))
+    # a generous limit: a 1 MiB byte list crosses the C API four times per message
+    await host.start(manifest("t/kv/0", wat_binary("kv"), timeout_ms=30_000, extra=extra))
     payload = bytes((i * 31) % 256 for i in range(size))
-    assert await host.request("t/kv/0", payload) == payload
+    assert await host.request("t/kv/0", payload, timeout=60) == payload
     assert host.storage.get("t/kv/0", "k") == payload
 
 

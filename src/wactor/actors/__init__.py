@@ -6,10 +6,20 @@ from wactor.actors._actor import (
     ActorRef,
     ActorState,
     ActorStats,
-    CrashHandler,
+    ExitHandler,
+    ExitReason,
     FailureAction,
 )
 from wactor.actors._mailbox import Backpressure, Mailbox, MailboxStats
+from wactor.actors._supervisor import (
+    Backoff,
+    ChildSpec,
+    RestartType,
+    Strategy,
+    Supervisor,
+    SupervisorEvent,
+    SupervisorSpec,
+)
 
 __all__ = [
     "Actor",
@@ -17,9 +27,17 @@ __all__ = [
     "ActorRef",
     "ActorState",
     "ActorStats",
+    "Backoff",
     "Backpressure",
-    "CrashHandler",
+    "ChildSpec",
+    "ExitHandler",
+    "ExitReason",
     "FailureAction",
     "Mailbox",
     "MailboxStats",
+    "RestartType",
+    "Strategy",
+    "Supervisor",
+    "SupervisorEvent",
+    "SupervisorSpec",
 ]

@@ -4,7 +4,7 @@ Callers hold an :class:`ActorRef`, never the actor. The cell takes one message a
 bounded mailbox and hands it to ``on_message``; the value it returns answers an ``ask``. An
 exception from ``on_message`` first goes to ``on_failure``: returning ``"resume"`` fails only that
 message (its asker gets the exception), returning ``"crash"`` also ends this incarnation of the
-actor, and the cell's crash handler (a supervisor) decides whether a fresh one takes over the
+actor, and the cell's exit handler (a supervisor) decides whether a fresh one takes over the
 remaining mailbox. When the cell stops for good, every pending ``ask`` fails: no caller hangs.
 """
 
@@ -26,7 +26,8 @@ __all__ = [
     "ActorRef",
     "ActorState",
     "ActorStats",
-    "CrashHandler",
+    "ExitHandler",
+    "ExitReason",
     "FailureAction",
 ]
 
@@ -75,7 +76,12 @@ class _Letter(Generic[M]):
     enqueued: float
 
 
-CrashHandler = Callable[["ActorCell[Any]", BaseException], Awaitable[None]]
+ExitReason = BaseException | None
+"""Why an incarnation ended: ``None`` for a normal exit, else the exception that crashed it."""
+ExitHandler = Callable[["ActorCell[Any]", ExitReason], Awaitable[None]]
+
+_STOP = object()  # the letter that asks an actor to stop normally
+_background: set[asyncio.Future[None]] = set()  # exit handlers in flight (kept referenced)
 
 
 class ActorCell(Generic[M]):
@@ -88,12 +94,14 @@ class ActorCell(Generic[M]):
         *,
         capacity: int = 1024,
         backpressure: Backpressure = "reject",
-        on_crash: CrashHandler | None = None,
+        on_exit: ExitHandler | None = None,
+        on_kill: Callable[[], None] | None = None,
     ) -> None:
         self.id = actor_id
         self._factory = factory
         self.mailbox: Mailbox[_Letter[M]] = Mailbox(actor_id, capacity, backpressure)
-        self._on_crash = on_crash
+        self._on_exit = on_exit
+        self._on_kill = on_kill
         self.actor: Actor[M] | None = None
         self.state: ActorState = "created"
         self._task: asyncio.Task[None] | None = None
@@ -121,49 +129,71 @@ class ActorCell(Generic[M]):
         self._stopped.clear()
         self._task = asyncio.create_task(self._run(actor), name=f"actor:{self.id}")
 
-    async def restart(self) -> None:
-        """Replace a crashed incarnation with a fresh one that keeps the queued messages."""
+    async def resume(self) -> None:
+        """Start a fresh incarnation that takes over the queued messages (a restart)."""
         self.restarts += 1
         self.mailbox.reopen()
         await self.start()
 
-    async def stop(self, timeout: float = 5.0) -> None:
-        """Stop taking messages, let the current one finish (up to ``timeout``), run ``on_stop``.
+    async def suspend(self, timeout: float = 5.0) -> None:
+        """End the current incarnation (for a restart); queued messages stay in the mailbox."""
+        self.state = "stopping"
+        await self._end_task(timeout)
+        await self._run_on_stop(timeout)
+        self.state = "created"
 
-        Messages still queued fail with ``ActorStoppedError``; so does a pending ``ask`` whose
-        message was cut off by the timeout.
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Stop for good: let the current message finish (up to ``timeout``), run ``on_stop``.
+
+        Messages still queued fail with ``ActorStoppedError``; so does a message cut off by the
+        timeout. Work stuck past the timeout is killed (``on_kill``), then abandoned.
         """
-        if self.state in ("terminated",):
+        if self.state == "terminated":
             return
         self.state = "stopping"
-        left = self.mailbox.close()
-        for letter in left:
+        for letter in self.mailbox.close():
             _fail(letter, ActorStoppedError(self.id))
-        task = self._task
-        if task is not None and not task.done():
-            done, _ = await asyncio.wait({task}, timeout=timeout)
-            if not done:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-        if self._current is not None:
-            _fail(self._current, ActorStoppedError(self.id, "stopped (shutdown timeout)"))
-            self._current = None
-        actor, self.actor = self.actor, None
-        if actor is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(actor.on_stop(), timeout)
+        await self._end_task(timeout)
+        await self._run_on_stop(timeout)
         self.state = "terminated"
         self._stopped.set()
 
+    def request_stop(self) -> None:
+        """Ask the actor to exit normally after its current message (its supervisor decides
+        whether a new incarnation takes over the queued messages)."""
+        self.mailbox.push_front([_Letter(_STOP, None, time.monotonic())])  # type: ignore[arg-type]
+
     def terminate(self, reason: str) -> None:
-        """Give up on this actor without running hooks (after a crash that is not restarted)."""
+        """Give up on this actor: fail everything queued; no hooks run (it already died)."""
         self.state = "failed"
         self.last_failure = reason
         for letter in self.mailbox.close():
             _fail(letter, ActorStoppedError(self.id, reason))
         self.actor = None
         self._stopped.set()
+
+    async def _end_task(self, timeout: float) -> None:
+        task = self._task
+        if task is None or task.done():
+            return
+        self.mailbox.wake()
+        done, _ = await asyncio.wait({task}, timeout=timeout)
+        if not done and self._on_kill is not None:
+            self._on_kill()  # e.g. interrupt a guest stuck in a loop
+            done, _ = await asyncio.wait({task}, timeout=1.0)
+        if not done:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._current is not None:
+            _fail(self._current, ActorStoppedError(self.id, "stopped (shutdown timeout)"))
+            self._current = None
+
+    async def _run_on_stop(self, timeout: float) -> None:
+        actor, self.actor = self.actor, None
+        if actor is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(actor.on_stop(), timeout)
 
     async def wait_stopped(self) -> None:
         """Wait until the actor has stopped for good."""
@@ -188,10 +218,17 @@ class ActorCell(Generic[M]):
 
     async def _run(self, actor: Actor[M]) -> None:
         mailbox = self.mailbox
-        while True:
-            try:
-                letter = await mailbox.get()
-            except ActorStoppedError:
+        while self.state == "ready":
+            letter = await mailbox.get()
+            if letter is None:  # woken: closed, or asked to end this incarnation
+                if mailbox.closed:
+                    return
+                continue
+            if self.state != "ready":  # ending this incarnation: keep the letter queued
+                mailbox.push_front([letter])
+                return
+            if letter.message is _STOP:
+                await self._exit(actor, None)
                 return
             self._current = letter
             reply = letter.reply
@@ -204,14 +241,13 @@ class ActorCell(Generic[M]):
                 raise
             except Exception as exc:  # noqa: BLE001 - the failure goes to the asker and the hook
                 self.failed += 1
-                self.last_failure = str(exc)
+                self.last_failure = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 _fail(letter, exc)
                 self._current = None
-                action = await actor.on_failure(exc, letter.message)
-                if action == "crash":
+                if await actor.on_failure(exc, letter.message) == "crash":
                     self.state = "failed"
                     self.actor = None
-                    await self._crashed(exc)
+                    await self._notify_exit(exc)
                     return
                 continue
             self.processed += 1
@@ -219,12 +255,24 @@ class ActorCell(Generic[M]):
             if reply is not None and not reply.done():
                 reply.set_result(result)
 
-    async def _crashed(self, exc: BaseException) -> None:
-        if self._on_crash is None:
-            # No supervisor: restart at once, keeping the queued messages.
-            await self.restart()
-            return
-        await self._on_crash(self, exc)
+    async def _exit(self, actor: Actor[M], reason: ExitReason) -> None:
+        self.state = "stopping"
+        self.actor = None
+        with contextlib.suppress(Exception):
+            await actor.on_stop()
+        self.state = "terminated"
+        await self._notify_exit(reason)
+
+    async def _notify_exit(self, reason: ExitReason) -> None:
+        if self._on_exit is not None:
+            # The handler may restart this cell: run it outside this (ending) task.
+            task = asyncio.ensure_future(self._on_exit(self, reason))
+            _background.add(task)
+            task.add_done_callback(_background.discard)
+        elif reason is not None:
+            await self.resume()  # no supervisor: restart at once, keeping queued messages
+        else:
+            self.terminate("stopped")
 
 
 def _fail(letter: _Letter[Any], exc: BaseException) -> None:
@@ -269,6 +317,10 @@ class ActorRef(Generic[M]):
             return await asyncio.wait_for(fut, timeout)
         except TimeoutError:
             raise RequestTimeoutError(self._cell.id, timeout) from None
+
+    def stop(self) -> None:
+        """Ask the actor to exit normally after its current message."""
+        self._cell.request_stop()
 
     def statistics(self) -> ActorStats:
         """Return a snapshot of the actor."""

@@ -80,16 +80,22 @@ class Mailbox(Generic[T]):
         if self._items:
             self._not_empty.set()
 
-    async def get(self) -> T:
-        """Wait for and take the next item."""
-        while not self._items:
+    async def get(self) -> T | None:
+        """Wait for and take the next item; ``None`` when woken by :meth:`wake` or closed."""
+        if not self._items:
             if self._closed:
-                raise ActorStoppedError(self.owner)
+                return None
             self._not_empty.clear()
             await self._not_empty.wait()
+            if not self._items:
+                return None
         item = self._items.popleft()
         self._space.set()
         return item
+
+    def wake(self) -> None:
+        """Wake a waiting ``get`` so its owner can look at its state (nothing is taken)."""
+        self._not_empty.set()
 
     def close(self) -> list[T]:
         """Refuse new messages; wake waiters; return what was still queued (now removed)."""

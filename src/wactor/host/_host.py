@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import os
 import tomllib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,15 @@ from typing import Any
 import platformdirs
 
 from wactor._ids import ComponentId
-from wactor.actors import ActorCell, ActorStats
+from wactor.actors import (
+    ActorCell,
+    ActorStats,
+    Backoff,
+    ChildSpec,
+    Supervisor,
+    SupervisorEvent,
+    SupervisorSpec,
+)
 from wactor.errors import (
     ConfigError,
     ManifestError,
@@ -26,7 +35,13 @@ from wactor.errors import (
     WactorError,
 )
 from wactor.host._config import HostConfig, load_host_config
-from wactor.host._runtime import ComponentActor, ComponentRuntime, error_callback
+from wactor.host._runtime import (
+    HEALTH_CHECK,
+    ComponentActor,
+    ComponentRuntime,
+    HealthCheck,
+    error_callback,
+)
 from wactor.messaging import Correlator, DeadLetterLog, Envelope, PendingRequest
 from wactor.security import Manifest, load_manifest, verify_digest
 from wactor.storage import MemoryStorage, SqliteStorage, StorageBackend
@@ -91,12 +106,23 @@ class Host:
         self.correlator = Correlator(self._request_timed_out)
         self.dead_letters = DeadLetterLog()
         self.load_failures: list[LoadFailure] = []
-        self._cells: dict[ComponentId, ActorCell[Envelope]] = {}
+        sup = config.supervision
+        self.supervisor = Supervisor(
+            "host",
+            SupervisorSpec(sup.strategy, sup.max_restarts, sup.within_seconds),
+            on_event=self._on_event,
+            on_give_up=self._gave_up,
+        )
+        self.failure: str | None = None
+        self.failed = asyncio.Event()
         self._runtimes: dict[ComponentId, ComponentRuntime] = {}
+        self._health_tasks: dict[ComponentId, asyncio.Task[None]] = {}
         self._executor = ThreadPoolExecutor(
             max_workers=max(32, 8 * (os.cpu_count() or 2)), thread_name_prefix="wactor-wasm"
         )
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.events: collections.deque[SupervisorEvent] = collections.deque(maxlen=1000)
+        self._listeners: list[Callable[[SupervisorEvent], None]] = []
         self._closed = False
 
     @classmethod
@@ -143,7 +169,7 @@ class Host:
         """Load, check, compile (or fetch from cache), instantiate and initialize a component."""
         if not isinstance(manifest, Manifest):
             manifest = load_manifest(Path(manifest))
-        if manifest.id in self._cells:
+        if manifest.id in self._runtimes:
             raise ConfigError(
                 f"component {manifest.id} is already running",
                 file=str(manifest.path),
@@ -152,19 +178,29 @@ class Host:
         loop = asyncio.get_running_loop()
         loaded = await loop.run_in_executor(self._executor, self._load, manifest)
         runtime = ComponentRuntime(self, manifest, loaded, self.storage)
-        cell: ActorCell[Envelope] = ActorCell(
+        sup = manifest.supervision
+        spec = ChildSpec(
             str(manifest.id),
             lambda: ComponentActor(runtime, self._executor),
+            restart=sup.restart,
             capacity=manifest.limits.mailbox,
+            backpressure=manifest.limits.backpressure,
+            shutdown_timeout=sup.shutdown_timeout_ms / 1000,
+            backoff=Backoff(sup.backoff_initial_ms / 1000, sup.backoff_max_ms / 1000),
+            max_restarts=sup.max_restarts,
+            within_seconds=sup.within_seconds,
+            on_kill=runtime.kill,
         )
         self._runtimes[manifest.id] = runtime
-        self._cells[manifest.id] = cell
         try:
-            await cell.start()
+            await self.supervisor.start_child(spec)
         except BaseException:
             del self._runtimes[manifest.id]
-            del self._cells[manifest.id]
             raise
+        if sup.health_interval_ms is not None:
+            self._health_tasks[manifest.id] = asyncio.create_task(
+                self._watch_health(manifest.id, sup.health_interval_ms / 1000)
+            )
         _log.info("started %s (%s)", manifest.id, loaded.digest[:12])
         return ComponentHandle(manifest.id, manifest, loaded.digest)
 
@@ -183,28 +219,23 @@ class Host:
     async def stop(self, target: ComponentId | str, timeout: float | None = None) -> None:
         """Stop a component: let its current message finish, call ``shutdown``, remove it."""
         cid = _as_id(target)
-        cell = self._cells.get(cid)
-        if cell is None:
-            raise TargetNotFoundError(str(cid))
-        runtime = self._runtimes[cid]
-        limit = (
-            timeout
-            if timeout is not None
-            else runtime.manifest.supervision.shutdown_timeout_ms / 1000
-        )
-        await cell.stop(limit)
-        self.correlator.drop_requester(cid)
-        del self._cells[cid]
-        del self._runtimes[cid]
+        self._cell(cid)  # raises TargetNotFoundError
+        task = self._health_tasks.pop(cid, None)
+        if task is not None:
+            task.cancel()
+        await self.supervisor.terminate_child(str(cid), timeout)
+        self._forget(cid)
 
     async def close(self) -> None:
         """Stop every component (reverse start order) and release everything; idempotent."""
         if self._closed:
             return
         self._closed = True
-        for cid in reversed(list(self._cells)):
-            with contextlib.suppress(WactorError):
-                await self.stop(cid)
+        for task in self._health_tasks.values():
+            task.cancel()
+        await self.supervisor.stop()
+        for cid in list(self._runtimes):
+            self._forget(cid)
         for task in list(self._tasks):
             task.cancel()
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -231,7 +262,8 @@ class Host:
     def components(self) -> list[ComponentStatus]:
         """The running components, in start order."""
         out = []
-        for cid, cell in self._cells.items():
+        for cell in self.supervisor.children():
+            cid = ComponentId.parse(cell.id)
             runtime = self._runtimes[cid]
             version = runtime.metadata.version if runtime.metadata else runtime.manifest.version
             out.append(ComponentStatus(cid, version, runtime.health, cell.statistics()))
@@ -239,20 +271,81 @@ class Host:
 
     # -- internals used by runtimes -------------------------------------------------------------
 
-    def _cell(self, cid: ComponentId) -> ActorCell[Envelope]:
-        cell = self._cells.get(cid)
-        if cell is None:
-            raise TargetNotFoundError(str(cid))
+    def _cell(self, cid: ComponentId) -> ActorCell[Envelope | HealthCheck]:
+        try:
+            cell: ActorCell[Envelope | HealthCheck] = self.supervisor.child(str(cid))
+        except KeyError:
+            raise TargetNotFoundError(str(cid)) from None
         return cell
 
     def _knows(self, cid: ComponentId) -> bool:
-        return cid in self._cells
+        return self.supervisor.has_child(str(cid))
 
     def _runtime(self, cid: ComponentId) -> ComponentRuntime | None:
         return self._runtimes.get(cid)
 
     def _component_ids(self) -> list[ComponentId]:
-        return list(self._cells)
+        return [ComponentId.parse(c.id) for c in self.supervisor.children()]
+
+    def _forget(self, cid: ComponentId) -> None:
+        self._runtimes.pop(cid, None)
+        self.correlator.drop_requester(cid)
+
+    def _on_event(self, event: SupervisorEvent) -> None:
+        self.events.append(event)
+        quiet = event.kind in ("started", "stopped", "restarted")
+        level = logging.INFO if quiet else logging.WARNING
+        suffix = f": {event.reason}" if event.reason else ""
+        _log.log(level, "%s %s%s", event.kind, event.child, suffix)
+        if not self.supervisor.has_child(event.child) and event.kind != "started":
+            with contextlib.suppress(ValueError):
+                self._forget(ComponentId.parse(event.child))
+        for listener in list(self._listeners):
+            listener(event)
+
+    async def wait_event(
+        self, kind: str, child: ComponentId | str, *, count: int = 1, timeout: float = 30.0
+    ) -> SupervisorEvent:
+        """Wait until ``count`` events of ``kind`` for ``child`` happened (counting past ones)."""
+        name = str(child)
+
+        def matching() -> list[SupervisorEvent]:
+            return [e for e in self.events if e.kind == kind and e.child == name]
+
+        if len(matching()) >= count:
+            return matching()[count - 1]
+        arrived = asyncio.Event()
+
+        def listener(event: SupervisorEvent) -> None:
+            if event.kind == kind and event.child == name and len(matching()) >= count:
+                arrived.set()
+
+        unsubscribe = self.subscribe(listener)
+        try:
+            await asyncio.wait_for(arrived.wait(), timeout)
+        finally:
+            unsubscribe()
+        return matching()[count - 1]
+
+    def subscribe(self, listener: Callable[[SupervisorEvent], None]) -> Callable[[], None]:
+        """Call ``listener`` with every lifecycle event; return a function that unsubscribes."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    async def _gave_up(self, supervisor: Supervisor, reason: str) -> None:
+        self.failure = reason
+        self.failed.set()
+        _log.error("host supervisor gave up: %s", reason)
+
+    async def _watch_health(self, cid: ComponentId, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self._cell(cid).ref.ask(HEALTH_CHECK, timeout=max(interval, 5.0))
+            except TargetNotFoundError:
+                return
+            except WactorError:
+                continue  # the actor reports and acts on failures itself
 
     async def _deliver(self, env: Envelope) -> None:
         self._cell(env.target).ref.tell_nowait(env)
@@ -293,11 +386,8 @@ class Host:
         self._deliver_callback(error_callback(pending, text), pending)
 
     def _deliver_callback(self, env: Envelope, pending: PendingRequest) -> None:
-        cell = self._cells.get(pending.requester)
         try:
-            if cell is None:
-                raise TargetNotFoundError(str(pending.requester))
-            cell.ref.tell_nowait(env)
+            self._cell(pending.requester).ref.tell_nowait(env)
         except WactorError as exc:
             self.dead_letters.record(
                 str(pending.requester),

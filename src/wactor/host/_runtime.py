@@ -34,7 +34,7 @@ from wactor.wasm import ComponentInstance, GuestMetadata, InstanceLimits, Loaded
 if TYPE_CHECKING:
     from wactor.host._host import Host
 
-__all__ = ["ComponentActor", "ComponentRuntime", "GuestInfo"]
+__all__ = ["HEALTH_CHECK", "ComponentActor", "ComponentRuntime", "GuestInfo", "HealthCheck"]
 
 _guest_log = logging.getLogger("wactor.guest")
 _LEVELS = {
@@ -45,6 +45,19 @@ _LEVELS = {
     "error": logging.ERROR,
 }
 _BRIDGE_TIMEOUT = 30.0
+
+
+class HealthCheck:
+    """The control message that makes a component actor ask its guest for its health."""
+
+    __slots__ = ()
+
+
+HEALTH_CHECK = HealthCheck()
+
+
+class UnhealthyError(ComponentFault):
+    """The guest reported ``unhealthy`` too many times in a row; it is restarted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +88,15 @@ class ComponentRuntime:
         self._quota = manifest.capabilities.storage_quota or 0
         self.metadata: GuestMetadata | None = None
         self.health = "unknown"
+        self.unhealthy_streak = 0
+        self.instance: ComponentInstance | None = None  # the live one, if any
         self.loop = asyncio.get_running_loop()
+
+    def kill(self) -> None:
+        """Interrupt whatever the live instance is running (it traps at its next epoch check)."""
+        instance = self.instance
+        if instance is not None:
+            instance.cancel()
 
     # -- GuestContext ----------------------------------------------------------------------------
 
@@ -225,7 +246,7 @@ class ComponentRuntime:
             _guest_log.info("%s: %s", self._id, text, extra={"component": str(self._id)})
 
 
-class ComponentActor(Actor[Envelope]):
+class ComponentActor(Actor["Envelope | HealthCheck"]):
     """One incarnation of a component: one instance, one call at a time, on a worker thread."""
 
     def __init__(self, runtime: ComponentRuntime, executor: Executor) -> None:
@@ -238,19 +259,41 @@ class ComponentActor(Actor[Envelope]):
 
     async def on_start(self) -> None:
         self.instance = await self._run(self.runtime.new_instance)
+        self.runtime.instance = self.instance
 
-    async def on_message(self, message: Envelope) -> Any:
+    async def on_message(self, message: Envelope | HealthCheck) -> Any:
         instance = self.instance
         if instance is None:
             raise ComponentError(
                 f"{self.runtime.component_id}: not running", case="not-initialized"
             )
+        if isinstance(message, HealthCheck):
+            return await self._check_health(instance)
         if message.kind == "callback":
             return await self._run(lambda: instance.handle_callback(message))
         return await self._run(lambda: instance.handle_message(message))
 
-    async def on_failure(self, exc: BaseException, message: Envelope) -> FailureAction:
-        if isinstance(exc, ComponentFault):
+    async def _check_health(self, instance: ComponentInstance) -> str:
+        runtime = self.runtime
+        status = await self._run(instance.health)
+        runtime.health = status
+        runtime.unhealthy_streak = runtime.unhealthy_streak + 1 if status == "unhealthy" else 0
+        threshold = runtime.manifest.supervision.health_threshold
+        if runtime.unhealthy_streak >= threshold:
+            runtime.unhealthy_streak = 0
+            raise UnhealthyError(
+                f"{runtime.component_id}: unhealthy {threshold} times in a row",
+                component=str(runtime.component_id),
+            )
+        return str(status)
+
+    async def on_failure(
+        self, exc: BaseException, message: Envelope | HealthCheck
+    ) -> FailureAction:
+        poisoned = self.instance is not None and self.instance.poisoned
+        if not isinstance(exc, ComponentFault) and not poisoned:
+            return "resume"  # an application error (the guest answered err): nothing died
+        if isinstance(message, Envelope) and not isinstance(exc, UnhealthyError):
             self.runtime.host.dead_letters.record(
                 str(self.runtime.component_id),
                 str(exc),
@@ -259,13 +302,14 @@ class ComponentActor(Actor[Envelope]):
                 size=len(message.payload),
                 correlation_id=message.correlation_id,
             )
-            self.instance = None
-            self.runtime.health = "unhealthy"
-            return "crash"
-        return "resume"
+        self.instance = None
+        self.runtime.instance = None
+        self.runtime.health = "unhealthy"
+        return "crash"
 
     async def on_stop(self) -> None:
         instance, self.instance = self.instance, None
+        self.runtime.instance = None
         if instance is not None and not instance.poisoned:
             try:
                 await self._run(instance.shutdown)

@@ -18,6 +18,7 @@ from typing import Literal
 from wactor._ids import ComponentId, TargetPattern
 from wactor._toml import ConfigTable, read_config_file
 from wactor._units import KIB, MIB
+from wactor.actors import Backpressure, RestartType
 from wactor.errors import DigestMismatchError, ManifestError
 
 __all__ = [
@@ -33,9 +34,9 @@ __all__ = [
 ]
 
 MessagingAction = Literal["send", "request", "broadcast"]
-RestartType = Literal["permanent", "transient", "temporary"]
 
 _RESTART_TYPES: tuple[RestartType, ...] = ("permanent", "transient", "temporary")
+_BACKPRESSURE: tuple[Backpressure, ...] = ("reject", "wait")
 _MESSAGING_ACTIONS: tuple[MessagingAction, ...] = ("send", "request", "broadcast")
 
 # A storage section without a quota still means "this component uses storage"; 10 MiB is the
@@ -57,6 +58,7 @@ class Limits:
     timeout_ms: int = 1000
     fuel: int | None = None
     mailbox: int = 1024
+    backpressure: Backpressure = "reject"  # full mailbox: refuse at once, or make senders wait
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +167,9 @@ def load_manifest(path: str | os.PathLike[str]) -> Manifest:
         version=version,
         sha256=sha256,
         description=description,
-        limits=_limits(root.table("resources", ("memory", "timeout-ms", "fuel", "mailbox"))),
+        limits=_limits(
+            root.table("resources", ("memory", "timeout-ms", "fuel", "mailbox", "backpressure"))
+        ),
         capabilities=_capabilities(
             root.table(
                 "capabilities", ("messaging", "storage", "filesystem", "network", "environment")
@@ -237,6 +241,7 @@ def _limits(table: ConfigTable | None) -> Limits:
         timeout_ms=table.integer("timeout-ms", default.timeout_ms, minimum=1),
         fuel=table.opt_integer("fuel", minimum=1),
         mailbox=table.integer("mailbox", default.mailbox, minimum=1),
+        backpressure=table.choice("backpressure", _BACKPRESSURE, default.backpressure),
     )
 
 

@@ -8,12 +8,16 @@ discard it and make a new one. Calls are blocking; the host runs them on worker 
 
 from __future__ import annotations
 
+import ctypes
+import itertools
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import wasmtime
+import wasmtime._ffi as ffi
 from wasmtime.component import Linker, Variant
 
 from wactor.errors import (
@@ -36,6 +40,42 @@ __all__ = ["ComponentInstance", "GuestMetadata", "InstanceLimits", "WasiSpec"]
 
 # Fuel is always metered (engine-wide); a component without a budget gets one it cannot exhaust.
 _UNMETERED_FUEL = 1 << 62
+
+# Running wasm reaches an epoch deadline every _CHECK_TICKS ticks; the callback then decides in
+# Python whether the call is past its wall-clock limit or was cancelled (trap), or goes on.
+_CHECK_TICKS = 2
+_DEADLINE_TRAP = "wactor: wall-clock deadline reached"
+_CANCEL_TRAP = "wactor: cancelled by the host"
+_CONTINUE = 0  # WASMTIME_UPDATE_DEADLINE_CONTINUE
+
+_DeadlineCallback = ctypes.CFUNCTYPE(
+    ctypes.c_size_t,
+    ctypes.POINTER(ffi.wasmtime_context_t),
+    ctypes.c_void_p,
+    ctypes.POINTER(ctypes.c_uint64),
+    ctypes.POINTER(ctypes.c_uint8),
+)
+_watched: dict[int, ComponentInstance] = {}
+_watched_lock = threading.Lock()
+_next_key = itertools.count(1)
+
+
+@_DeadlineCallback  # type: ignore[untyped-decorator]
+def _on_deadline(context: Any, data: Any, delta: Any, kind: Any) -> int:
+    instance = _watched.get(data or 0)
+    verdict = instance._verdict() if instance is not None else None
+    if verdict is not None:
+        error = wasmtime.WasmtimeError(verdict)
+        return ctypes.cast(error._consume(), ctypes.c_void_p).value or 0
+    delta[0] = _CHECK_TICKS
+    kind[0] = _CONTINUE
+    return 0
+
+
+@ctypes.CFUNCTYPE(None, ctypes.c_void_p)  # type: ignore[untyped-decorator]
+def _forget(data: Any) -> None:
+    with _watched_lock:
+        _watched.pop(data or 0, None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +145,12 @@ class ComponentInstance:
         self._label = str(context.component_id)
         store = wasmtime.Store(engine.engine)
         store.set_limits(memory_size=limits.memory_bytes)
+        self._deadline = float("inf")
+        self._cancelled = False
+        key = next(_next_key)
+        with _watched_lock:
+            _watched[key] = self
+        ffi.wasmtime_store_epoch_deadline_callback(store.ptr(), _on_deadline, key, _forget)
         store.set_wasi(_wasi_config(wasi or WasiSpec(), output))
         self._store = store
         self._arm()
@@ -131,18 +177,36 @@ class ComponentInstance:
 
     def _arm(self) -> None:
         limits = self.limits
-        self._store.set_epoch_deadline(self._engine.deadline_ticks(limits.timeout_ms))
+        self._deadline = time.monotonic() + limits.timeout_ms / 1000
+        self._store.set_epoch_deadline(_CHECK_TICKS)
         self._store.set_fuel(limits.fuel if limits.fuel is not None else _UNMETERED_FUEL)
+
+    def _verdict(self) -> str | None:
+        """Decide at an epoch check: trap (with the reason) or let the guest go on."""
+        if self._cancelled:
+            return _CANCEL_TRAP
+        if time.monotonic() >= self._deadline:
+            return _DEADLINE_TRAP
+        return None
+
+    def cancel(self) -> None:
+        """Stop the running call (from any thread) at its next epoch check; poisons the instance.
+
+        Used at shutdown to end a component stuck in a loop without waiting for its limit.
+        """
+        self._cancelled = True
 
     def _call(self, name: str, *args: Any) -> Any:
         if self.poisoned:
             raise ComponentError(
                 f"{self._label}: instance was discarded after a fault", component=self._label
             )
+        if self._cancelled:
+            raise ComponentError(f"{self._label}: instance was cancelled", component=self._label)
         self._arm()
         started = time.monotonic()
         try:
-            with using_context(self.context, started + self.limits.timeout_ms / 1000):
+            with using_context(self.context, self._deadline):
                 return self._funcs[name](self._store, *args)
         except HostFuncError as exc:
             self.poisoned = True
@@ -162,7 +226,9 @@ class ComponentInstance:
         text = str(exc)
         lowered = text.lower()
         label = self._label
-        if timeout or "interrupt" in lowered:
+        if _CANCEL_TRAP in text:
+            return TrapError(f"{label}: {name} was cancelled by the host", component=label)
+        if timeout or _DEADLINE_TRAP in text or "interrupt" in lowered:
             return ExecutionTimeoutError(
                 f"{label}: {name} exceeded its {self.limits.timeout_ms} ms limit "
                 f"(stopped after {elapsed * 1000:.0f} ms)",

@@ -1,0 +1,356 @@
+"""Supervisors with Erlang/OTP semantics.
+
+A supervisor owns an ordered list of children (actor cells or other supervisors) and reacts when
+one of them exits:
+
+* restart types: ``permanent`` children are always restarted, ``transient`` ones only after an
+  abnormal exit (a crash), ``temporary`` ones never;
+* strategies: ``one_for_one`` restarts the exited child, ``one_for_all`` all children,
+  ``rest_for_one`` the exited child and those started after it (siblings are stopped in reverse
+  start order, then everything is started again in start order);
+* intensity: more than ``max_restarts`` restarts within ``within_seconds`` and the supervisor
+  gives up: it stops all its children and exits abnormally itself, so its own parent (or, at the
+  top, the owner's ``on_give_up``) decides what happens next;
+* exponential backoff with jitter before each restart, bounded by a maximum;
+* ordered shutdown: children stop in reverse start order, each within its shutdown timeout.
+
+A child that exceeds its *own* restart budget (per-child intensity, e.g. from a component
+manifest) is given up alone: it is terminated and its pending messages fail, the supervisor goes
+on. Messages queued for a child while it is being restarted stay in its mailbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from wactor.actors._actor import Actor, ActorCell, ActorRef, ExitReason
+from wactor.actors._mailbox import Backpressure
+
+__all__ = [
+    "Backoff",
+    "ChildSpec",
+    "RestartType",
+    "Strategy",
+    "Supervisor",
+    "SupervisorEvent",
+    "SupervisorSpec",
+]
+
+RestartType = Literal["permanent", "transient", "temporary"]
+Strategy = Literal["one_for_one", "one_for_all", "rest_for_one"]
+EventKind = Literal["started", "stopped", "crashed", "restarted", "gave_up", "escalated"]
+
+_log = logging.getLogger("wactor.supervisor")
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Exponential backoff with jitter: ``initial * factor**n``, capped at ``maximum``."""
+
+    initial: float = 0.01
+    maximum: float = 2.0
+    factor: float = 2.0
+    jitter: float = 0.2
+
+    def delay(self, attempt: int, rng: random.Random | None = None) -> float:
+        """The pause before restart number ``attempt`` (0-based), jittered, never above max."""
+        base = min(self.maximum, self.initial * self.factor ** max(0, attempt))
+        spread = (rng or random).uniform(-self.jitter, self.jitter) if self.jitter else 0.0
+        return max(0.0, min(self.maximum, base * (1 + spread)))
+
+
+@dataclass(frozen=True, slots=True)
+class ChildSpec:
+    """How to run and restart one child actor."""
+
+    id: str
+    factory: Callable[[], Actor[Any]]
+    restart: RestartType = "permanent"
+    capacity: int = 1024
+    backpressure: Backpressure = "reject"
+    shutdown_timeout: float = 5.0
+    backoff: Backoff = field(default_factory=Backoff)
+    max_restarts: int | None = None  # the child's own budget; None: only the supervisor's
+    within_seconds: float = 5.0
+    on_kill: Callable[[], None] | None = None  # forcibly end work stuck past the shutdown timeout
+
+
+@dataclass(frozen=True, slots=True)
+class SupervisorSpec:
+    """A supervisor's strategy and intensity."""
+
+    strategy: Strategy = "one_for_one"
+    max_restarts: int = 3
+    within_seconds: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class SupervisorEvent:
+    """Something that happened to a child, as observed by its supervisor."""
+
+    kind: EventKind
+    supervisor: str
+    child: str
+    reason: str | None
+    time: float
+
+
+class _Child(Protocol):
+    """What a supervisor needs from a child: an actor cell or a nested supervisor."""
+
+    id: str
+
+    async def start(self) -> None: ...
+    async def suspend(self, timeout: float) -> None: ...
+    async def resume(self) -> None: ...
+    async def stop(self, timeout: float) -> None: ...
+    def terminate(self, reason: str) -> None: ...
+
+
+@dataclass(slots=True)
+class _Entry:
+    child: _Child
+    restart: RestartType
+    shutdown_timeout: float
+    backoff: Backoff
+    max_restarts: int | None
+    within_seconds: float
+    history: collections.deque[float] = field(default_factory=collections.deque)
+    restarting: bool = False
+
+
+class Supervisor:
+    """Supervises an ordered list of children; itself usable as a child of another supervisor."""
+
+    def __init__(
+        self,
+        name: str,
+        spec: SupervisorSpec | None = None,
+        *,
+        on_event: Callable[[SupervisorEvent], None] | None = None,
+        on_give_up: Callable[[Supervisor, str], Awaitable[None]] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.id = name
+        self.spec = spec or SupervisorSpec()
+        self._on_event = on_event
+        self._on_give_up = on_give_up
+        self._rng = rng or random.Random()
+        self._entries: dict[str, _Entry] = {}
+        self._history: collections.deque[float] = collections.deque()
+        self._parent: Supervisor | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
+        self.state: Literal["running", "stopped", "failed"] = "running"
+        self.restarts = 0
+        self.last_failure: str | None = None
+        self.events: collections.deque[SupervisorEvent] = collections.deque(maxlen=1000)
+
+    # -- children --------------------------------------------------------------------------------
+
+    def children(self) -> list[Any]:
+        """The children, in start order (actor cells and supervisors)."""
+        return [e.child for e in self._entries.values()]
+
+    def child(self, child_id: str) -> Any:
+        """One child by id (``KeyError`` if absent)."""
+        return self._entries[child_id].child
+
+    def has_child(self, child_id: str) -> bool:
+        """Tell whether ``child_id`` is (still) supervised here."""
+        return child_id in self._entries
+
+    async def start_child(self, spec: ChildSpec) -> ActorRef[Any]:
+        """Create and start an actor child; it joins the end of the start order."""
+        if spec.id in self._entries:
+            raise ValueError(f"{self.id}: child {spec.id!r} already exists")
+        cell: ActorCell[Any] = ActorCell(
+            spec.id,
+            spec.factory,
+            capacity=spec.capacity,
+            backpressure=spec.backpressure,
+            on_exit=self._child_exited,
+            on_kill=spec.on_kill,
+        )
+        entry = _Entry(
+            cell,
+            spec.restart,
+            spec.shutdown_timeout,
+            spec.backoff,
+            spec.max_restarts,
+            spec.within_seconds,
+        )
+        self._entries[spec.id] = entry
+        try:
+            await cell.start()
+        except BaseException:
+            del self._entries[spec.id]
+            raise
+        self._emit("started", spec.id, None)
+        return cell.ref
+
+    async def start_supervisor(
+        self, child: Supervisor, *, restart: RestartType = "permanent", shutdown_timeout: float = 30
+    ) -> Supervisor:
+        """Add a nested supervisor as a child (its children are added by the caller)."""
+        child._parent = self
+        self._entries[child.id] = _Entry(child, restart, shutdown_timeout, Backoff(), None, 5.0)
+        self._emit("started", child.id, None)
+        return child
+
+    async def terminate_child(self, child_id: str, timeout: float | None = None) -> None:
+        """Stop a child for good, whatever its restart type, and forget it."""
+        entry = self._entries.pop(child_id, None)
+        if entry is None:
+            raise KeyError(child_id)
+        await entry.child.stop(entry.shutdown_timeout if timeout is None else timeout)
+        self._emit("stopped", child_id, "terminated")
+
+    async def stop(self, timeout: float = 30.0) -> None:
+        """Stop every child in reverse start order, each within its own shutdown timeout."""
+        self._closing = True
+        for task in list(self._tasks):
+            task.cancel()
+        for child_id in reversed(list(self._entries)):
+            entry = self._entries[child_id]
+            with contextlib.suppress(Exception):
+                await entry.child.stop(entry.shutdown_timeout)
+            self._emit("stopped", child_id, "shutdown")
+        self._entries.clear()
+        if self.state == "running":
+            self.state = "stopped"
+
+    # -- the _Child protocol, when nested --------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start again after a restart by the parent: every child in start order."""
+        self._closing = False
+        self.state = "running"
+        for entry in self._entries.values():
+            await entry.child.resume()
+
+    async def suspend(self, timeout: float) -> None:
+        """Stop the children (reverse order) but keep them and their mailboxes for a restart."""
+        for entry in reversed(list(self._entries.values())):
+            await entry.child.suspend(entry.shutdown_timeout)
+
+    async def resume(self) -> None:
+        """Restart every child in start order."""
+        await self.start()
+
+    def terminate(self, reason: str) -> None:
+        """Give up on every child."""
+        for entry in self._entries.values():
+            entry.child.terminate(reason)
+        self.state = "failed"
+        self.last_failure = reason
+
+    # -- reacting to exits -----------------------------------------------------------------------
+
+    async def _child_exited(self, child: Any, reason: ExitReason) -> None:
+        entry = self._entries.get(child.id)
+        if entry is None or self._closing:
+            return
+        abnormal = reason is not None
+        text = _describe(reason)
+        if abnormal:
+            self.last_failure = f"{child.id}: {text}"
+            self._emit("crashed", child.id, text)
+        else:
+            self._emit("stopped", child.id, "normal")
+        if entry.restart == "temporary" or (entry.restart == "transient" and not abnormal):
+            self._entries.pop(child.id, None)
+            if abnormal:
+                child.terminate(text)
+            return
+        now = time.monotonic()
+        if entry.max_restarts is not None and _over_budget(
+            entry.history, now, entry.max_restarts, entry.within_seconds
+        ):
+            # The child's own budget is spent: give up on it alone.
+            self._entries.pop(child.id, None)
+            child.terminate(f"gave up after {entry.max_restarts} restarts: {text}")
+            self._emit("gave_up", child.id, text)
+            return
+        if _over_budget(self._history, now, self.spec.max_restarts, self.spec.within_seconds):
+            await self._give_up(f"{child.id}: {text}")
+            return
+        self._spawn(self._restart(entry, text))
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _restart(self, entry: _Entry, reason: str) -> None:
+        order = list(self._entries)
+        failed_id = entry.child.id
+        if self.spec.strategy == "one_for_one":
+            group = [failed_id]
+        elif self.spec.strategy == "one_for_all":
+            group = order
+        else:
+            group = order[order.index(failed_id) :] if failed_id in order else [failed_id]
+        siblings = [cid for cid in group if cid != failed_id]
+        for cid in reversed(siblings):
+            sib = self._entries[cid]
+            sib.restarting = True
+            await sib.child.suspend(sib.shutdown_timeout)
+        attempt = len(entry.history) - 1
+        await asyncio.sleep(entry.backoff.delay(attempt, self._rng))
+        for cid in group:
+            target = self._entries.get(cid)
+            if target is None or self._closing:
+                continue
+            try:
+                await target.child.resume()
+            except Exception as exc:  # noqa: BLE001 - a failed restart counts as another crash
+                target.restarting = False
+                await self._child_exited(target.child, exc)
+                continue
+            target.restarting = False
+            self.restarts += 1
+            self._emit("restarted", cid, reason if cid == failed_id else f"sibling {failed_id}")
+
+    async def _give_up(self, reason: str) -> None:
+        self._emit("gave_up", self.id, reason)
+        _log.error("%s: too many restarts, giving up: %s", self.id, reason)
+        await self.stop()
+        self.state = "failed"
+        self.last_failure = reason
+        if self._parent is not None:
+            self._emit("escalated", self.id, reason)
+            await self._parent._child_exited(self, RuntimeError(reason))
+        elif self._on_give_up is not None:
+            await self._on_give_up(self, reason)
+
+    def _emit(self, kind: EventKind, child: str, reason: str | None) -> None:
+        event = SupervisorEvent(kind, self.id, child, reason, time.time())
+        self.events.append(event)
+        if self._on_event is not None:
+            self._on_event(event)
+
+
+def _over_budget(
+    history: collections.deque[float], now: float, max_restarts: int, within: float
+) -> bool:
+    """Record a restart at ``now``; tell whether it makes more than allowed in the window."""
+    history.append(now)
+    while history and history[0] < now - within:
+        history.popleft()
+    return len(history) > max_restarts
+
+
+def _describe(reason: ExitReason) -> str:
+    if reason is None:
+        return "normal"
+    text = str(reason) or type(reason).__name__
+    return text.splitlines()[0]

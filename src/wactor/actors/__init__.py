@@ -11,6 +11,7 @@ from wactor.actors._actor import (
     FailureAction,
 )
 from wactor.actors._mailbox import Backpressure, Mailbox, MailboxStats
+from wactor.actors._registry import Registry
 from wactor.actors._supervisor import (
     Backoff,
     ChildSpec,
@@ -35,6 +36,7 @@ __all__ = [
     "FailureAction",
     "Mailbox",
     "MailboxStats",
+    "Registry",
     "RestartType",
     "Strategy",
     "Supervisor",

@@ -165,7 +165,8 @@ class ActorCell(Generic[M]):
 
     def terminate(self, reason: str) -> None:
         """Give up on this actor: fail everything queued; no hooks run (it already died)."""
-        self.state = "failed"
+        if self.state != "terminated":
+            self.state = "failed"
         self.last_failure = reason
         for letter in self.mailbox.close():
             _fail(letter, ActorStoppedError(self.id, reason))

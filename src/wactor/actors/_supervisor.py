@@ -31,7 +31,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from wactor.actors._actor import Actor, ActorCell, ActorRef, ExitReason
+from wactor.actors._actor import Actor, ActorCell, ExitReason
 from wactor.actors._mailbox import Backpressure
 
 __all__ = [
@@ -46,7 +46,8 @@ __all__ = [
 
 RestartType = Literal["permanent", "transient", "temporary"]
 Strategy = Literal["one_for_one", "one_for_all", "rest_for_one"]
-EventKind = Literal["started", "stopped", "crashed", "restarted", "gave_up", "escalated"]
+EventKind = Literal["started", "stopped", "crashed", "restarted", "gave_up", "escalated", "removed"]
+"""``removed``: the child left this supervisor for good (it will not be restarted)."""
 
 _log = logging.getLogger("wactor.supervisor")
 
@@ -168,7 +169,7 @@ class Supervisor:
         """Tell whether ``child_id`` is (still) supervised here."""
         return child_id in self._entries
 
-    async def start_child(self, spec: ChildSpec) -> ActorRef[Any]:
+    async def start_child(self, spec: ChildSpec) -> ActorCell[Any]:
         """Create and start an actor child; it joins the end of the start order."""
         if spec.id in self._entries:
             raise ValueError(f"{self.id}: child {spec.id!r} already exists")
@@ -195,7 +196,7 @@ class Supervisor:
             del self._entries[spec.id]
             raise
         self._emit("started", spec.id, None)
-        return cell.ref
+        return cell
 
     async def start_supervisor(
         self, child: Supervisor, *, restart: RestartType = "permanent", shutdown_timeout: float = 30
@@ -213,6 +214,7 @@ class Supervisor:
             raise KeyError(child_id)
         await entry.child.stop(entry.shutdown_timeout if timeout is None else timeout)
         self._emit("stopped", child_id, "terminated")
+        self._emit("removed", child_id, "terminated")
 
     async def stop(self, timeout: float = 30.0) -> None:
         """Stop every child in reverse start order, each within its own shutdown timeout."""
@@ -224,6 +226,7 @@ class Supervisor:
             with contextlib.suppress(Exception):
                 await entry.child.stop(entry.shutdown_timeout)
             self._emit("stopped", child_id, "shutdown")
+            self._emit("removed", child_id, "shutdown")
         self._entries.clear()
         if self.state == "running":
             self.state = "stopped"
@@ -234,8 +237,10 @@ class Supervisor:
         """Start again after a restart by the parent: every child in start order."""
         self._closing = False
         self.state = "running"
+        self._history.clear()
         for entry in self._entries.values():
             await entry.child.resume()
+            entry.history.clear()
 
     async def suspend(self, timeout: float) -> None:
         """Stop the children (reverse order) but keep them and their mailboxes for a restart."""
@@ -247,9 +252,15 @@ class Supervisor:
         await self.start()
 
     def terminate(self, reason: str) -> None:
-        """Give up on every child."""
-        for entry in self._entries.values():
+        """Give up on every child for good: their queued messages fail."""
+        self._closing = True
+        for task in list(self._tasks):
+            task.cancel()
+        for child_id, entry in list(self._entries.items()):
             entry.child.terminate(reason)
+            self._emit("stopped", child_id, reason)
+            self._emit("removed", child_id, reason)
+        self._entries.clear()
         self.state = "failed"
         self.last_failure = reason
 
@@ -257,8 +268,8 @@ class Supervisor:
 
     async def _child_exited(self, child: Any, reason: ExitReason) -> None:
         entry = self._entries.get(child.id)
-        if entry is None or self._closing:
-            return
+        if entry is None or self._closing or entry.restarting:
+            return  # gone, shutting down, or already part of a restart under way
         abnormal = reason is not None
         text = _describe(reason)
         if abnormal:
@@ -268,8 +279,8 @@ class Supervisor:
             self._emit("stopped", child.id, "normal")
         if entry.restart == "temporary" or (entry.restart == "transient" and not abnormal):
             self._entries.pop(child.id, None)
-            if abnormal:
-                child.terminate(text)
+            child.terminate(text)
+            self._emit("removed", child.id, f"{entry.restart} child exited: {text}")
             return
         now = time.monotonic()
         if entry.max_restarts is not None and _over_budget(
@@ -279,6 +290,7 @@ class Supervisor:
             self._entries.pop(child.id, None)
             child.terminate(f"gave up after {entry.max_restarts} restarts: {text}")
             self._emit("gave_up", child.id, text)
+            self._emit("removed", child.id, f"out of restarts ({entry.max_restarts})")
             return
         if _over_budget(self._history, now, self.spec.max_restarts, self.spec.within_seconds):
             await self._give_up(f"{child.id}: {text}")
@@ -299,10 +311,11 @@ class Supervisor:
             group = order
         else:
             group = order[order.index(failed_id) :] if failed_id in order else [failed_id]
+        for cid in group:
+            self._entries[cid].restarting = True
         siblings = [cid for cid in group if cid != failed_id]
         for cid in reversed(siblings):
             sib = self._entries[cid]
-            sib.restarting = True
             await sib.child.suspend(sib.shutdown_timeout)
         attempt = len(entry.history) - 1
         await asyncio.sleep(entry.backoff.delay(attempt, self._rng))
@@ -323,14 +336,21 @@ class Supervisor:
     async def _give_up(self, reason: str) -> None:
         self._emit("gave_up", self.id, reason)
         _log.error("%s: too many restarts, giving up: %s", self.id, reason)
-        await self.stop()
+        for task in list(self._tasks):
+            task.cancel()
+        # Stop the children (reverse order) but keep their specs: a parent may restart us.
+        for entry in reversed(list(self._entries.values())):
+            entry.restarting = False
+            await entry.child.suspend(entry.shutdown_timeout)
         self.state = "failed"
         self.last_failure = reason
         if self._parent is not None:
             self._emit("escalated", self.id, reason)
             await self._parent._child_exited(self, RuntimeError(reason))
-        elif self._on_give_up is not None:
-            await self._on_give_up(self, reason)
+        else:
+            if self._on_give_up is not None:
+                await self._on_give_up(self, reason)
+            self.terminate(reason)
 
     def _emit(self, kind: EventKind, child: str, reason: str | None) -> None:
         event = SupervisorEvent(kind, self.id, child, reason, time.time())

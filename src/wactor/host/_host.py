@@ -23,6 +23,8 @@ from wactor.actors import (
     ActorStats,
     Backoff,
     ChildSpec,
+    Registry,
+    RestartType,
     Supervisor,
     SupervisorEvent,
     SupervisorSpec,
@@ -116,6 +118,8 @@ class Host:
         self.failure: str | None = None
         self.failed = asyncio.Event()
         self._runtimes: dict[ComponentId, ComponentRuntime] = {}
+        self.registry = Registry()
+        self._groups: dict[str, Supervisor] = {}
         self._health_tasks: dict[ComponentId, asyncio.Task[None]] = {}
         self._executor = ThreadPoolExecutor(
             max_workers=max(32, 8 * (os.cpu_count() or 2)), thread_name_prefix="wactor-wasm"
@@ -165,7 +169,27 @@ class Host:
                 _log.error("%s", exc)
         return handles
 
-    async def start(self, manifest: Manifest | str | os.PathLike[str]) -> ComponentHandle:
+    async def add_group(
+        self,
+        name: str,
+        spec: SupervisorSpec | None = None,
+        *,
+        restart: RestartType = "permanent",
+    ) -> None:
+        """Add a nested supervisor under the host's; start components into it with ``group=``.
+
+        When the group exceeds its restart intensity it stops its components and escalates to
+        the host supervisor, which restarts the whole group (per ``restart``) or gives up.
+        """
+        if name in self._groups:
+            raise ConfigError(f"group {name!r} already exists", key="group")
+        group = Supervisor(name, spec, on_event=self._on_event)
+        await self.supervisor.start_supervisor(group, restart=restart)
+        self._groups[name] = group
+
+    async def start(
+        self, manifest: Manifest | str | os.PathLike[str], *, group: str | None = None
+    ) -> ComponentHandle:
         """Load, check, compile (or fetch from cache), instantiate and initialize a component."""
         if not isinstance(manifest, Manifest):
             manifest = load_manifest(Path(manifest))
@@ -191,12 +215,16 @@ class Host:
             within_seconds=sup.within_seconds,
             on_kill=runtime.kill,
         )
+        parent = self.supervisor if group is None else self._groups.get(group)
+        if parent is None:
+            raise ConfigError(f"no group {group!r}", key="group")
         self._runtimes[manifest.id] = runtime
         try:
-            await self.supervisor.start_child(spec)
+            cell = await parent.start_child(spec)
         except BaseException:
             del self._runtimes[manifest.id]
             raise
+        self.registry.register(cell)
         if sup.health_interval_ms is not None:
             self._health_tasks[manifest.id] = asyncio.create_task(
                 self._watch_health(manifest.id, sup.health_interval_ms / 1000)
@@ -223,7 +251,11 @@ class Host:
         task = self._health_tasks.pop(cid, None)
         if task is not None:
             task.cancel()
-        await self.supervisor.terminate_child(str(cid), timeout)
+        owner = next(
+            (g for g in (self.supervisor, *self._groups.values()) if g.has_child(str(cid))),
+            self.supervisor,
+        )
+        await owner.terminate_child(str(cid), timeout)
         self._forget(cid)
 
     async def close(self) -> None:
@@ -262,7 +294,7 @@ class Host:
     def components(self) -> list[ComponentStatus]:
         """The running components, in start order."""
         out = []
-        for cell in self.supervisor.children():
+        for cell in self.registry:
             cid = ComponentId.parse(cell.id)
             runtime = self._runtimes[cid]
             version = runtime.metadata.version if runtime.metadata else runtime.manifest.version
@@ -272,23 +304,23 @@ class Host:
     # -- internals used by runtimes -------------------------------------------------------------
 
     def _cell(self, cid: ComponentId) -> ActorCell[Envelope | HealthCheck]:
-        try:
-            cell: ActorCell[Envelope | HealthCheck] = self.supervisor.child(str(cid))
-        except KeyError:
-            raise TargetNotFoundError(str(cid)) from None
+        cell: ActorCell[Envelope | HealthCheck] | None = self.registry.lookup(str(cid))
+        if cell is None:
+            raise TargetNotFoundError(str(cid))
         return cell
 
     def _knows(self, cid: ComponentId) -> bool:
-        return self.supervisor.has_child(str(cid))
+        return str(cid) in self.registry
 
     def _runtime(self, cid: ComponentId) -> ComponentRuntime | None:
         return self._runtimes.get(cid)
 
     def _component_ids(self) -> list[ComponentId]:
-        return [ComponentId.parse(c.id) for c in self.supervisor.children()]
+        return [ComponentId.parse(c.id) for c in self.registry]
 
     def _forget(self, cid: ComponentId) -> None:
         self._runtimes.pop(cid, None)
+        self.registry.unregister(str(cid))
         self.correlator.drop_requester(cid)
 
     def _on_event(self, event: SupervisorEvent) -> None:
@@ -297,7 +329,7 @@ class Host:
         level = logging.INFO if quiet else logging.WARNING
         suffix = f": {event.reason}" if event.reason else ""
         _log.log(level, "%s %s%s", event.kind, event.child, suffix)
-        if not self.supervisor.has_child(event.child) and event.kind != "started":
+        if event.kind == "removed" and event.child in self.registry:
             with contextlib.suppress(ValueError):
                 self._forget(ComponentId.parse(event.child))
         for listener in list(self._listeners):

@@ -9,7 +9,7 @@ bad number or hex, non-UTF-8 payload) replies ``err usage <reason>``; "usage" is
     self-id | time | millis | sleep N | log LEVEL TEXT... | list | meta ID
     get K | set K V | setn K N | del K | exists K | keys [PREFIX] | usage
     send ID TEXT... | request ID TIMEOUT_MS TEXT... | cancel ID | broadcast ID1,ID2 TEXT...
-    crash | echo TEXT... | callbacks | init?
+    crash | echo TEXT... | callbacks | init? | push TEXT | sick | well
 
 ``crash`` raises an uncaught exception, which componentize-py turns into a trap (a Rust panic,
 then ``unreachable``), not into ``err``.
@@ -24,7 +24,7 @@ from wit_world.imports import host_messaging, host_services, storage, types
 
 ERROR_CONTENT_TYPE = "application/x-wactor-error"
 
-state = {"initialized": False}
+state = {"initialized": False, "sick": False}
 callbacks: list[str] = []  # "<correlation-id> <ok|err> <payload-or-error>"
 
 _LEVELS = {
@@ -174,6 +174,14 @@ def run(command: str, args: list[str]) -> str:
         return "\n".join(callbacks)
     if command == "init?":
         return "yes" if state["initialized"] else "no"
+    if command == "push":  # append to the stored "log" (order of processing, across restarts)
+        _need(args, 1, "push TEXT")
+        log = storage.get("log") or b""
+        storage.set("log", log + args[0].encode() + b",")
+        return "ok"
+    if command in ("sick", "well"):  # what the health export reports from now on
+        state["sick"] = command == "sick"
+        return command
     raise Usage(f"unknown command {command!r}")
 
 
@@ -208,7 +216,7 @@ class ComponentLifecycle(exports.ComponentLifecycle):
         )
 
     def health(self) -> types.HealthStatus:
-        return types.HealthStatus.HEALTHY
+        return types.HealthStatus.UNHEALTHY if state["sick"] else types.HealthStatus.HEALTHY
 
     def shutdown(self) -> None:
         return None

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
 import signal
 import sys
@@ -12,6 +14,7 @@ import click
 
 from wactor.cli._common import resolve_config
 from wactor.cli._main import cli
+from wactor.cli._ps import STATUS_FILE
 from wactor.host import Host
 
 __all__ = ["run"]
@@ -26,18 +29,46 @@ async def _run(config_path: Path, once: bool) -> int:
     async with Host.open(config) as host:
         for failure in host.load_failures:
             click.echo(f"failed: {failure.manifest}: {failure.error}", err=True)
-        for status in host.components():
-            click.echo(f"running {status.id} v{status.version} ({status.health})", err=True)
+        for component in host.components():
+            click.echo(
+                f"running {component.id} v{component.version} ({component.health})", err=True
+            )
         click.echo(
             f"host ready: {len(host.components())} running, {len(host.load_failures)} failed; "
             "Ctrl-C to stop",
             err=True,
         )
+        status_file = config.state_dir / STATUS_FILE
+        writer = asyncio.create_task(_write_status(host, status_file))
         if not once:
-            await stop.wait()
+            failed = asyncio.create_task(host.failed.wait())
+            stopped = asyncio.create_task(stop.wait())
+            await asyncio.wait({failed, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            failed.cancel()
+            stopped.cancel()
+        writer.cancel()
+        _write_snapshot(host, status_file)
         click.echo("stopping…", err=True)
     click.echo("stopped", err=True)
+    if host.failure is not None:
+        click.echo(f"error: host supervisor gave up: {host.failure}", err=True)
+        return 4
     return 2 if host.load_failures and not host.components() else 0
+
+
+def _write_snapshot(host: Host, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(host.snapshot()))
+    tmp.replace(path)
+
+
+async def _write_status(host: Host, path: Path) -> None:
+    """Keep the status file that `wactor ps` reads fresh."""
+    while True:
+        with contextlib.suppress(OSError):
+            _write_snapshot(host, path)
+        await asyncio.sleep(1.0)
 
 
 @cli.command()

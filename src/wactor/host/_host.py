@@ -7,6 +7,7 @@ import collections
 import contextlib
 import logging
 import os
+import time
 import tomllib
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -301,6 +302,50 @@ class Host:
             out.append(ComponentStatus(cid, version, runtime.health, cell.statistics()))
         return out
 
+    def snapshot(self) -> dict[str, Any]:
+        """The supervision tree now, as plain data (what ``wactor ps`` shows)."""
+
+        def node(sup: Supervisor) -> dict[str, Any]:
+            children: list[dict[str, Any]] = []
+            for child in sup.children():
+                if isinstance(child, Supervisor):
+                    children.append(node(child))
+                    continue
+                stats = child.statistics()
+                runtime = self._runtimes.get(ComponentId.parse(child.id))
+                children.append(
+                    {
+                        "kind": "component",
+                        "id": child.id,
+                        "state": stats.state,
+                        "health": runtime.health if runtime else "unknown",
+                        "depth": stats.depth,
+                        "capacity": stats.capacity,
+                        "processed": stats.processed,
+                        "failed": stats.failed,
+                        "restarts": stats.restarts,
+                        "refused": stats.refused,
+                        "last_failure": stats.last_failure,
+                    }
+                )
+            return {
+                "kind": "supervisor",
+                "id": sup.id,
+                "strategy": sup.spec.strategy,
+                "state": sup.state,
+                "restarts": sup.restarts,
+                "last_failure": sup.last_failure,
+                "children": children,
+            }
+
+        return {
+            "pid": os.getpid(),
+            "time": time.time(),
+            "failure": self.failure,
+            "dead_letters": self.dead_letters.total,
+            "tree": node(self.supervisor),
+        }
+
     # -- internals used by runtimes -------------------------------------------------------------
 
     def _cell(self, cid: ComponentId) -> ActorCell[Envelope | HealthCheck]:
@@ -325,7 +370,10 @@ class Host:
 
     def _on_event(self, event: SupervisorEvent) -> None:
         self.events.append(event)
-        quiet = event.kind in ("started", "stopped", "restarted")
+        quiet = event.kind in ("started", "stopped", "restarted") or event.reason in (
+            "shutdown",
+            "terminated",
+        )
         level = logging.INFO if quiet else logging.WARNING
         suffix = f": {event.reason}" if event.reason else ""
         _log.log(level, "%s %s%s", event.kind, event.child, suffix)

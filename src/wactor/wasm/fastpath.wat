@@ -195,7 +195,12 @@
             (call $reserve (local.get $end))
             (global.set $bump (local.get $end))
             (return (local.get $old))))
-        ;; ptr = align_up(bump, align)   (align is a power of two)
+        ;; ptr = align_up(bump, max(align, 8))   (align is a power of two).
+        ;; At least 8, not just `align`: the guest's reply list<u8> is copied in
+        ;; with align 1 but lifted as a latin1+utf16 string, which must be
+        ;; 2-aligned ("string pointer not aligned to 2" otherwise).
+        (if (i32.lt_u (local.get $align) (i32.const 8))
+          (then (local.set $align (i32.const 8))))
         (local.set $ptr
           (i32.and
             (i32.add (global.get $bump) (i32.sub (local.get $align) (i32.const 1)))

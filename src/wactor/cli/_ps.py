@@ -1,0 +1,80 @@
+"""``wactor ps``: the supervision tree of a running host, from its status file."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from wactor.cli._common import config_option, resolve_config
+from wactor.cli._main import cli
+from wactor.errors import HostConfigError
+
+__all__ = ["STATUS_FILE", "ps", "render_tree"]
+
+STATUS_FILE = "status.json"
+STALE_AFTER = 5.0  # seconds without an update: the host is gone
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def render_tree(node: dict[str, Any], indent: str = "") -> list[str]:
+    """Render a snapshot tree as indented lines."""
+    if node["kind"] == "supervisor":
+        head = (
+            f"{indent}{node['id']} [supervisor {node['strategy']}] {node['state']}"
+            f" restarts={node['restarts']}"
+        )
+        if node.get("last_failure"):
+            head += f" last-failure={node['last_failure']!r}"
+        lines = [head]
+        for child in node["children"]:
+            lines.extend(render_tree(child, indent + "  "))
+        return lines
+    line = (
+        f"{indent}{node['id']} {node['state']} health={node['health']}"
+        f" mailbox={node['depth']}/{node['capacity']} processed={node['processed']}"
+        f" failed={node['failed']} restarts={node['restarts']}"
+    )
+    if node.get("last_failure"):
+        line += f" last-failure={node['last_failure']!r}"
+    return [line]
+
+
+@cli.command()
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="The raw snapshot.")
+def ps(config_path: Path | None, as_json: bool) -> None:
+    """Show the supervision tree of the host running with CONFIG (state, mailbox, restarts)."""
+    config = resolve_config(config_path)
+    path = config.state_dir / STATUS_FILE
+    try:
+        snap = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise HostConfigError(
+            "no running host has written its status here (start one with `wactor run`)",
+            file=str(path),
+        ) from exc
+    age = time.time() - float(snap.get("time", 0))
+    running = age < STALE_AFTER and _alive(int(snap.get("pid", 0)))
+    if as_json:
+        click.echo(json.dumps({**snap, "running": running}, indent=2))
+        return
+    state = "running" if running else f"not running (last status {age:.0f}s ago)"
+    click.echo(f"host pid {snap.get('pid')} {state}; dead letters: {snap.get('dead_letters', 0)}")
+    if snap.get("failure"):
+        click.echo(f"host supervisor gave up: {snap['failure']}")
+    for line in render_tree(snap["tree"]):
+        click.echo(line)

@@ -1,0 +1,451 @@
+"""Fast payload path: wrap a guest component so its payloads can cross the host boundary as strings.
+
+Why: wasmtime-py passes component values through the C API as ``wasmtime_component_val_t`` (32
+bytes each), one per *element* of a ``list<u8>``, and wasmtime converts each one to a Rust ``Val``
+and lowers it element by element. A 64 KiB ``list<u8>`` echo costs ~14 ms inside wasmtime, while a
+``string`` crosses as one buffer (a memcpy). Guests cannot change, so the host wraps them.
+
+What: :func:`wrap_component` turns a guest component G into a component W that contains G *nested*
+(byte for byte) and has:
+
+* exactly G's imports, with identical types (G's leading type/import/alias sections are copied
+  verbatim, so resources, WASI interfaces and type-only imports all keep working);
+* every export of G (re-exported from the nested G instance), so the normal
+  ``airssys:core/component-lifecycle@1.0.0`` interface works as before;
+* one more export, :data:`FAST_INTERFACE`, with ``handle-message`` and ``handle-callback`` whose
+  ``component-message.payload`` is a ``string`` and whose ``handle-message`` returns
+  ``result<option<string>, wasm-error>``. Both are lifted with ``string-encoding=latin1+utf16``.
+
+In the canonical ABI a ``string`` and a ``list<u8>`` have the same flat and memory layout
+(ptr: i32, len: i32). With latin1+utf16, wasmtime lowers a host string whose chars are all
+<= U+00FF as latin1 (one byte per char, UTF-16 tag bit 31 of the length clear), so a host that
+passes ``payload.decode("latin-1")`` puts exactly the payload bytes into the adapter's memory; the
+adapter hands the same (ptr, len) on to G's ``handle-message`` as a ``list<u8>``, and G's reply
+``list<u8>`` comes back lifted as a latin1 ``string`` (``reply.encode("latin-1")`` on the host).
+The adapter ($Adapter in ``fastpath.wat``) only forwards pointers; every copy is done by wasmtime
+(host <-> adapter memory by the string conversion, adapter <-> G by the fused adapter trampoline,
+a memcpy for ``list<u8>``).
+
+Layout of W (component binary format, ``design/mvp/Binary.md`` of the component model)::
+
+    preamble
+    G's leading sections (types 7, imports 10, aliases 6, core types 3), copied verbatim
+    component section: G                      (whole binary, unchanged)
+    component section: $Types                 (from fastpath.wat)
+    component section: $Adapter               (from fastpath.wat)
+    instance section:  g = instantiate G (with <name> <W's import of that name>)* ;
+                       t = instantiate $Types
+    alias section:     every export of g      (export g <name>)
+    instance section:  a = instantiate $Adapter (with "types" t) (with "lifecycle" g.lifecycle)
+    alias section:     fast = export a "wactor:fast/lifecycle@0.1.0"
+    export section:    every export of G (the aliases) and FAST_INTERFACE (fast)
+
+Costs of W: one more small memory (the adapter's heap, sized by the largest call) and one extra
+copy of the payload each way (host -> adapter -> guest), both negligible next to the per-element
+conversion they replace. G's code is compiled exactly as before.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+from dataclasses import dataclass
+
+import wasmtime
+
+__all__ = [
+    "FAST_HANDLE_CALLBACK",
+    "FAST_HANDLE_MESSAGE",
+    "FAST_INTERFACE",
+    "WRAPPED_INTERFACE",
+    "adapter_wat",
+    "wrap_component",
+]
+
+FAST_INTERFACE = "wactor:fast/lifecycle@0.1.0"
+"""Name of the instance export W adds: the string-payload variant of the lifecycle interface."""
+FAST_HANDLE_MESSAGE = "handle-message"
+"""``func(msg: component-message) -> result<option<string>, wasm-error>`` (payload: string)."""
+FAST_HANDLE_CALLBACK = "handle-callback"
+"""``func(msg: component-message) -> result<_, wasm-error>`` (payload: string)."""
+WRAPPED_INTERFACE = "airssys:core/component-lifecycle@1.0.0"
+"""The guest export whose handle-message/handle-callback the fast interface forwards to."""
+
+_PREAMBLE = b"\x00asm\x0d\x00\x01\x00"
+_CORE_PREAMBLE = b"\x00asm\x01\x00\x00\x00"
+
+# Section ids.
+_CUSTOM, _CORE_MODULE, _CORE_INSTANCE, _CORE_TYPE, _COMPONENT = 0, 1, 2, 3, 4
+_INSTANCE, _ALIAS, _TYPE, _CANON, _START, _IMPORT, _EXPORT = 5, 6, 7, 8, 9, 10, 11
+# Sections that may precede G's definitions and are copied into W (custom sections are skipped).
+_LEADING = frozenset({_CUSTOM, _CORE_TYPE, _ALIAS, _TYPE, _IMPORT})
+
+# Sorts, as encoded in `sort` (a core sort is 0x00 followed by the core sort byte).
+_FUNC = b"\x01"
+_VALUE = b"\x02"
+_TYPE_SORT = b"\x03"
+_COMPONENT_SORT = b"\x04"
+_INSTANCE_SORT = b"\x05"
+_CORE_TYPE_SORT = b"\x00\x10"
+_CORE_MODULE_SORT = b"\x00\x11"
+_SORT_NAMES = {
+    _FUNC: "func",
+    _VALUE: "value",
+    _TYPE_SORT: "type",
+    _COMPONENT_SORT: "component",
+    _INSTANCE_SORT: "instance",
+    _CORE_MODULE_SORT: "core module",
+}
+# `externdesc` tags -> the sort of the item they describe (the tags match the `sort` bytes; early
+# drafts of Binary.md had instance and component swapped).
+_EXTERNDESC_SORT = {
+    0x00: _CORE_MODULE_SORT,
+    0x01: _FUNC,
+    0x02: _VALUE,
+    0x03: _TYPE_SORT,
+    0x04: _COMPONENT_SORT,
+    0x05: _INSTANCE_SORT,
+}
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading
+# ----------------------------------------------------------------------------------------------
+
+
+class _Reader:
+    """A cursor over ``data[pos:end]`` reading the primitive encodings of the binary format."""
+
+    def __init__(self, data: bytes, pos: int = 0, end: int | None = None) -> None:
+        self.data = data
+        self.pos = pos
+        self.end = len(data) if end is None else end
+
+    def at_end(self) -> bool:
+        return self.pos >= self.end
+
+    def byte(self) -> int:
+        if self.pos >= self.end:
+            raise ValueError(f"truncated component binary at offset {self.pos:#x}")
+        value = self.data[self.pos]
+        self.pos += 1
+        return value
+
+    def u32(self) -> int:
+        """An unsigned LEB128 of at most 5 bytes."""
+        result = shift = 0
+        for _ in range(5):
+            byte = self.byte()
+            result |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                if result > 0xFFFF_FFFF:
+                    break
+                return result
+            shift += 7
+        raise ValueError(f"invalid u32 LEB128 at offset {self.pos:#x}")
+
+    def name(self) -> str:
+        size = self.u32()
+        if self.pos + size > self.end:
+            raise ValueError(f"truncated name at offset {self.pos:#x}")
+        raw = self.data[self.pos : self.pos + size]
+        self.pos += size
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"name at offset {self.pos - size:#x} is not UTF-8") from exc
+
+    def extern_name(self) -> str:
+        """``importname'`` / ``exportname'``: a 0x00 (or legacy 0x01) tag and a name."""
+        at = self.pos
+        tag = self.byte()
+        if tag not in (0x00, 0x01):
+            raise ValueError(f"unsupported import/export name encoding {tag:#04x} at {at:#x}")
+        return self.name()
+
+    def sort(self) -> bytes:
+        at = self.pos
+        tag = self.byte()
+        if tag == 0x00:
+            return bytes((0x00, self.byte()))
+        if 0x01 <= tag <= 0x05:
+            return bytes((tag,))
+        raise ValueError(f"invalid sort {tag:#04x} at offset {at:#x}")
+
+    def externdesc(self) -> bytes:
+        """Skip an ``externdesc``; return the sort of the item it describes."""
+        at = self.pos
+        tag = self.byte()
+        if tag not in _EXTERNDESC_SORT:
+            raise ValueError(f"invalid externdesc {tag:#04x} at offset {at:#x}")
+        if tag == 0x00:
+            if self.byte() != 0x11:
+                raise ValueError(f"invalid core module externdesc at offset {at:#x}")
+            self.u32()
+        elif tag == 0x02:
+            raise ValueError(f"value imports/exports are not supported (offset {at:#x})")
+        elif tag == 0x03:
+            bound = self.byte()
+            if bound == 0x00:
+                self.u32()
+            elif bound != 0x01:
+                raise ValueError(f"invalid type bound {bound:#04x} at offset {at:#x}")
+        else:
+            self.u32()
+        return _EXTERNDESC_SORT[tag]
+
+
+@dataclass(frozen=True, slots=True)
+class _Section:
+    """One top-level section: ``data[start:end]`` is the whole section, ``body`` its contents."""
+
+    id: int
+    start: int
+    body: int
+    end: int
+
+
+def _sections(data: bytes) -> list[_Section]:
+    if data[:8] != _PREAMBLE:
+        if data[:8] == _CORE_PREAMBLE:
+            raise ValueError("not a component: this is a core wasm module")
+        raise ValueError("not a component binary (bad preamble; only version 0x0d is supported)")
+    sections: list[_Section] = []
+    reader = _Reader(data, 8)
+    while not reader.at_end():
+        start = reader.pos
+        section_id = reader.byte()
+        size = reader.u32()
+        body = reader.pos
+        if body + size > len(data):
+            raise ValueError(f"section {section_id} at offset {start:#x} runs past the end")
+        sections.append(_Section(section_id, start, body, body + size))
+        reader.pos = body + size
+    return sections
+
+
+@dataclass(frozen=True, slots=True)
+class _Import:
+    name: str
+    sort: bytes
+    index: int  # in the sort's index space (identical in G and W)
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """What W needs to know about G."""
+
+    leading: list[_Section]  # copied into W verbatim, in order
+    imports: list[_Import]
+    counts: dict[bytes, int]  # index space sizes after the leading sections
+    exports: list[tuple[str, bytes]]  # G's top-level exports: name, sort
+
+
+def _parse(data: bytes) -> _Layout:
+    sections = _sections(data)
+    counts: dict[bytes, int] = {}
+    imports: list[_Import] = []
+    leading: list[_Section] = []
+
+    def add(sort: bytes, n: int = 1) -> int:
+        index = counts.get(sort, 0)
+        counts[sort] = index + n
+        return index
+
+    rest = 0
+    for rest, section in enumerate(sections):  # noqa: B007 -- `rest` is used after the loop
+        if section.id not in _LEADING:
+            break
+        reader = _Reader(data, section.body, section.end)
+        if section.id == _CUSTOM:
+            continue
+        leading.append(section)
+        count = reader.u32()
+        if section.id == _TYPE:
+            add(_TYPE_SORT, count)
+        elif section.id == _CORE_TYPE:
+            add(_CORE_TYPE_SORT, count)
+        elif section.id == _IMPORT:
+            for _ in range(count):
+                name = reader.extern_name()
+                sort = reader.externdesc()
+                imports.append(_Import(name, sort, add(sort)))
+        else:  # alias
+            for _ in range(count):
+                sort = reader.sort()
+                target = reader.byte()
+                if target in (0x00, 0x01):  # export / core export: instance index, name
+                    reader.u32()
+                    reader.name()
+                elif target == 0x02:  # outer: count, index
+                    reader.u32()
+                    reader.u32()
+                else:
+                    raise ValueError(f"invalid alias target {target:#04x}")
+                add(sort)
+    else:
+        rest = len(sections)
+
+    exports: list[tuple[str, bytes]] = []
+    for section in sections[rest:]:
+        if section.id == _IMPORT:
+            raise ValueError(
+                f"cannot wrap this component: it has an import section at offset "
+                f"{section.start:#x} after its first definition (only leading type/import/alias "
+                f"sections can be copied into the wrapper)"
+            )
+        if section.id == _EXPORT:
+            reader = _Reader(data, section.body, section.end)
+            for _ in range(reader.u32()):
+                name = reader.extern_name()
+                sort = reader.sort()
+                reader.u32()
+                ascribed = reader.byte()
+                if ascribed == 0x01:
+                    reader.externdesc()
+                elif ascribed != 0x00:
+                    raise ValueError(f"invalid export type ascription flag {ascribed:#04x}")
+                exports.append((name, sort))
+    if any(sort == _VALUE for _, sort in [(i.name, i.sort) for i in imports] + exports):
+        raise ValueError("cannot wrap a component that imports or exports values")
+    return _Layout(leading, imports, counts, exports)
+
+
+# ----------------------------------------------------------------------------------------------
+# Writing
+# ----------------------------------------------------------------------------------------------
+
+
+def _u32(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _name(text: str) -> bytes:
+    raw = text.encode("utf-8")
+    return _u32(len(raw)) + raw
+
+
+def _vec(items: list[bytes]) -> bytes:
+    return _u32(len(items)) + b"".join(items)
+
+
+def _section(section_id: int, body: bytes) -> bytes:
+    return bytes((section_id,)) + _u32(len(body)) + body
+
+
+def _instantiate(component: int, args: list[tuple[str, bytes, int]]) -> bytes:
+    """``instanceexpr`` 0x00: instantiate a component with ``(with name (sort idx))*``."""
+    encoded = [_name(name) + sort + _u32(index) for name, sort, index in args]
+    return b"\x00" + _u32(component) + _vec(encoded)
+
+
+def _alias_export(sort: bytes, instance: int, name: str) -> bytes:
+    """``alias`` with target 0x00: ``(alias export instance name (sort))``."""
+    return sort + b"\x00" + _u32(instance) + _name(name)
+
+
+def _export(name: str, sort: bytes, index: int) -> bytes:
+    """``export``: name (0x00 tag), sortidx, no type ascription."""
+    return b"\x00" + _name(name) + sort + _u32(index) + b"\x00"
+
+
+# ----------------------------------------------------------------------------------------------
+# The adapter
+# ----------------------------------------------------------------------------------------------
+
+
+def adapter_wat() -> str:
+    """The text of ``fastpath.wat`` (package data next to this module)."""
+    return (importlib.resources.files("wactor.wasm") / "fastpath.wat").read_text("utf-8")
+
+
+@functools.cache
+def _adapter_components() -> tuple[bytes, bytes]:
+    """The binaries of $Types and $Adapter: the two component sections of ``fastpath.wat``."""
+    binary = bytes(wasmtime.wat2wasm(adapter_wat()))
+    nested = [binary[s.body : s.end] for s in _sections(binary) if s.id == _COMPONENT]
+    if len(nested) != 2:
+        raise RuntimeError(f"fastpath.wat must define exactly 2 components, found {len(nested)}")
+    return nested[0], nested[1]
+
+
+# ----------------------------------------------------------------------------------------------
+# Wrapping
+# ----------------------------------------------------------------------------------------------
+
+
+def wrap_component(data: bytes) -> bytes:
+    """Return W: the guest component ``data`` nested in a wrapper that adds :data:`FAST_INTERFACE`.
+
+    W imports exactly what G imports (same names, same types) and exports everything G exports,
+    plus :data:`FAST_INTERFACE`. Raises :class:`ValueError` when ``data`` is not a component this
+    function can wrap: not a component, imports after its first definition, value imports or
+    exports, no ``airssys:core/component-lifecycle@1.0.0`` instance export, or already wrapped.
+    Whether G's lifecycle instance really has compatible ``handle-message``/``handle-callback``
+    functions is checked by wasmtime when W is compiled.
+    """
+    data = bytes(data)
+    layout = _parse(data)
+    export_sorts = dict(layout.exports)
+    if FAST_INTERFACE in export_sorts:
+        raise ValueError(f"component already exports {FAST_INTERFACE!r} (already wrapped?)")
+    if export_sorts.get(WRAPPED_INTERFACE) != _INSTANCE_SORT:
+        raise ValueError(f"component does not export the instance {WRAPPED_INTERFACE!r}")
+    types_component, adapter_component = _adapter_components()
+
+    counts = dict(layout.counts)
+
+    def new(sort: bytes) -> int:
+        index = counts.get(sort, 0)
+        counts[sort] = index + 1
+        return index
+
+    out = [_PREAMBLE]
+    out.extend(data[s.start : s.end] for s in layout.leading)
+
+    guest = new(_COMPONENT_SORT)
+    types = new(_COMPONENT_SORT)
+    adapter = new(_COMPONENT_SORT)
+    out.append(_section(_COMPONENT, data))
+    out.append(_section(_COMPONENT, types_component))
+    out.append(_section(_COMPONENT, adapter_component))
+
+    args = [(imp.name, imp.sort, imp.index) for imp in layout.imports]
+    guest_instance = new(_INSTANCE_SORT)
+    types_instance = new(_INSTANCE_SORT)
+    out.append(_section(_INSTANCE, _vec([_instantiate(guest, args), _instantiate(types, [])])))
+
+    aliases: list[bytes] = []
+    reexports: list[bytes] = []
+    lifecycle = -1
+    for name, sort in layout.exports:
+        if sort not in _SORT_NAMES:
+            raise ValueError(f"cannot re-export {name!r}: unsupported sort {sort.hex()}")
+        aliases.append(_alias_export(sort, guest_instance, name))
+        index = new(sort)
+        reexports.append(_export(name, sort, index))
+        if name == WRAPPED_INTERFACE:
+            lifecycle = index
+    out.append(_section(_ALIAS, _vec(aliases)))
+
+    adapter_args = [
+        ("types", _INSTANCE_SORT, types_instance),
+        ("lifecycle", _INSTANCE_SORT, lifecycle),
+    ]
+    adapter_instance = new(_INSTANCE_SORT)
+    out.append(_section(_INSTANCE, _vec([_instantiate(adapter, adapter_args)])))
+    fast = new(_INSTANCE_SORT)
+    out.append(
+        _section(_ALIAS, _vec([_alias_export(_INSTANCE_SORT, adapter_instance, FAST_INTERFACE)]))
+    )
+
+    out.append(_section(_EXPORT, _vec([*reexports, _export(FAST_INTERFACE, _INSTANCE_SORT, fast)])))
+    return b"".join(out)

@@ -18,7 +18,10 @@ Families mirror the WIT error variants of ``airssys:core/errors``; every error c
     │   └── GuestError                         4   the guest returned err(wasm-error)
     ├── ComponentError                         4   mirrors component-error (lifecycle)
     ├── SecurityError                          3   mirrors security-error
-    │   └── CapabilityDeniedError              3
+    │   ├── CapabilityDeniedError              3
+    │   ├── SignatureError                     3   a signature exists but does not verify
+    │   ├── ApprovalPendingError               3   unknown component waits for an operator
+    │   └── ApprovalDeniedError                3   the operator denied this component
     ├── MessagingError                             mirrors messaging-error
     │   ├── TargetNotFoundError                5
     │   ├── QueueFullError                     4
@@ -39,6 +42,8 @@ from typing import ClassVar
 
 __all__ = [
     "ActorStoppedError",
+    "ApprovalDeniedError",
+    "ApprovalPendingError",
     "BuildError",
     "CapabilityDeniedError",
     "ComponentError",
@@ -60,6 +65,7 @@ __all__ = [
     "RequestTimeoutError",
     "ResourceLimitError",
     "SecurityError",
+    "SignatureError",
     "StorageError",
     "StorageIOError",
     "TargetNotFoundError",
@@ -228,6 +234,32 @@ class CapabilityDeniedError(SecurityError):
     def __init__(self, message: str, *, capability: str, component: str | None = None) -> None:
         super().__init__(message, component=component)
         self.capability = capability
+
+
+class SignatureError(SecurityError):
+    """A component's signature file exists but does not verify; the component is refused."""
+
+    def __init__(self, manifest: str, reason: str, *, component: str | None = None) -> None:
+        super().__init__(f"{manifest}: signature rejected: {reason}", component=component)
+        self.manifest = manifest
+        self.reason = reason
+
+
+class ApprovalPendingError(SecurityError):
+    """An unknown component waits in the approval queue until an operator decides."""
+
+    def __init__(self, message: str, *, request_id: str, component: str) -> None:
+        super().__init__(message, component=component)
+        self.request_id = request_id
+
+
+class ApprovalDeniedError(SecurityError):
+    """An operator denied this component (this binary and manifest)."""
+
+    def __init__(self, message: str, *, request_id: str, component: str, reason: str = "") -> None:
+        super().__init__(message, component=component)
+        self.request_id = request_id
+        self.reason = reason
 
 
 # --- messaging ------------------------------------------------------------------------------

@@ -308,6 +308,12 @@ class ActorRef(Generic[M]):
         self._cell.mailbox.put_nowait(_Letter(message, fut, time.monotonic()))
         return fut
 
+    async def submit(self, message: M) -> asyncio.Future[Any]:
+        """Enqueue (waiting for room if the mailbox says so); return the answer's future."""
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        await self._cell.mailbox.put(_Letter(message, fut, time.monotonic()))
+        return fut
+
     async def ask(self, message: M, timeout: float | None = None) -> Any:
         """Send a message and wait for the actor's answer (or its failure, or the timeout)."""
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()

@@ -32,6 +32,7 @@ from wactor.actors import (
 )
 from wactor.errors import (
     ConfigError,
+    InvalidMessageError,
     ManifestError,
     RequestTimeoutError,
     TargetNotFoundError,
@@ -45,17 +46,34 @@ from wactor.host._runtime import (
     HealthCheck,
     error_callback,
 )
-from wactor.messaging import Correlator, DeadLetterLog, Envelope, PendingRequest
+from wactor.messaging import (
+    Broker,
+    Correlator,
+    DeadLetterLog,
+    Envelope,
+    MemoryBroker,
+    PendingRequest,
+    Subscription,
+    check_subject,
+)
 from wactor.security import Manifest, load_manifest, verify_digest
 from wactor.storage import MemoryStorage, SqliteStorage, StorageBackend
 from wactor.wasm import WasmEngine, build_linker
 
-__all__ = ["HOST_SENDER", "ComponentHandle", "ComponentStatus", "Host", "LoadFailure"]
+__all__ = [
+    "DEAD_LETTERS_FILE",
+    "HOST_SENDER",
+    "ComponentHandle",
+    "ComponentStatus",
+    "Host",
+    "LoadFailure",
+]
 
 HOST_SENDER = ComponentId("wactor", "host", "0")
 """The sender of messages that come from the Python API or the CLI."""
 
 _log = logging.getLogger("wactor.host")
+DEAD_LETTERS_FILE = "dead-letters.sqlite3"
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,8 +124,9 @@ class Host:
             if config.storage == "memory"
             else SqliteStorage(config.state_dir / "state.sqlite3")
         )
+        self.broker: Broker = MemoryBroker()
         self.correlator = Correlator(self._request_timed_out)
-        self.dead_letters = DeadLetterLog()
+        self.dead_letters = DeadLetterLog(config.state_dir / DEAD_LETTERS_FILE)
         self.load_failures: list[LoadFailure] = []
         sup = config.supervision
         self.supervisor = Supervisor(
@@ -226,6 +245,7 @@ class Host:
             del self._runtimes[manifest.id]
             raise
         self.registry.register(cell)
+        await self.broker.register(manifest.id, _CellEndpoint(cell))
         if sup.health_interval_ms is not None:
             self._health_tasks[manifest.id] = asyncio.create_task(
                 self._watch_health(manifest.id, sup.health_interval_ms / 1000)
@@ -271,26 +291,103 @@ class Host:
             self._forget(cid)
         for task in list(self._tasks):
             task.cancel()
+        await self.broker.close()
         self._executor.shutdown(wait=False, cancel_futures=True)
         self.engine.close()
         self.storage.close()
+        self.dead_letters.close()
 
     # -- messaging API --------------------------------------------------------------------------
 
     async def request(
-        self, target: ComponentId | str, payload: bytes, *, timeout: float = 5.0
+        self,
+        target: ComponentId | str,
+        payload: bytes,
+        *,
+        timeout: float = 5.0,
+        content_type: str | None = None,
     ) -> bytes | None:
         """Send a request and wait for the reply payload (``None`` if the guest replied nothing)."""
         cid = _as_id(target)
-        cell = self._cell(cid)
-        env = Envelope(HOST_SENDER, cid, payload, kind="request", reply_to=HOST_SENDER)
-        reply: bytes | None = await cell.ref.ask(env, timeout=timeout)
-        return reply
+        self._check_payload(payload)
+        env = Envelope(
+            HOST_SENDER,
+            cid,
+            payload,
+            kind="request",
+            correlation_id=self.correlator.new_id(),
+            reply_to=HOST_SENDER,
+            content_type=content_type,
+        )
+        return await self.broker.request(env, timeout)
 
-    async def send(self, target: ComponentId | str, payload: bytes) -> None:
-        """Fire-and-forget; raises ``QueueFullError`` if the mailbox is full."""
+    async def send(
+        self, target: ComponentId | str, payload: bytes, *, content_type: str | None = None
+    ) -> None:
+        """Fire-and-forget; raises ``QueueFullError`` if the mailbox is full (reject policy)."""
         cid = _as_id(target)
-        await self._deliver(Envelope(HOST_SENDER, cid, payload, kind="send"))
+        self._check_payload(payload)
+        env = Envelope(HOST_SENDER, cid, payload, kind="send", content_type=content_type)
+        await self.broker.send(env)
+
+    async def publish(
+        self, subject: str, payload: bytes, *, content_type: str | None = None
+    ) -> int:
+        """Publish on a topic; every subscription whose pattern matches gets a copy.
+
+        Returns the number of subscriptions that matched here.
+        """
+        try:
+            check_subject(subject)
+        except ValueError as exc:
+            raise InvalidMessageError(str(exc)) from exc
+        env = Envelope(HOST_SENDER, HOST_SENDER, payload, kind="publish", content_type=content_type)
+        return await self.broker.publish(subject, env)
+
+    async def subscribe(
+        self, pattern: str, target: ComponentId | str | Callable[[str, Envelope], None]
+    ) -> Subscription:
+        """Deliver messages published on subjects matching ``pattern`` to a component (as
+        fire-and-forget messages) or to a Python callback ``(subject, envelope)``."""
+        if callable(target):
+            handler = target
+        else:
+            cid = _as_id(target)
+
+            def handler(subject: str, env: Envelope) -> None:
+                self._deliver_publication(cid, subject, env)
+
+        try:
+            return await self.broker.subscribe(pattern, handler)
+        except ValueError as exc:
+            raise InvalidMessageError(str(exc)) from exc
+
+    def _check_payload(self, payload: bytes) -> None:
+        limit = self.config.max_payload_bytes
+        if len(payload) > limit:
+            raise InvalidMessageError(
+                f"payload of {len(payload)} bytes exceeds the host's {limit}-byte limit"
+            )
+
+    def _deliver_publication(self, cid: ComponentId, subject: str, env: Envelope) -> None:
+        copy = Envelope(
+            env.sender,
+            cid,
+            env.payload,
+            kind="publish",
+            content_type=env.content_type,
+            timestamp_ns=env.timestamp_ns,
+        )
+        try:
+            self._cell(cid).ref.tell_nowait(copy)
+        except WactorError as exc:
+            self.dead_letters.record(
+                str(cid),
+                f"publication on {subject}: {exc}",
+                sender=str(env.sender),
+                kind="publish",
+                size=len(env.payload),
+            )
 
     def components(self) -> list[ComponentStatus]:
         """The running components, in start order."""
@@ -367,6 +464,9 @@ class Host:
         self._runtimes.pop(cid, None)
         self.registry.unregister(str(cid))
         self.correlator.drop_requester(cid)
+        task = asyncio.ensure_future(self.broker.unregister(cid))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _on_event(self, event: SupervisorEvent) -> None:
         self.events.append(event)
@@ -400,14 +500,14 @@ class Host:
             if event.kind == kind and event.child == name and len(matching()) >= count:
                 arrived.set()
 
-        unsubscribe = self.subscribe(listener)
+        unsubscribe = self.watch(listener)
         try:
             await asyncio.wait_for(arrived.wait(), timeout)
         finally:
             unsubscribe()
         return matching()[count - 1]
 
-    def subscribe(self, listener: Callable[[SupervisorEvent], None]) -> Callable[[], None]:
+    def watch(self, listener: Callable[[SupervisorEvent], None]) -> Callable[[], None]:
         """Call ``listener`` with every lifecycle event; return a function that unsubscribes."""
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)
@@ -428,11 +528,10 @@ class Host:
                 continue  # the actor reports and acts on failures itself
 
     async def _deliver(self, env: Envelope) -> None:
-        self._cell(env.target).ref.tell_nowait(env)
+        await self.broker.send(env)
 
     async def _start_guest_request(self, env: Envelope, pending: PendingRequest) -> None:
-        cell = self._cell(env.target)
-        fut = cell.ref.ask_nowait(env)  # refuses at once when full: the guest sees queue-full
+        fut = await self.broker.submit(env)  # a refusal reaches the guest as its err at once
         self.correlator.open(pending)
         task = asyncio.get_running_loop().create_task(self._finish_guest_request(fut, pending))
         self._tasks.add(task)
@@ -477,6 +576,28 @@ class Host:
                 size=len(env.payload),
                 correlation_id=pending.correlation_id,
             )
+
+
+class _CellEndpoint:
+    """A component actor as the broker's endpoint."""
+
+    __slots__ = ("_cell",)
+
+    def __init__(self, cell: ActorCell[Envelope | HealthCheck]) -> None:
+        self._cell = cell
+
+    def _check(self, env: Envelope) -> None:
+        # A closed mailbox means stopped for good (a restart keeps it open): gone, not stopped.
+        if self._cell.mailbox.closed:
+            raise TargetNotFoundError(str(env.target))
+
+    async def deliver(self, env: Envelope) -> None:
+        self._check(env)
+        await self._cell.ref.tell(env)
+
+    async def submit(self, env: Envelope) -> asyncio.Future[bytes | None]:
+        self._check(env)
+        return await self._cell.ref.submit(env)
 
 
 def _declared_id(path: Path) -> ComponentId | None:

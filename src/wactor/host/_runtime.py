@@ -140,8 +140,6 @@ class ComponentRuntime:
     def request(self, target: ComponentId, payload: bytes, timeout_ms: int) -> str:
         self._check("request", target)
         self._check_payload(payload)
-        if not self.host._knows(target):
-            raise TargetNotFoundError(str(target))
         correlation_id = self.host.correlator.new_id()
         env = Envelope(
             self._id,

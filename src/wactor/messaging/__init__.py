@@ -1,7 +1,8 @@
 """Messaging: envelopes and their codec, correlation of requests, the dead-letter log."""
 
+from wactor.messaging._broker import Broker, BrokerStats, Endpoint, Subscription, TopicHandler
 from wactor.messaging._correlation import CorrelationStats, Correlator, PendingRequest
-from wactor.messaging._deadletters import DeadLetter, DeadLetterLog
+from wactor.messaging._deadletters import DeadLetter, DeadLetterLog, read_dead_letters
 from wactor.messaging._envelope import (
     ERROR_CONTENT_TYPE,
     Envelope,
@@ -9,16 +10,27 @@ from wactor.messaging._envelope import (
     decode_envelope,
     encode_envelope,
 )
+from wactor.messaging._memory import MemoryBroker
+from wactor.messaging._subjects import SubjectPattern, check_subject
 
 __all__ = [
     "ERROR_CONTENT_TYPE",
+    "Broker",
+    "BrokerStats",
     "CorrelationStats",
     "Correlator",
     "DeadLetter",
     "DeadLetterLog",
+    "Endpoint",
     "Envelope",
+    "MemoryBroker",
     "MessageKind",
     "PendingRequest",
+    "SubjectPattern",
+    "Subscription",
+    "TopicHandler",
+    "check_subject",
     "decode_envelope",
     "encode_envelope",
+    "read_dead_letters",
 ]

@@ -1,7 +1,16 @@
-"""Manifests, capabilities and digests: what a component may do, validated at the edge."""
+"""Manifests, capabilities, trust, approvals and audit: what a component may do and who said so."""
 
 from __future__ import annotations
 
+from wactor.security._approvals import Approval, ApprovalStatus, ApprovalStore
+from wactor.security._audit import AUDIT_EVENTS, AuditEntry, AuditEvent, AuditLog
+from wactor.security._gate import (
+    Admission,
+    AdmissionLevel,
+    Gatekeeper,
+    TrustSources,
+    manifest_digest,
+)
 from wactor.security._manifest import (
     Capabilities,
     ComponentConfig,
@@ -13,15 +22,51 @@ from wactor.security._manifest import (
     load_manifest,
     verify_digest,
 )
+from wactor.security._policy import (
+    MessagingPolicy,
+    capabilities_from_dict,
+    capabilities_to_dict,
+    narrow_capabilities,
+)
+from wactor.security._trust import (
+    generate_keypair,
+    public_key_fingerprint,
+    sign_manifest,
+    signature_message,
+    signature_path,
+    verify_signature,
+)
 
 __all__ = [
+    "AUDIT_EVENTS",
+    "Admission",
+    "AdmissionLevel",
+    "Approval",
+    "ApprovalStatus",
+    "ApprovalStore",
+    "AuditEntry",
+    "AuditEvent",
+    "AuditLog",
     "Capabilities",
     "ComponentConfig",
+    "Gatekeeper",
     "Limits",
     "Manifest",
     "MessagingAction",
+    "MessagingPolicy",
     "RestartType",
     "SupervisionSpec",
+    "TrustSources",
+    "capabilities_from_dict",
+    "capabilities_to_dict",
+    "generate_keypair",
     "load_manifest",
+    "manifest_digest",
+    "narrow_capabilities",
+    "public_key_fingerprint",
+    "sign_manifest",
+    "signature_message",
+    "signature_path",
     "verify_digest",
+    "verify_signature",
 ]

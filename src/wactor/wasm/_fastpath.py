@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import wasmtime
 
@@ -88,9 +88,8 @@ _COMPONENT_SORT = b"\x04"
 _INSTANCE_SORT = b"\x05"
 _CORE_TYPE_SORT = b"\x00\x10"
 _CORE_MODULE_SORT = b"\x00\x11"
-_SORT_NAMES = {
+_SORT_NAMES = {  # sorts W can re-export from G
     _FUNC: "func",
-    _VALUE: "value",
     _TYPE_SORT: "type",
     _COMPONENT_SORT: "component",
     _INSTANCE_SORT: "instance",
@@ -231,62 +230,74 @@ class _Import:
     index: int  # in the sort's index space (identical in G and W)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Layout:
     """What W needs to know about G."""
 
-    leading: list[_Section]  # copied into W verbatim, in order
-    imports: list[_Import]
-    counts: dict[bytes, int]  # index space sizes after the leading sections
-    exports: list[tuple[str, bytes]]  # G's top-level exports: name, sort
+    leading: list[_Section] = field(default_factory=list)  # copied into W verbatim, in order
+    imports: list[_Import] = field(default_factory=list)
+    counts: dict[bytes, int] = field(default_factory=dict)  # index space sizes after `leading`
+    exports: list[tuple[str, bytes]] = field(default_factory=list)  # G's exports: name, sort
+
+    def add(self, sort: bytes, n: int = 1) -> int:
+        """Append ``n`` items to the ``sort`` index space; return the index of the first."""
+        index = self.counts.get(sort, 0)
+        self.counts[sort] = index + n
+        return index
+
+
+def _read_leading(reader: _Reader, section_id: int, layout: _Layout) -> None:
+    """Account for one leading section of G: its imports and the indices it creates."""
+    count = reader.u32()
+    if section_id == _TYPE:
+        layout.add(_TYPE_SORT, count)
+    elif section_id == _CORE_TYPE:
+        layout.add(_CORE_TYPE_SORT, count)
+    elif section_id == _IMPORT:
+        for _ in range(count):
+            name = reader.extern_name()
+            sort = reader.externdesc()
+            layout.imports.append(_Import(name, sort, layout.add(sort)))
+    else:  # alias
+        for _ in range(count):
+            sort = reader.sort()
+            target = reader.byte()
+            if target in (0x00, 0x01):  # export / core export: instance index, name
+                reader.u32()
+                reader.name()
+            elif target == 0x02:  # outer: count, index
+                reader.u32()
+                reader.u32()
+            else:
+                raise ValueError(f"invalid alias target {target:#04x}")
+            layout.add(sort)
+
+
+def _read_exports(reader: _Reader, layout: _Layout) -> None:
+    for _ in range(reader.u32()):
+        name = reader.extern_name()
+        sort = reader.sort()
+        reader.u32()
+        ascribed = reader.byte()
+        if ascribed == 0x01:
+            reader.externdesc()
+        elif ascribed != 0x00:
+            raise ValueError(f"invalid export type ascription flag {ascribed:#04x}")
+        if sort not in _SORT_NAMES:
+            raise ValueError(f"cannot re-export {name!r}: unsupported sort {sort.hex()}")
+        layout.exports.append((name, sort))
 
 
 def _parse(data: bytes) -> _Layout:
     sections = _sections(data)
-    counts: dict[bytes, int] = {}
-    imports: list[_Import] = []
-    leading: list[_Section] = []
-
-    def add(sort: bytes, n: int = 1) -> int:
-        index = counts.get(sort, 0)
-        counts[sort] = index + n
-        return index
-
-    rest = 0
-    for rest, section in enumerate(sections):  # noqa: B007 -- `rest` is used after the loop
-        if section.id not in _LEADING:
-            break
-        reader = _Reader(data, section.body, section.end)
-        if section.id == _CUSTOM:
-            continue
-        leading.append(section)
-        count = reader.u32()
-        if section.id == _TYPE:
-            add(_TYPE_SORT, count)
-        elif section.id == _CORE_TYPE:
-            add(_CORE_TYPE_SORT, count)
-        elif section.id == _IMPORT:
-            for _ in range(count):
-                name = reader.extern_name()
-                sort = reader.externdesc()
-                imports.append(_Import(name, sort, add(sort)))
-        else:  # alias
-            for _ in range(count):
-                sort = reader.sort()
-                target = reader.byte()
-                if target in (0x00, 0x01):  # export / core export: instance index, name
-                    reader.u32()
-                    reader.name()
-                elif target == 0x02:  # outer: count, index
-                    reader.u32()
-                    reader.u32()
-                else:
-                    raise ValueError(f"invalid alias target {target:#04x}")
-                add(sort)
-    else:
-        rest = len(sections)
-
-    exports: list[tuple[str, bytes]] = []
+    layout = _Layout()
+    rest = 0  # index of G's first definition section
+    while rest < len(sections) and sections[rest].id in _LEADING:
+        section = sections[rest]
+        rest += 1
+        if section.id != _CUSTOM:
+            layout.leading.append(section)
+            _read_leading(_Reader(data, section.body, section.end), section.id, layout)
     for section in sections[rest:]:
         if section.id == _IMPORT:
             raise ValueError(
@@ -295,20 +306,8 @@ def _parse(data: bytes) -> _Layout:
                 f"sections can be copied into the wrapper)"
             )
         if section.id == _EXPORT:
-            reader = _Reader(data, section.body, section.end)
-            for _ in range(reader.u32()):
-                name = reader.extern_name()
-                sort = reader.sort()
-                reader.u32()
-                ascribed = reader.byte()
-                if ascribed == 0x01:
-                    reader.externdesc()
-                elif ascribed != 0x00:
-                    raise ValueError(f"invalid export type ascription flag {ascribed:#04x}")
-                exports.append((name, sort))
-    if any(sort == _VALUE for _, sort in [(i.name, i.sort) for i in imports] + exports):
-        raise ValueError("cannot wrap a component that imports or exports values")
-    return _Layout(leading, imports, counts, exports)
+            _read_exports(_Reader(data, section.body, section.end), layout)
+    return layout
 
 
 # ----------------------------------------------------------------------------------------------
@@ -401,13 +400,7 @@ def wrap_component(data: bytes) -> bytes:
         raise ValueError(f"component does not export the instance {WRAPPED_INTERFACE!r}")
     types_component, adapter_component = _adapter_components()
 
-    counts = dict(layout.counts)
-
-    def new(sort: bytes) -> int:
-        index = counts.get(sort, 0)
-        counts[sort] = index + 1
-        return index
-
+    new = layout.add  # W's index spaces continue where G's leading sections left them
     out = [_PREAMBLE]
     out.extend(data[s.start : s.end] for s in layout.leading)
 
@@ -427,8 +420,6 @@ def wrap_component(data: bytes) -> bytes:
     reexports: list[bytes] = []
     lifecycle = -1
     for name, sort in layout.exports:
-        if sort not in _SORT_NAMES:
-            raise ValueError(f"cannot re-export {name!r}: unsupported sort {sort.hex()}")
         aliases.append(_alias_export(sort, guest_instance, name))
         index = new(sort)
         reexports.append(_export(name, sort, index))

@@ -8,8 +8,8 @@ bad number or hex, non-UTF-8 payload) replies ``err usage <reason>``; "usage" is
 
     self-id | time | millis | sleep N | log LEVEL TEXT... | list | meta ID
     get K | set K V | setn K N | del K | exists K | keys [PREFIX] | usage
-    send ID TEXT... | request ID TIMEOUT_MS TEXT... | cancel ID | broadcast ID1,ID2 TEXT...
-    crash | echo TEXT... | callbacks | init? | push TEXT | sick | well
+    send ID TEXT... | sendn ID N | request ID TIMEOUT_MS TEXT... | cancel ID | broadcast ID1,ID2 TEXT...
+    crash | echo TEXT... | callbacks | init? | push TEXT | sick | well | whoami
 
 ``crash`` raises an uncaught exception, which componentize-py turns into a trap (a Rust panic,
 then ``unreachable``), not into ``err``.
@@ -145,6 +145,10 @@ def _messaging(command: str, args: list[str]) -> str | None:
         _need(args, 1, "send ID TEXT...")
         host_messaging.send(_parse_id(args[0]), " ".join(args[1:]).encode())
         return "ok"
+    if command == "sendn":  # a payload of N bytes, for size limits
+        _need(args, 2, "sendn ID N")
+        host_messaging.send(_parse_id(args[0]), b"y" * int(args[1]))
+        return "ok"
     if command == "request":
         _need(args, 2, "request ID TIMEOUT_MS TEXT...")
         target = _parse_id(args[0])
@@ -161,6 +165,19 @@ def _messaging(command: str, args: list[str]) -> str | None:
     return None
 
 
+current: list[types.ComponentMessage] = []  # the message being handled
+
+
+def _whoami() -> str:
+    msg = current[-1]
+    meta = msg.metadata
+    reply_to = _id_text(meta.reply_to) if meta.reply_to is not None else "none"
+    return (
+        f"sender={_id_text(msg.sender)} reply-to={reply_to} ct={meta.content_type or 'none'} "
+        f"corr={meta.correlation_id or 'none'} ts={meta.timestamp.seconds}.{meta.timestamp.nanoseconds:09d}"
+    )
+
+
 def run(command: str, args: list[str]) -> str:
     for family in (_services, _storage, _messaging):
         reply = family(command, args)
@@ -170,6 +187,8 @@ def run(command: str, args: list[str]) -> str:
         raise RuntimeError("probe crash requested")  # uncaught: traps the instance
     if command == "echo":
         return " ".join(args)
+    if command == "whoami":
+        return _whoami()
     if command == "callbacks":
         return "\n".join(callbacks)
     if command == "init?":
@@ -190,6 +209,7 @@ class ComponentLifecycle(exports.ComponentLifecycle):
         state["initialized"] = True
 
     def handle_message(self, msg: types.ComponentMessage) -> bytes | None:
+        current[:] = [msg]
         try:
             command, _, rest = msg.payload.decode("utf-8").partition(" ")
             reply = run(command, rest.split(" ") if rest else [])

@@ -1,0 +1,42 @@
+"""``wactor dead-letters``: messages a host dropped, and why."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import click
+
+from wactor.cli._common import config_option, resolve_config
+from wactor.cli._main import cli
+from wactor.errors import HostConfigError
+from wactor.host._host import DEAD_LETTERS_FILE
+from wactor.messaging import read_dead_letters
+
+__all__ = ["dead_letters"]
+
+
+@cli.command("dead-letters")
+@config_option
+@click.option("--component", help="Only this component's dead letters.")
+@click.option("--limit", type=int, default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def dead_letters(
+    config_path: Path | None, component: str | None, limit: int, as_json: bool
+) -> None:
+    """Show the newest dead letters of the host(s) using CONFIG's state directory."""
+    config = resolve_config(config_path)
+    path = config.state_dir / DEAD_LETTERS_FILE
+    if not path.exists():
+        raise HostConfigError("no dead-letter log yet (no host has run here)", file=str(path))
+    entries = read_dead_letters(path, component, limit)
+    if as_json:
+        for entry in entries:
+            click.echo(json.dumps(dataclasses.asdict(entry)))
+        return
+    for e in entries:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.time_ns / 1e9))
+        corr = f" corr={e.correlation_id}" if e.correlation_id else ""
+        click.echo(f"{when} {e.component} {e.kind} from {e.sender} ({e.size} B){corr}: {e.reason}")

@@ -7,9 +7,9 @@ import asyncio
 import time
 
 import pytest
-from conftest import ManifestFactory, guest_binary, wat_binary
 
 from cli.test_call import wactor
+from conftest import ManifestFactory, guest_binary, wat_binary
 from wactor.errors import InvalidMessageError, TrapError
 from wactor.host import Host
 from wactor.messaging import Envelope

@@ -8,7 +8,8 @@ bad number or hex, non-UTF-8 payload) replies ``err usage <reason>``; "usage" is
 
     self-id | time | millis | sleep N | log LEVEL TEXT... | list | meta ID
     get K | set K V | setn K N | del K | exists K | keys [PREFIX] | usage
-    send ID TEXT... | sendn ID N | request ID TIMEOUT_MS TEXT... | cancel ID | broadcast ID1,ID2 TEXT...
+    send ID TEXT... | sendn ID N | request ID TIMEOUT_MS TEXT... | cancel ID
+    broadcast ID1,ID2 TEXT...
     crash | echo TEXT... | callbacks | init? | push TEXT | sick | well | whoami
 
 ``crash`` raises an uncaught exception, which componentize-py turns into a trap (a Rust panic,
@@ -172,9 +173,10 @@ def _whoami() -> str:
     msg = current[-1]
     meta = msg.metadata
     reply_to = _id_text(meta.reply_to) if meta.reply_to is not None else "none"
+    stamp = f"{meta.timestamp.seconds}.{meta.timestamp.nanoseconds:09d}"
     return (
         f"sender={_id_text(msg.sender)} reply-to={reply_to} ct={meta.content_type or 'none'} "
-        f"corr={meta.correlation_id or 'none'} ts={meta.timestamp.seconds}.{meta.timestamp.nanoseconds:09d}"
+        f"corr={meta.correlation_id or 'none'} ts={stamp}"
     )
 
 

@@ -90,3 +90,19 @@ async def test_stored_values_survive_a_host_restart(
         await host.start(path)
         assert await _ask(host, "t/durable/0", "get k") == "kept"
         assert await _ask(host, "t/durable/0", "usage") == "5 1048576 1"
+
+
+async def test_a_failing_backend_becomes_the_guests_err_not_a_dead_instance(
+    host: Host, manifest: ManifestFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await host.start(manifest("t/a/0", guest_binary("probe"), extra=STORAGE.format(quota="4KiB")))
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(host.storage, "get", broken)
+    assert await _ask(host, "t/a/0", "get k") == "err io-error internal error: RuntimeError"
+    monkeypatch.undo()
+    assert await _ask(host, "t/a/0", "get k") == "none"  # same instance, still healthy
+    (status,) = host.components()
+    assert status.actor.restarts == 0

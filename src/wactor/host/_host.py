@@ -31,6 +31,7 @@ from wactor.actors import (
     SupervisorSpec,
 )
 from wactor.errors import (
+    CapabilityDeniedError,
     ConfigError,
     InvalidMessageError,
     ManifestError,
@@ -218,6 +219,14 @@ class Host:
                 f"component {manifest.id} is already running",
                 file=str(manifest.path),
                 key="component.id",
+            )
+        if manifest.capabilities.net_connect and not self.config.dev:
+            raise CapabilityDeniedError(
+                f"{manifest.path}: capabilities.network.connect cannot be limited to "
+                "host:port by this wasmtime binding (sockets are all or nothing); refused "
+                "outside dev mode",
+                capability="network.connect",
+                component=str(manifest.id),
             )
         loop = asyncio.get_running_loop()
         loaded = await loop.run_in_executor(self._executor, self._load, manifest)

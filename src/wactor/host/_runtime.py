@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -217,8 +218,11 @@ class ComponentRuntime:
         """Instantiate and initialize a fresh instance (blocking; run on a worker thread)."""
         m = self.manifest
         limits = InstanceLimits(m.limits.memory_bytes, m.limits.timeout_ms, m.limits.fuel)
+        caps = m.capabilities
+        granted_env = tuple((n, os.environ[n]) for n in caps.env if n in os.environ)
         wasi = WasiSpec(
-            env=m.config.env,
+            env=m.config.env + granted_env,
+            network=bool(caps.net_connect),
             read_dirs=tuple((str(p), str(p)) for p in m.capabilities.fs_read),
             write_dirs=tuple((str(p), str(p)) for p in m.capabilities.fs_write),
         )

@@ -94,6 +94,9 @@ class WasiSpec:
     env: tuple[tuple[str, str], ...] = ()
     read_dirs: tuple[tuple[str, str], ...] = ()  # (host path, guest path)
     write_dirs: tuple[tuple[str, str], ...] = ()
+    # WASI sockets here are all or nothing (the binding has no per-address check): the host
+    # only turns this on where the operator explicitly allowed it.
+    network: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +120,9 @@ def _wasi_config(spec: WasiSpec, output: Callable[[bytes], None] | None) -> wasm
         cfg.preopen_dir(host, guest, fs_mutable=False)
     for host, guest in spec.write_dirs:
         cfg.preopen_dir(host, guest, fs_mutable=True)
+    if spec.network:
+        ffi.wasi_config_inherit_network(cfg.ptr())
+        ffi.wasi_config_allow_ip_name_lookup(cfg.ptr(), True)
     if output is not None:
         cfg.stdout_custom = output
         cfg.stderr_custom = output

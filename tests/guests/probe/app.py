@@ -11,6 +11,7 @@ bad number or hex, non-UTF-8 payload) replies ``err usage <reason>``; "usage" is
     send ID TEXT... | sendn ID N | request ID TIMEOUT_MS TEXT... | cancel ID
     broadcast ID1,ID2 TEXT...
     crash | echo TEXT... | callbacks | init? | push TEXT | sick | well | whoami
+    read PATH | write PATH TEXT... | ls PATH | env NAME
 
 ``crash`` raises an uncaught exception, which componentize-py turns into a trap (a Rust panic,
 then ``unreachable``), not into ``err``.
@@ -180,8 +181,34 @@ def _whoami() -> str:
     )
 
 
+def _sandbox(command: str, args: list[str]) -> str | None:
+    """File, environment and network access: what WASI lets this instance do."""
+    try:
+        if command == "read":
+            _need(args, 1, "read PATH")
+            with open(args[0], "rb") as f:
+                return "data " + f.read(200).decode("utf-8", "replace")
+        if command == "write":
+            _need(args, 2, "write PATH TEXT")
+            with open(args[0], "w") as f:
+                f.write(" ".join(args[1:]))
+            return "written"
+        if command == "ls":
+            import os
+
+            return "entries " + ",".join(sorted(os.listdir(args[0] if args else ".")))
+        if command == "env":
+            import os
+
+            _need(args, 1, "env NAME")
+            return "value " + os.environ.get(args[0], "<unset>")
+    except Exception as exc:  # noqa: BLE001 - the reply says what the sandbox refused
+        return f"denied {type(exc).__name__}: {exc}"
+    return None
+
+
 def run(command: str, args: list[str]) -> str:
-    for family in (_services, _storage, _messaging):
+    for family in (_services, _storage, _messaging, _sandbox):
         reply = family(command, args)
         if reply is not None:
             return reply

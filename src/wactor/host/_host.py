@@ -264,15 +264,15 @@ class Host:
 
     def _load(self, manifest: Manifest) -> Any:
         try:
-            data = manifest.wasm.read_bytes()
+            digest = self.engine.digest_of(manifest.wasm)
+            verify_digest(manifest, digest)
+            return self.engine.load_file(manifest.wasm, digest)
         except OSError as exc:
             raise ManifestError(
                 f"cannot read wasm file {manifest.wasm}: {exc.strerror}",
                 file=str(manifest.path),
                 key="component.wasm",
             ) from exc
-        verify_digest(manifest, data)
-        return self.engine.load(data, str(manifest.wasm))
 
     async def stop(self, target: ComponentId | str, timeout: float | None = None) -> None:
         """Stop a component: let its current message finish, call ``shutdown``, remove it."""

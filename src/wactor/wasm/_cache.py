@@ -24,7 +24,7 @@ from typing import Any
 import wasmtime
 from wasmtime.component import Component
 
-__all__ = ["CacheStats", "CompileCache"]
+__all__ = ["CacheStats", "CompileCache", "stat_marker"]
 
 _FORMAT = 1
 _WASMTIME_VERSION = importlib.metadata.version("wasmtime")
@@ -47,6 +47,11 @@ def _file_hash(path: Path) -> str:
     return h.hexdigest()
 
 
+def stat_marker(path: Path) -> list[int]:
+    """Size, modification time and inode: what tells that a file changed."""
+    return _stat_marker(path)
+
+
 def _stat_marker(path: Path) -> list[int]:
     st = path.stat()
     return [st.st_size, st.st_mtime_ns, st.st_ino]
@@ -66,10 +71,45 @@ class CompileCache:
         """Return counts of hits, misses and rebuilt (corrupt or stale) entries."""
         return CacheStats(self._hits, self._misses, self._rebuilt)
 
+    def known_digest(self, path: Path) -> str | None:
+        """The sha256 of a wasm file read earlier, if the file is unchanged since (by stat)."""
+        try:
+            marker = _stat_marker(path)
+            meta = json.loads(self._digest_path(path).read_text())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(meta, dict) or meta.get("stat") != marker:
+            return None
+        digest = meta.get("digest")
+        return digest if isinstance(digest, str) else None
+
+    def remember_digest(self, path: Path, digest: str, marker: list[int]) -> None:
+        """Remember ``digest`` for ``path`` as long as its stat stays ``marker``."""
+        with contextlib.suppress(OSError):
+            target = self._digest_path(path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._write_json(target, {"path": str(path), "stat": marker, "digest": digest})
+
+    def _digest_path(self, path: Path) -> Path:
+        name = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:32]
+        return self.directory / "digests" / f"{name}.json"
+
     def key(self, digest: str) -> str:
         """The cache key of a component digest under this engine's settings."""
         raw = f"{_FORMAT}|{digest}|{_WASMTIME_VERSION}"
         return hashlib.sha256(f"{raw}|{self._fingerprint}".encode()).hexdigest()[:40]
+
+    def has_sound_entry(self, digest: str) -> bool:
+        """Tell (cheaply, by stat) whether a usable entry for ``digest`` is on disk."""
+        key = self.key(digest)
+        blob = self.directory / f"{key}.cwasm"
+        meta = self._read_meta(self.directory / f"{key}.json")
+        if meta is None or meta.get("key") != key or meta.get("digest") != digest:
+            return False
+        try:
+            return stat_marker(blob) == meta.get("verified_stat")
+        except OSError:
+            return False
 
     def load_or_compile(
         self,

@@ -360,12 +360,28 @@ class ExportFunc:
 
     __slots__ = ("_func", "_params", "_result", "name")
 
-    def __init__(self, func: wasmtime.component.Func, store: wasmtime.Store, name: str) -> None:
-        fty = func.type(store)
+    def __init__(
+        self,
+        func: wasmtime.component.Func,
+        store: wasmtime.Store,
+        name: str,
+        signatures: dict[str, Any] | None = None,
+    ) -> None:
+        """Wrap ``func``; ``signatures`` shares compiled signatures between instances of one
+        component (reading a type through the FFI costs more than a whole small call)."""
+        cached = signatures.get(name) if signatures is not None else None
+        if cached is None:
+            fty = func.type(store)
+            result = fty.result
+            cached = (
+                [compile_type(ty) for _, ty in fty.params],
+                compile_type(result) if result is not None else None,
+            )
+            if signatures is not None:
+                signatures[name] = cached
         self._func = func
-        self._params = [compile_type(ty) for _, ty in fty.params]
-        result = fty.result
-        self._result = compile_type(result) if result is not None else None
+        self._params: list[Converter] = cached[0]
+        self._result: Converter | None = cached[1]
         self.name = name
 
     def __call__(self, store: wasmtime.Store, *args: Any) -> Any:

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import wasmtime
 from wasmtime.component import Component, ComponentInstanceType, FuncType
 
 from wactor.errors import InvalidComponentError
-from wactor.wasm._cache import CacheStats, CompileCache
+from wactor.wasm._cache import CacheStats, CompileCache, stat_marker
 
 __all__ = [
     "LIFECYCLE_EXPORTS",
@@ -77,6 +78,8 @@ class LoadedComponent:
     component: Component
     digest: str
     imports: tuple[str, ...]
+    # compiled export signatures, filled by the first instance and shared by the next ones
+    signatures: dict[str, Any] = field(default_factory=dict)
 
 
 def check_binary_kind(data: bytes, path: str) -> None:
@@ -133,18 +136,45 @@ class WasmEngine:
         """Return the compile cache's counts, if a cache is configured."""
         return self.cache.statistics() if self.cache is not None else None
 
-    def load(self, data: bytes, path: str) -> LoadedComponent:
+    def digest_of(self, path: Path) -> str:
+        """The sha256 of a wasm file, without reading it when it is unchanged since last time."""
+        known = self.cache.known_digest(path) if self.cache is not None else None
+        if known is not None:
+            return known
+        marker = stat_marker(path)
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        if self.cache is not None:
+            self.cache.remember_digest(path, digest, marker)
+        return digest
+
+    def load_file(self, path: Path, digest: str) -> LoadedComponent:
+        """Like :meth:`load` for a file whose digest is known: the bytes are read only when
+        the component is neither loaded in this engine nor in the compile cache."""
+        with self._load_lock:
+            loaded = self._loaded.get(digest)
+        if loaded is not None:
+            return loaded
+        if self.cache is not None and self.cache.has_sound_entry(digest):
+            with path.open("rb") as f:
+                check_binary_kind(f.read(8), str(path))
+            return self.load(b"", str(path), digest=digest)
+        return self.load(path.read_bytes(), str(path))
+
+    def load(self, data: bytes, path: str, *, digest: str | None = None) -> LoadedComponent:
         """Compile (or fetch from cache) and check that the bytes fit the world."""
-        check_binary_kind(data, path)
-        digest = hashlib.sha256(data).hexdigest()
+        if digest is None:
+            check_binary_kind(data, path)
+            digest = hashlib.sha256(data).hexdigest()
         with self._load_lock:
             loaded = self._loaded.get(digest)
             if loaded is not None:
                 return loaded
 
             def compile_now() -> Component:
+                source = data or Path(path).read_bytes()  # not read yet when the cache had it
+                check_binary_kind(source, path)
                 try:
-                    return Component(self.engine, data)
+                    return Component(self.engine, source)
                 except wasmtime.WasmtimeError as exc:
                     first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid"
                     raise InvalidComponentError(

@@ -176,7 +176,7 @@ class ComponentInstance:
             func = instance.get_func(store, idx) if idx is not None else None
             if func is None:
                 raise InvalidComponentError(f"{LIFECYCLE_INTERFACE} lacks {name}", path=self._label)
-            funcs[name] = ExportFunc(func, store, name)
+            funcs[name] = ExportFunc(func, store, name, loaded.signatures)
         self._funcs = funcs
 
     # -- limits and faults ---------------------------------------------------------------------
@@ -218,7 +218,12 @@ class ComponentInstance:
             self.poisoned = True
             if isinstance(exc.cause, DeadlineExceeded):
                 raise self._fault(name, exc, time.monotonic() - started, timeout=True) from None
-            raise TrapError(f"{self._label}: {name}: {exc}", component=self._label) from exc.cause
+            cause = exc.cause
+            raise TrapError(
+                f"{self._label}: {name}: host function raised {type(cause).__name__}: "
+                f"{_first_line(cause)}",
+                component=self._label,
+            ) from cause
         except wasmtime.WasmtimeError as exc:
             self.poisoned = True
             last_host_exception()  # a stale record must not leak into the next call

@@ -9,6 +9,7 @@ from wactor.actors._actor import (
     ExitHandler,
     ExitReason,
     FailureAction,
+    Outcome,
 )
 from wactor.actors._mailbox import Backpressure, Mailbox, MailboxStats
 from wactor.actors._registry import Registry
@@ -36,6 +37,7 @@ __all__ = [
     "FailureAction",
     "Mailbox",
     "MailboxStats",
+    "Outcome",
     "Registry",
     "RestartType",
     "Strategy",

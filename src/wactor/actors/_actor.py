@@ -29,6 +29,7 @@ __all__ = [
     "ExitHandler",
     "ExitReason",
     "FailureAction",
+    "Outcome",
 ]
 
 M = TypeVar("M")
@@ -36,8 +37,16 @@ FailureAction = Literal["resume", "crash"]
 ActorState = Literal["created", "starting", "ready", "stopping", "terminated", "failed"]
 
 
+Outcome = tuple[bool, Any]
+"""The result of one message in a batch: ``(True, answer)`` or ``(False, exception)``."""
+
+
 class Actor(Generic[M]):
     """Base class of actors; override the hooks you need."""
+
+    batch_limit = 1
+    """More than 1: queued messages are handed to :meth:`on_batch` together (up to this many),
+    for actors whose per-message overhead is a hand-off (e.g. to a worker thread)."""
 
     async def on_start(self) -> None:
         """Run once before the first message of this incarnation."""
@@ -45,6 +54,20 @@ class Actor(Generic[M]):
     async def on_message(self, message: M) -> Any:
         """Handle one message; the return value answers an ``ask``."""
         raise NotImplementedError
+
+    async def on_batch(self, messages: list[M]) -> list[Outcome]:
+        """Handle several queued messages in order; return one outcome per message handled.
+
+        May stop early (return fewer outcomes) after a failure that ends the incarnation; the
+        messages not handled stay queued. The default handles them one by one.
+        """
+        out: list[Outcome] = []
+        for message in messages:
+            try:
+                out.append((True, await self.on_message(message)))
+            except Exception as exc:  # noqa: BLE001 - reported per message
+                out.append((False, exc))
+        return out
 
     async def on_stop(self) -> None:
         """Run once when this incarnation stops (not after a crash)."""
@@ -105,7 +128,7 @@ class ActorCell(Generic[M]):
         self.actor: Actor[M] | None = None
         self.state: ActorState = "created"
         self._task: asyncio.Task[None] | None = None
-        self._current: _Letter[M] | None = None
+        self._inflight: list[_Letter[M]] = []
         self.processed = 0
         self.failed = 0
         self.restarts = 0
@@ -186,9 +209,9 @@ class ActorCell(Generic[M]):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        if self._current is not None:
-            _fail(self._current, ActorStoppedError(self.id, "stopped (shutdown timeout)"))
-            self._current = None
+        for letter in self._inflight:
+            _fail(letter, ActorStoppedError(self.id, "stopped (shutdown timeout)"))
+        self._inflight = []
 
     async def _run_on_stop(self, timeout: float) -> None:
         actor, self.actor = self.actor, None
@@ -206,7 +229,7 @@ class ActorCell(Generic[M]):
         return ActorStats(
             self.id,
             self.state,
-            mb.depth + (1 if self._current is not None else 0),
+            mb.depth + len(self._inflight),
             mb.capacity,
             self.processed,
             self.failed,
@@ -231,30 +254,57 @@ class ActorCell(Generic[M]):
             if letter.message is _STOP:
                 await self._exit(actor, None)
                 return
-            self._current = letter
-            reply = letter.reply
-            if reply is not None and reply.done():  # the asker gave up before we started
-                self._current = None
+            batch = [letter]
+            if actor.batch_limit > 1 and len(mailbox):
+                batch.extend(mailbox.take_ready(actor.batch_limit - 1))
+            # An asker that gave up before we started needs no answer; a stop request ends the
+            # batch (it is put back and taken next).
+            for i, item in enumerate(batch):
+                if item.message is _STOP:
+                    mailbox.push_front(batch[i:])
+                    batch = batch[:i]
+                    break
+            batch = [b for b in batch if b.reply is None or not b.reply.done()]
+            if not batch:
                 continue
-            try:
-                result = await actor.on_message(letter.message)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - the failure goes to the asker and the hook
-                self.failed += 1
-                self.last_failure = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                _fail(letter, exc)
-                self._current = None
-                if await actor.on_failure(exc, letter.message) == "crash":
-                    self.state = "failed"
-                    self.actor = None
-                    await self._notify_exit(exc)
-                    return
+            self._inflight = batch
+            if len(batch) == 1:
+                try:
+                    outcomes: list[Outcome] = [(True, await actor.on_message(batch[0].message))]
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - goes to the asker and the hook
+                    outcomes = [(False, exc)]
+            else:
+                outcomes = await actor.on_batch([b.message for b in batch])
+            self._inflight = []
+            if not await self._settle(actor, batch, outcomes):
+                return
+
+    async def _settle(
+        self, actor: Actor[M], batch: list[_Letter[M]], outcomes: list[Outcome]
+    ) -> bool:
+        """Answer the askers of a handled batch; return False if the incarnation crashed."""
+        for i, (ok, value) in enumerate(outcomes):
+            letter = batch[i]
+            if ok:
+                self.processed += 1
+                if letter.reply is not None and not letter.reply.done():
+                    letter.reply.set_result(value)
                 continue
-            self.processed += 1
-            self._current = None
-            if reply is not None and not reply.done():
-                reply.set_result(result)
+            exc = value
+            self.failed += 1
+            self.last_failure = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            _fail(letter, exc)
+            if await actor.on_failure(exc, letter.message) == "crash":
+                self.mailbox.push_front(batch[i + 1 :])  # kept for the next incarnation
+                self.state = "failed"
+                self.actor = None
+                await self._notify_exit(exc)
+                return False
+        if len(outcomes) < len(batch):
+            self.mailbox.push_front(batch[len(outcomes) :])
+        return True
 
     async def _exit(self, actor: Actor[M], reason: ExitReason) -> None:
         self.state = "stopping"

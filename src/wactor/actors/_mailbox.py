@@ -93,6 +93,15 @@ class Mailbox(Generic[T]):
         self._space.set()
         return item
 
+    def take_ready(self, limit: int) -> list[T]:
+        """Take up to ``limit`` items that are already queued, without waiting."""
+        out: list[T] = []
+        while self._items and len(out) < limit:
+            out.append(self._items.popleft())
+        if out:
+            self._space.set()
+        return out
+
     def wake(self) -> None:
         """Wake a waiting ``get`` so its owner can look at its state (nothing is taken)."""
         self._not_empty.set()

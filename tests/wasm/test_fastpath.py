@@ -55,15 +55,26 @@ def _record(**fields: Any) -> Record:
     return record
 
 
-def _message(payload: bytes | str, *, correlation: str | None = "c-1", sender: str = "a") -> Record:
+def _id(namespace: str, name: str, instance: str) -> Record:
+    return _record(namespace=namespace, name=name, instance=instance)
+
+
+def _message(
+    payload: bytes | str,
+    *,
+    sender: tuple[str, str, str] = ("a", "b", "0"),
+    correlation: str | None = "c-1",
+    reply_to: tuple[str, str, str] | None = ("x", "y", "z"),
+    content_type: str | None = "application/octet-stream",
+) -> Record:
     return _record(
-        sender=_record(namespace=sender, name="b", instance="0"),
+        sender=_id(*sender),
         payload=payload,
         metadata=_record(
             correlation_id=correlation,
-            reply_to=_record(namespace="x", name="y", instance="z"),
+            reply_to=None if reply_to is None else _id(*reply_to),
             timestamp=_record(seconds=1, nanoseconds=2),
-            content_type="application/octet-stream",
+            content_type=content_type,
         ),
     )
 
@@ -92,9 +103,10 @@ class Guest:
         reply = func(self.store, _message(payload.decode("latin-1"), **kwargs))
         return reply.encode("latin-1") if isinstance(reply, str) else reply
 
-    def slow(self, payload: bytes) -> Any:
+    def slow(self, payload: bytes, **kwargs: Any) -> Any:
         """Call the guest's own handle-message (list<u8>) through W's re-export."""
-        return self.func(WRAPPED_INTERFACE, "handle-message")(self.store, _message(payload))
+        func = self.func(WRAPPED_INTERFACE, "handle-message")
+        return func(self.store, _message(payload, **kwargs))
 
 
 def _instantiate(
@@ -202,8 +214,10 @@ def test_fast_echo_passes_every_byte_value(echo: Guest) -> None:
 
 
 def test_fast_echo_takes_any_text_in_the_other_strings(echo: Guest) -> None:
-    # Non-latin1 text in the string fields is passed as UTF-16 and transcoded for the guest.
-    assert echo.fast(b"\xffpayload", correlation="corr-\u20ac-\U0001f600", sender="s\u00fc") == (
+    # Non-latin1 text in the other string fields arrives as UTF-16; the adapter converts it to
+    # UTF-8 for the guest (see the inspecting guest below for the exact bytes).
+    text = "corr-\u20ac-\U0001f600"
+    assert echo.fast(b"\xffpayload", correlation=text, sender=("s\u00fc", "", "0")) == (
         b"\xffpayload"
     )
     assert echo.fast(b"x", correlation=None) == b"x"
@@ -235,7 +249,8 @@ def test_adapter_heap_is_recycled_between_calls(
     engine: wasmtime.Engine, echo_component: Component
 ) -> None:
     # Store limits apply to each linear memory: 8 MiB is room for one 1 MiB call in the adapter
-    # (the host lowers a string into 2 bytes per char first, then shrinks it), not for twenty.
+    # (the host reserves the payload's UTF-8 size, shrinks it, then the reply is copied in), not
+    # for twenty.
     guest = _instantiate(engine, echo_component)
     guest.store.set_limits(memory_size=8 << 20)
     payload = _pattern(1 << 20)
@@ -294,6 +309,204 @@ def test_guest_error_comes_back_as_err(engine: wasmtime.Engine) -> None:
 
     guest = _instantiate(engine, component, define=forgetful)
     assert guest.fast(b"lost") == Variant("runtime-error", "kv")
+
+
+# ------------------------------------------------------------------------------------------------
+# Strings other than the payload: UTF-8 for the guest, latin1 / UTF-16 for the host
+# ------------------------------------------------------------------------------------------------
+
+# A guest that reports what it received.  Payload byte 0 selects the answer:
+#   0..7  ok(some(<the UTF-8 bytes of string field #n>)), ok(none) when its option is none;
+#         fields: sender namespace/name/instance, correlation-id, reply-to namespace/name/instance,
+#         content-type
+#   8     err(runtime-error(<payload bytes 1..> as the string)), also from handle-callback
+#   9     err(timeout)
+#   else  ok(some(payload))
+# Its realloc traps on a true reallocation (old-ptr != 0), like componentize-py's panics.
+INSPECT_WAT = """
+(component
+  (type $component-id (record
+    (field "namespace" string) (field "name" string) (field "instance" string)))
+  (type $timestamp (record (field "seconds" u64) (field "nanoseconds" u32)))
+  (type $message-metadata (record
+    (field "correlation-id" (option string))
+    (field "reply-to" (option $component-id))
+    (field "timestamp" $timestamp)
+    (field "content-type" (option string))))
+  (type $component-message (record
+    (field "sender" $component-id)
+    (field "payload" (list u8))
+    (field "metadata" $message-metadata)))
+  (type $wasm-error (variant
+    (case "component-not-found" string)
+    (case "instantiation-failed" string)
+    (case "export-not-found" string)
+    (case "timeout")
+    (case "resource-limit-exceeded" string)
+    (case "invalid-component" string)
+    (case "runtime-error" string)))
+
+  (core module $M
+    (memory (export "memory") 1)
+    (global $bump (mut i32) (i32.const 0x1000))
+    (func (export "realloc") (param $old i32) (param i32) (param $align i32) (param $size i32)
+      (result i32)
+      (local $p i32)
+      (if (local.get $old) (then unreachable))
+      (local.set $p (i32.and
+        (i32.add (global.get $bump) (i32.sub (local.get $align) (i32.const 1)))
+        (i32.sub (i32.const 0) (local.get $align))))
+      (global.set $bump (i32.add (local.get $p) (local.get $size)))
+      (if (i32.gt_u (global.get $bump) (i32.shl (memory.size) (i32.const 16)))
+        (then (drop (memory.grow (i32.sub
+          (i32.shr_u (i32.add (global.get $bump) (i32.const 0xffff)) (i32.const 16))
+          (memory.size))))))
+      (local.get $p))
+    ;; string field offsets, then the offset of their option discriminant (0: none)
+    (data (i32.const 0x100) "\\00\\00\\00\\00\\08\\00\\00\\00\\10\\00\\00\\00\\24\\00\\00\\00"
+                            "\\30\\00\\00\\00\\38\\00\\00\\00\\40\\00\\00\\00\\5c\\00\\00\\00")
+    (data (i32.const 0x140) "\\00\\00\\00\\00\\00\\00\\00\\00\\00\\00\\00\\00\\20\\00\\00\\00"
+                            "\\2c\\00\\00\\00\\2c\\00\\00\\00\\2c\\00\\00\\00\\58\\00\\00\\00")
+    (func $set (param $ret i32) (param $tag i32) (param $case i32) (param $p i32) (param $n i32)
+      (i32.store8 (local.get $ret) (local.get $tag))
+      (i32.store8 offset=4 (local.get $ret) (local.get $case))
+      (i32.store offset=8 (local.get $ret) (local.get $p))
+      (i32.store offset=12 (local.get $ret) (local.get $n)))
+    (func (export "handle-message") (param $msg i32) (result i32)
+      (local $p i32) (local $n i32) (local $mode i32) (local $disc i32) (local $at i32)
+      (local.set $p (i32.load offset=24 (local.get $msg)))
+      (local.set $n (i32.load offset=28 (local.get $msg)))
+      (if (i32.eqz (local.get $n))
+        (then (call $set (i32.const 0x10) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0))
+              (return (i32.const 0x10))))
+      (local.set $mode (i32.load8_u (local.get $p)))
+      (if (i32.lt_u (local.get $mode) (i32.const 8))
+        (then
+          (local.set $disc (i32.load offset=0x140 (i32.shl (local.get $mode) (i32.const 2))))
+          (if (i32.and (i32.ne (local.get $disc) (i32.const 0))
+                       (i32.eqz (i32.load8_u (i32.add (local.get $msg) (local.get $disc)))))
+            (then
+              (call $set (i32.const 0x10) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0))
+              (return (i32.const 0x10))))
+          (local.set $at (i32.add (local.get $msg)
+            (i32.load offset=0x100 (i32.shl (local.get $mode) (i32.const 2)))))
+          (call $set (i32.const 0x10) (i32.const 0) (i32.const 1)
+            (i32.load (local.get $at)) (i32.load offset=4 (local.get $at)))
+          (return (i32.const 0x10))))
+      (if (i32.eq (local.get $mode) (i32.const 8))
+        (then (call $set (i32.const 0x10) (i32.const 1) (i32.const 6)
+                (i32.add (local.get $p) (i32.const 1)) (i32.sub (local.get $n) (i32.const 1)))
+              (return (i32.const 0x10))))
+      (if (i32.eq (local.get $mode) (i32.const 9))
+        (then (call $set (i32.const 0x10) (i32.const 1) (i32.const 3) (i32.const 0) (i32.const 0))
+              (return (i32.const 0x10))))
+      (call $set (i32.const 0x10) (i32.const 0) (i32.const 1) (local.get $p) (local.get $n))
+      (i32.const 0x10))
+    (func (export "handle-callback") (param $msg i32) (result i32)
+      (local $p i32) (local $n i32)
+      (local.set $p (i32.load offset=24 (local.get $msg)))
+      (local.set $n (i32.load offset=28 (local.get $msg)))
+      (call $set (i32.const 0x20) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0))
+      (if (i32.and (i32.ne (local.get $n) (i32.const 0))
+                   (i32.eq (i32.load8_u (local.get $p)) (i32.const 8)))
+        (then (call $set (i32.const 0x20) (i32.const 1) (i32.const 6)
+                (i32.add (local.get $p) (i32.const 1)) (i32.sub (local.get $n) (i32.const 1)))))
+      (i32.const 0x20))
+  )
+  (core instance $m (instantiate $M))
+  (func $handle-message (param "msg" $component-message)
+    (result (result (option (list u8)) (error $wasm-error)))
+    (canon lift (core func $m "handle-message") (memory (core memory $m "memory"))
+      (realloc (core func $m "realloc"))))
+  (func $handle-callback (param "msg" $component-message) (result (result (error $wasm-error)))
+    (canon lift (core func $m "handle-callback") (memory (core memory $m "memory"))
+      (realloc (core func $m "realloc"))))
+  (instance $lifecycle
+    (export "component-id" (type $component-id))
+    (export "timestamp" (type $timestamp))
+    (export "message-metadata" (type $message-metadata))
+    (export "component-message" (type $component-message))
+    (export "wasm-error" (type $wasm-error))
+    (export "handle-message" (func $handle-message))
+    (export "handle-callback" (func $handle-callback)))
+  (export "airssys:core/component-lifecycle@1.0.0" (instance $lifecycle))
+)
+"""
+
+TEXTS = [
+    "",
+    "plain ascii",
+    "latin1 \u00e9\u00ff\u0080",
+    "bmp \u20ac\u0100\uffff\u07ff\u0800",
+    "astral \U0001f600\U00010000\U0010ffff",
+    "mixed \u00e9\u20ac\U0001f600\x00",
+]
+
+
+def _fields(index: int, text: str) -> dict[str, Any]:
+    """Message keyword arguments that put ``text`` into string field #index."""
+    sender = ["a", "b", "0"]
+    reply_to = ["x", "y", "z"]
+    fields: dict[str, Any] = {}
+    if index < 3:
+        sender[index] = text
+    elif index == 3:
+        fields["correlation"] = text
+    elif index < 7:
+        reply_to[index - 4] = text
+    else:
+        fields["content_type"] = text
+    return {"sender": tuple(sender), "reply_to": tuple(reply_to), **fields}
+
+
+@pytest.fixture(scope="module")
+def inspect_component(engine: wasmtime.Engine) -> Component:
+    return Component(engine, wrap_component(bytes(wasmtime.wat2wasm(INSPECT_WAT))))
+
+
+@pytest.fixture
+def inspect(engine: wasmtime.Engine, inspect_component: Component) -> Guest:
+    return _instantiate(engine, inspect_component)
+
+
+@pytest.mark.parametrize("text", TEXTS)
+@pytest.mark.parametrize("index", range(8))
+def test_strings_reach_the_guest_as_utf8(inspect: Guest, index: int, text: str) -> None:
+    fields = _fields(index, text)
+    assert inspect.fast(bytes([index]), **fields) == text.encode("utf-8")
+    assert inspect.slow(bytes([index]), **fields) == text.encode("utf-8")
+
+
+def test_absent_options_stay_absent(inspect: Guest) -> None:
+    for index, field in [(3, "correlation"), (4, "reply_to"), (7, "content_type")]:
+        assert inspect.fast(bytes([index]), **{field: None}) is None
+    assert inspect.fast(b"") is None
+
+
+@pytest.mark.parametrize("text", TEXTS)
+def test_error_strings_reach_the_host_as_text(inspect: Guest, text: str) -> None:
+    payload = b"\x08" + text.encode("utf-8")
+    assert inspect.fast(payload) == Variant("runtime-error", text)
+    assert inspect.slow(payload) == Variant("runtime-error", text)
+    callback = inspect.func(FAST_INTERFACE, FAST_HANDLE_CALLBACK)
+    assert callback(inspect.store, _message(payload.decode("latin-1"))) == Variant(
+        "runtime-error", text
+    )
+
+
+def test_error_without_a_string(inspect: Guest) -> None:
+    assert inspect.fast(b"\x09") == inspect.slow(b"\x09")
+
+
+@pytest.mark.parametrize(
+    "garbage", [b"\xff", b"\xc3", b"\xed\xa0\x80", b"\xc0\x80", b"\xf4\x90\x80\x80"]
+)
+def test_invalid_utf8_error_string_traps(
+    engine: wasmtime.Engine, inspect_component: Component, garbage: bytes
+) -> None:
+    guest = _instantiate(engine, inspect_component)
+    with pytest.raises(wasmtime.WasmtimeError):
+        guest.fast(b"\x08" + garbage)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -22,9 +22,17 @@ In the canonical ABI a ``string`` and a ``list<u8>`` have the same flat and memo
 passes ``payload.decode("latin-1")`` puts exactly the payload bytes into the adapter's memory; the
 adapter hands the same (ptr, len) on to G's ``handle-message`` as a ``list<u8>``, and G's reply
 ``list<u8>`` comes back lifted as a latin1 ``string`` (``reply.encode("latin-1")`` on the host).
-The adapter ($Adapter in ``fastpath.wat``) only forwards pointers; every copy is done by wasmtime
-(host <-> adapter memory by the string conversion, adapter <-> G by the fused adapter trampoline,
-a memcpy for ``list<u8>``).
+The adapter ($Adapter in ``fastpath.wat``) forwards the message pointer; the payload is copied
+by wasmtime only (host <-> adapter memory by the string conversion, adapter <-> G by the fused
+adapter trampoline, a memcpy for ``list<u8>``). Towards G the adapter lowers with
+``string-encoding=utf8`` and converts the message's other strings to UTF-8 itself (and G's error
+string back): wasmtime's latin1+utf16 -> utf8 transcoding shrinks its buffer with a true
+``realloc(old_ptr != 0)`` in G, which componentize-py's ``cabi_realloc`` does not survive, while a
+utf8 -> utf8 copy allocates once, exactly like a direct host call.
+
+Host side: pass ``payload.decode("latin-1")`` as ``payload`` and read ``reply.encode("latin-1")``;
+any other string field may hold any text. A payload char above U+00FF is lowered as UTF-16 by
+wasmtime, whose tagged length is out of bounds as a ``list<u8>``: the call traps.
 
 Layout of W (component binary format, ``design/mvp/Binary.md`` of the component model)::
 
@@ -40,9 +48,10 @@ Layout of W (component binary format, ``design/mvp/Binary.md`` of the component 
     alias section:     fast = export a "wactor:fast/lifecycle@0.1.0"
     export section:    every export of G (the aliases) and FAST_INTERFACE (fast)
 
-Costs of W: one more small memory (the adapter's heap, sized by the largest call) and one extra
-copy of the payload each way (host -> adapter -> guest), both negligible next to the per-element
-conversion they replace. G's code is compiled exactly as before.
+Costs of W: one more memory (the adapter's heap, recycled every call, peaking at about twice the
+largest payload, since wasmtime first reserves the payload's UTF-8 size) and one extra copy of the
+payload each way (host -> adapter -> guest), both small next to the per-element conversion they
+replace. G's code is compiled exactly as before; W only adds the adapter and its trampolines.
 """
 
 from __future__ import annotations

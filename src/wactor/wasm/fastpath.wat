@@ -5,12 +5,20 @@
 ;; `wasmtime_component_val_t` per list element, so a `list<u8>` payload costs
 ;; a C value (and a Rust `Val`) per byte, while a `string` crosses as one
 ;; buffer.  $Adapter re-exports the guest's handle-message / handle-callback
-;; with every `list<u8>` payload typed as a `string` lifted and lowered with
+;; with the `list<u8>` payload typed as a `string`, lifted with
 ;; string-encoding=latin1+utf16.  A host string whose chars are all <= U+00FF
 ;; is lowered by wasmtime as latin1 -- one byte per char, UTF-16 tag bit (bit
 ;; 31 of the length) clear -- so its (ptr, len) is exactly a `list<u8>` of
-;; those bytes, and vice versa for the reply.  The host passes
-;; `payload.decode("latin-1")` and reads `reply.encode("latin-1")`.
+;; those bytes, and the guest's reply `list<u8>` lifts as the latin1 string of
+;; its bytes.  The host passes `payload.decode("latin-1")` and reads
+;; `reply.encode("latin-1")`.  (A payload char > U+00FF would be lowered as
+;; UTF-16, tag bit set: as a list<u8> length that is out of bounds, so the
+;; call traps -- it cannot pass garbage.)
+;;
+;; The guest's functions are lowered with string-encoding=utf8, and $Main
+;; converts the message's *other* strings (sender, correlation-id, reply-to,
+;; content-type) to UTF-8 itself, and the guest's error string back to
+;; latin1 / UTF-16.  See the comment at the `canon lower`s for why.
 ;;
 ;; This file is one valid component holding the two nested component
 ;; definitions, in this order (the wrapper copies their component sections):
@@ -25,18 +33,25 @@
 ;;
 ;; Record layouts (canonical ABI; identical for the list<u8> and string
 ;; variants, which is the whole point):
-;;   component-message (104 B, align 8): sender +0 (3 strings), payload ptr
-;;   +24 / len +28, metadata +32 (see tests/fixtures/wat/echo.wat).
+;;   component-message (104 B, align 8):
+;;     +0 sender.namespace, +8 sender.name, +16 sender.instance (ptr, len)
+;;     +24 payload ptr, +28 payload len
+;;     +32 correlation-id option<string>: u8 disc, +36 ptr, +40 len
+;;     +44 reply-to option<component-id>: u8 disc, +48/+56/+64 its strings
+;;     +72 timestamp (u64 seconds, +80 u32 nanoseconds)
+;;     +88 content-type option<string>: u8 disc, +92 ptr, +96 len
 ;;   result<option<payload>, wasm-error> (16 B, align 4): +0 u8 ok/err,
-;;   ok: +4 u8 none/some, +8 ptr, +12 len; err: +4 u8 case, +8 ptr, +12 len.
+;;     ok: +4 u8 none/some, +8 ptr, +12 len; err: +4 u8 case, +8 ptr, +12 len
+;;     (case 3, timeout, has no string).
 ;;   result<_, wasm-error> (16 B, align 4): same, without the option.
-;; component-message flattens to 23 core values (> 16), so a lifted export
-;; receives one i32 pointer to it and a lowered import takes one i32 pointer
-;; to it; both results flatten to 4 values (> 1), so the lifted export returns
-;; a pointer to its result and the lowered import takes a result pointer as an
-;; extra last parameter.  The adapter therefore forwards pointers only: the
-;; bytes are copied host -> adapter memory -> guest memory and back by
-;; wasmtime itself (a memcpy for list<u8> / latin1).
+;; component-message flattens to 23 core values (> 16 = MAX_FLAT_PARAMS), so a
+;; lifted export receives one i32 pointer to it (in memory the host allocated
+;; through our realloc) and a lowered import takes one i32 pointer to it; both
+;; results flatten to 4 values (> 1 = MAX_FLAT_RESULTS), so the lifted export
+;; returns a pointer to its result and the lowered import takes a result
+;; pointer as an extra last parameter.  The adapter forwards the very same
+;; message pointer: the payload bytes are copied host -> adapter memory ->
+;; guest memory and back by wasmtime itself (a memcpy for list<u8> / latin1).
 (component $fastpath
 
   ;; ===========================================================================
@@ -221,32 +236,279 @@
     (alias core export $heap "memory" (core memory $mem))
     (alias core export $heap "realloc" (core func $realloc))
 
+    ;; -------------------------------------------------------------------------
+    ;; The guest's functions, lowered with string-encoding=utf8.
+    ;;
+    ;; Why utf8 here (and latin1+utf16 only towards the host): with
+    ;; latin1+utf16 on both sides, wasmtime's fused adapter transcodes every
+    ;; non-ASCII string for the guest by allocating a worst-case buffer and then
+    ;; shrinking it with a *true* realloc (old-ptr != 0) in the guest.  The
+    ;; canonical ABI allows that, but componentize-py's cabi_realloc panics on
+    ;; it (the panic handler then calls WASI from inside realloc: "cannot leave
+    ;; component instance").  The host's own utf8 lowering never does this, so
+    ;; guests never meet it.  So $Main converts the message's strings to UTF-8
+    ;; itself, and the adapter copies utf8 -> utf8 with one fresh allocation per
+    ;; string, exactly like a direct host call.  The payload is a list<u8> for
+    ;; the guest: copied as is.  The guest's error strings come back as UTF-8
+    ;; and $Main converts them to latin1 / UTF-16 for the lift.
+    ;;
     ;; Both lower to (param i32 i32): message pointer, result pointer.
+    ;; -------------------------------------------------------------------------
     (core func $guest-handle-message-core
       (canon lower (func $guest-handle-message)
-        string-encoding=latin1+utf16 (memory $mem) (realloc $realloc)))
+        string-encoding=utf8 (memory $mem) (realloc $realloc)))
     (core func $guest-handle-callback-core
       (canon lower (func $guest-handle-callback)
-        string-encoding=latin1+utf16 (memory $mem) (realloc $realloc)))
+        string-encoding=utf8 (memory $mem) (realloc $realloc)))
     (core instance $guest
       (export "handle-message" (func $guest-handle-message-core))
       (export "handle-callback" (func $guest-handle-callback-core)))
 
     ;; -------------------------------------------------------------------------
-    ;; $Main: forward the argument pointer, return the result area.
+    ;; $Main: convert the message's strings to UTF-8 in place, forward the
+    ;; argument pointer, convert an error string back, return the result area.
+    ;; Each conversion leaves ASCII strings (the usual case) untouched; invalid
+    ;; input (unpaired surrogates, malformed UTF-8) traps like the canonical
+    ;; ABI does.
     ;; -------------------------------------------------------------------------
     (core module $Main
+      (import "heap" "memory" (memory 1))
+      (import "heap" "realloc" (func $realloc (param i32 i32 i32 i32) (result i32)))
       (import "heap" "call-end" (func $call-end))
-      (import "guest" "handle-message" (func $handle-message (param i32 i32)))
-      (import "guest" "handle-callback" (func $handle-callback (param i32 i32)))
+      (import "guest" "handle-message" (func $guest-handle-message (param i32 i32)))
+      (import "guest" "handle-callback" (func $guest-handle-callback (param i32 i32)))
+
+      ;; Write the UTF-8 bytes of code point $c (< 0x10000, not a surrogate)
+      ;; at $o; return the next output position.
+      (func $put-bmp (param $o i32) (param $c i32) (result i32)
+        (if (i32.lt_u (local.get $c) (i32.const 0x80))
+          (then
+            (i32.store8 (local.get $o) (local.get $c))
+            (return (i32.add (local.get $o) (i32.const 1)))))
+        (if (i32.lt_u (local.get $c) (i32.const 0x800))
+          (then
+            (i32.store8 (local.get $o)
+              (i32.or (i32.const 0xc0) (i32.shr_u (local.get $c) (i32.const 6))))
+            (i32.store8 offset=1 (local.get $o)
+              (i32.or (i32.const 0x80) (i32.and (local.get $c) (i32.const 0x3f))))
+            (return (i32.add (local.get $o) (i32.const 2)))))
+        (i32.store8 (local.get $o)
+          (i32.or (i32.const 0xe0) (i32.shr_u (local.get $c) (i32.const 12))))
+        (i32.store8 offset=1 (local.get $o)
+          (i32.or (i32.const 0x80)
+            (i32.and (i32.shr_u (local.get $c) (i32.const 6)) (i32.const 0x3f))))
+        (i32.store8 offset=2 (local.get $o)
+          (i32.or (i32.const 0x80) (i32.and (local.get $c) (i32.const 0x3f))))
+        (i32.add (local.get $o) (i32.const 3)))
+
+      ;; The (ptr: i32, len: i32) string at $at, latin1+utf16 (bit 31 of len
+      ;; set = UTF-16 code units, else latin1 bytes), becomes UTF-8.
+      (func $to-utf8 (param $at i32)
+        (local $src i32) (local $len i32) (local $i i32) (local $extra i32)
+        (local $dst i32) (local $o i32) (local $c i32) (local $lo i32)
+        (local.set $src (i32.load (local.get $at)))
+        (local.set $len (i32.load offset=4 (local.get $at)))
+        (if (i32.lt_s (local.get $len) (i32.const 0))
+          (then
+            ;; UTF-16: at most 3 bytes per code unit (a pair: 4 bytes for 2).
+            (local.set $len (i32.and (local.get $len) (i32.const 0x7fffffff)))
+            (if (i32.gt_u (local.get $len) (i32.const 0x3fffffff)) (then unreachable))
+            (local.set $dst (call $realloc (i32.const 0) (i32.const 0) (i32.const 1)
+                              (i32.mul (local.get $len) (i32.const 3))))
+            (local.set $o (local.get $dst))
+            (block $done
+              (loop $next
+                (br_if $done (i32.ge_u (local.get $i) (local.get $len)))
+                (local.set $c (i32.load16_u
+                  (i32.add (local.get $src) (i32.shl (local.get $i) (i32.const 1)))))
+                (local.set $i (i32.add (local.get $i) (i32.const 1)))
+                (if (i32.ne (i32.and (local.get $c) (i32.const 0xf800)) (i32.const 0xd800))
+                  (then
+                    (local.set $o (call $put-bmp (local.get $o) (local.get $c)))
+                    (br $next)))
+                ;; A surrogate: a high one followed by a low one, or invalid.
+                (if (i32.or (i32.ge_u (local.get $c) (i32.const 0xdc00))
+                            (i32.ge_u (local.get $i) (local.get $len)))
+                  (then unreachable))
+                (local.set $lo (i32.load16_u
+                  (i32.add (local.get $src) (i32.shl (local.get $i) (i32.const 1)))))
+                (if (i32.ne (i32.and (local.get $lo) (i32.const 0xfc00)) (i32.const 0xdc00))
+                  (then unreachable))
+                (local.set $i (i32.add (local.get $i) (i32.const 1)))
+                (local.set $c (i32.add (i32.const 0x10000)
+                  (i32.or (i32.shl (i32.and (local.get $c) (i32.const 0x3ff)) (i32.const 10))
+                          (i32.and (local.get $lo) (i32.const 0x3ff)))))
+                (i32.store8 (local.get $o)
+                  (i32.or (i32.const 0xf0) (i32.shr_u (local.get $c) (i32.const 18))))
+                (i32.store8 offset=1 (local.get $o)
+                  (i32.or (i32.const 0x80)
+                    (i32.and (i32.shr_u (local.get $c) (i32.const 12)) (i32.const 0x3f))))
+                (i32.store8 offset=2 (local.get $o)
+                  (i32.or (i32.const 0x80)
+                    (i32.and (i32.shr_u (local.get $c) (i32.const 6)) (i32.const 0x3f))))
+                (i32.store8 offset=3 (local.get $o)
+                  (i32.or (i32.const 0x80) (i32.and (local.get $c) (i32.const 0x3f))))
+                (local.set $o (i32.add (local.get $o) (i32.const 4)))
+                (br $next)))
+            (i32.store (local.get $at) (local.get $dst))
+            (i32.store offset=4 (local.get $at) (i32.sub (local.get $o) (local.get $dst)))
+            (return)))
+        ;; latin1: ASCII is UTF-8 already; each byte >= 0x80 takes 2 bytes.
+        (block $counted
+          (loop $count
+            (br_if $counted (i32.ge_u (local.get $i) (local.get $len)))
+            (local.set $extra (i32.add (local.get $extra)
+              (i32.shr_u (i32.load8_u (i32.add (local.get $src) (local.get $i))) (i32.const 7))))
+            (local.set $i (i32.add (local.get $i) (i32.const 1)))
+            (br $count)))
+        (if (i32.eqz (local.get $extra)) (then (return)))
+        (local.set $dst (call $realloc (i32.const 0) (i32.const 0) (i32.const 1)
+                          (i32.add (local.get $len) (local.get $extra))))
+        (local.set $o (local.get $dst))
+        (local.set $i (i32.const 0))
+        (block $done
+          (loop $next
+            (br_if $done (i32.ge_u (local.get $i) (local.get $len)))
+            (local.set $o (call $put-bmp (local.get $o)
+              (i32.load8_u (i32.add (local.get $src) (local.get $i)))))
+            (local.set $i (i32.add (local.get $i) (i32.const 1)))
+            (br $next)))
+        (i32.store (local.get $at) (local.get $dst))
+        (i32.store offset=4 (local.get $at) (i32.add (local.get $len) (local.get $extra))))
+
+      ;; Decode one UTF-8 sequence at $p (before $end): (code point, length).
+      ;; Malformed, overlong, surrogate or > U+10FFFF: trap.
+      (func $decode (param $p i32) (param $end i32) (result i32 i32)
+        (local $b i32) (local $n i32) (local $c i32) (local $k i32) (local $min i32)
+        (local.set $b (i32.load8_u (local.get $p)))
+        (if (i32.lt_u (local.get $b) (i32.const 0x80))
+          (then (return (local.get $b) (i32.const 1))))
+        (if (i32.lt_u (local.get $b) (i32.const 0xc2)) (then unreachable))
+        (if (i32.lt_u (local.get $b) (i32.const 0xe0))
+          (then
+            (local.set $n (i32.const 2))
+            (local.set $c (i32.and (local.get $b) (i32.const 0x1f)))
+            (local.set $min (i32.const 0x80)))
+          (else
+            (if (i32.lt_u (local.get $b) (i32.const 0xf0))
+              (then
+                (local.set $n (i32.const 3))
+                (local.set $c (i32.and (local.get $b) (i32.const 0x0f)))
+                (local.set $min (i32.const 0x800)))
+              (else
+                (if (i32.ge_u (local.get $b) (i32.const 0xf5)) (then unreachable))
+                (local.set $n (i32.const 4))
+                (local.set $c (i32.and (local.get $b) (i32.const 0x07)))
+                (local.set $min (i32.const 0x10000))))))
+        (if (i32.gt_u (local.get $n) (i32.sub (local.get $end) (local.get $p)))
+          (then unreachable))
+        (local.set $k (i32.const 1))
+        (loop $more
+          (local.set $b (i32.load8_u (i32.add (local.get $p) (local.get $k))))
+          (if (i32.ne (i32.and (local.get $b) (i32.const 0xc0)) (i32.const 0x80))
+            (then unreachable))
+          (local.set $c (i32.or (i32.shl (local.get $c) (i32.const 6))
+                                (i32.and (local.get $b) (i32.const 0x3f))))
+          (local.set $k (i32.add (local.get $k) (i32.const 1)))
+          (br_if $more (i32.lt_u (local.get $k) (local.get $n))))
+        (if (i32.or (i32.lt_u (local.get $c) (local.get $min))
+              (i32.or (i32.gt_u (local.get $c) (i32.const 0x10ffff))
+                      (i32.eq (i32.and (local.get $c) (i32.const 0xfffff800))
+                              (i32.const 0xd800))))
+          (then unreachable))
+        (local.get $c)
+        (local.get $n))
+
+      ;; The UTF-8 (ptr, len) string at $at becomes latin1+utf16: latin1 when
+      ;; every code point is <= U+00FF, else UTF-16 with the tag bit set.
+      (func $from-utf8 (param $at i32)
+        (local $src i32) (local $end i32) (local $p i32) (local $c i32) (local $n i32)
+        (local $max i32) (local $units i32) (local $latin1 i32) (local $dst i32) (local $o i32)
+        (local.set $src (i32.load (local.get $at)))
+        (local.set $end (i32.add (local.get $src) (i32.load offset=4 (local.get $at))))
+        ;; Pass 1: validate; largest code point; length in UTF-16 code units.
+        (local.set $p (local.get $src))
+        (block $done
+          (loop $next
+            (br_if $done (i32.ge_u (local.get $p) (local.get $end)))
+            (call $decode (local.get $p) (local.get $end))
+            (local.set $n)
+            (local.set $c)
+            (local.set $p (i32.add (local.get $p) (local.get $n)))
+            (if (i32.gt_u (local.get $c) (local.get $max)) (then (local.set $max (local.get $c))))
+            (local.set $units (i32.add (local.get $units)
+              (select (i32.const 2) (i32.const 1) (i32.ge_u (local.get $c) (i32.const 0x10000)))))
+            (br $next)))
+        (if (i32.lt_u (local.get $max) (i32.const 0x80)) (then (return)))
+        (local.set $latin1 (i32.le_u (local.get $max) (i32.const 0xff)))
+        (local.set $dst (call $realloc (i32.const 0) (i32.const 0) (i32.const 2)
+          (select (local.get $units) (i32.shl (local.get $units) (i32.const 1))
+                  (local.get $latin1))))
+        ;; Pass 2: write.
+        (local.set $o (local.get $dst))
+        (local.set $p (local.get $src))
+        (block $done
+          (loop $next
+            (br_if $done (i32.ge_u (local.get $p) (local.get $end)))
+            (call $decode (local.get $p) (local.get $end))
+            (local.set $n)
+            (local.set $c)
+            (local.set $p (i32.add (local.get $p) (local.get $n)))
+            (if (local.get $latin1)
+              (then
+                (i32.store8 (local.get $o) (local.get $c))
+                (local.set $o (i32.add (local.get $o) (i32.const 1))))
+              (else
+                (if (i32.ge_u (local.get $c) (i32.const 0x10000))
+                  (then
+                    (local.set $c (i32.sub (local.get $c) (i32.const 0x10000)))
+                    (i32.store16 (local.get $o)
+                      (i32.or (i32.const 0xd800) (i32.shr_u (local.get $c) (i32.const 10))))
+                    (i32.store16 offset=2 (local.get $o)
+                      (i32.or (i32.const 0xdc00) (i32.and (local.get $c) (i32.const 0x3ff))))
+                    (local.set $o (i32.add (local.get $o) (i32.const 4))))
+                  (else
+                    (i32.store16 (local.get $o) (local.get $c))
+                    (local.set $o (i32.add (local.get $o) (i32.const 2)))))))
+            (br $next)))
+        (i32.store (local.get $at) (local.get $dst))
+        (i32.store offset=4 (local.get $at)
+          (select (local.get $units) (i32.or (local.get $units) (i32.const 0x80000000))
+                  (local.get $latin1))))
+
+      ;; Every string of a component-message (offsets: see the file header).
+      (func $message-to-utf8 (param $msg i32)
+        (call $to-utf8 (local.get $msg))                              ;; sender.namespace
+        (call $to-utf8 (i32.add (local.get $msg) (i32.const 8)))      ;; sender.name
+        (call $to-utf8 (i32.add (local.get $msg) (i32.const 16)))     ;; sender.instance
+        (if (i32.load8_u offset=32 (local.get $msg))                  ;; correlation-id
+          (then (call $to-utf8 (i32.add (local.get $msg) (i32.const 36)))))
+        (if (i32.load8_u offset=44 (local.get $msg))                  ;; reply-to
+          (then
+            (call $to-utf8 (i32.add (local.get $msg) (i32.const 48)))
+            (call $to-utf8 (i32.add (local.get $msg) (i32.const 56)))
+            (call $to-utf8 (i32.add (local.get $msg) (i32.const 64)))))
+        (if (i32.load8_u offset=88 (local.get $msg))                  ;; content-type
+          (then (call $to-utf8 (i32.add (local.get $msg) (i32.const 92))))))
+
+      ;; result<_, wasm-error> / result<option<list<u8>>, wasm-error> at $ret:
+      ;; every err case but timeout (3) carries a string at +8.
+      (func $error-from-utf8 (param $ret i32)
+        (if (i32.and (i32.eq (i32.load8_u (local.get $ret)) (i32.const 1))
+                     (i32.ne (i32.load8_u offset=4 (local.get $ret)) (i32.const 3)))
+          (then (call $from-utf8 (i32.add (local.get $ret) (i32.const 8))))))
 
       (func (export "handle-message") (param $msg i32) (result i32)
-        (call $handle-message (local.get $msg) (i32.const 0x00))
+        (call $message-to-utf8 (local.get $msg))
+        (call $guest-handle-message (local.get $msg) (i32.const 0x00))
+        (call $error-from-utf8 (i32.const 0x00))
         (call $call-end)
         (i32.const 0x00))
 
       (func (export "handle-callback") (param $msg i32) (result i32)
-        (call $handle-callback (local.get $msg) (i32.const 0x20))
+        (call $message-to-utf8 (local.get $msg))
+        (call $guest-handle-callback (local.get $msg) (i32.const 0x20))
+        (call $error-from-utf8 (i32.const 0x20))
         (call $call-end)
         (i32.const 0x20))
     )

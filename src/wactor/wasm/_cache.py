@@ -99,6 +99,16 @@ class CompileCache:
         raw = f"{_FORMAT}|{digest}|{_WASMTIME_VERSION}"
         return hashlib.sha256(f"{raw}|{self._fingerprint}".encode()).hexdigest()[:40]
 
+    def mark(self, name: str) -> None:
+        """Remember a negative fact about ``name`` (e.g. "cannot be wrapped")."""
+        with contextlib.suppress(OSError):
+            self.directory.mkdir(parents=True, exist_ok=True)
+            (self.directory / f"{self.key(name)}.mark").touch()
+
+    def is_marked(self, name: str) -> bool:
+        """Tell whether :meth:`mark` was called for ``name``."""
+        return (self.directory / f"{self.key(name)}.mark").exists()
+
     def has_sound_entry(self, digest: str) -> bool:
         """Tell (cheaply, by stat) whether a usable entry for ``digest`` is on disk."""
         key = self.key(digest)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from wasmtime.component import Component, ComponentInstanceType, FuncType
 
 from wactor.errors import InvalidComponentError
 from wactor.wasm._cache import CacheStats, CompileCache, stat_marker
+from wactor.wasm._fastpath import FAST_INTERFACE, wrap_component
 
 __all__ = [
     "LIFECYCLE_EXPORTS",
@@ -63,11 +65,13 @@ class EngineSettings:
     max_wasm_stack: int = 1 << 20
     tick_ms: int = 5
     opt_level: str = "speed"
+    fast_path: bool = True  # wrap guests so byte-list payloads cross as strings
 
     def fingerprint(self) -> str:
         """A stable string naming every setting that changes the compiled code."""
         fields = asdict(self)
         fields.pop("tick_ms")  # only the ticker uses it; compiled code does not depend on it
+        fields.pop("fast_path")  # wrapped and plain builds have different cache keys anyway
         return ",".join(f"{k}={v}" for k, v in sorted(fields.items()))
 
 
@@ -80,6 +84,11 @@ class LoadedComponent:
     imports: tuple[str, ...]
     # compiled export signatures, filled by the first instance and shared by the next ones
     signatures: dict[str, Any] = field(default_factory=dict)
+    fast: bool = False  # wrapped: payloads cross as latin-1 strings through wactor:fast
+
+
+class _NoFastPath(Exception):  # noqa: N818 - internal signal, never escapes this module
+    """The guest cannot be wrapped; load it as it is."""
 
 
 def check_binary_kind(data: bytes, path: str) -> None:
@@ -170,25 +179,52 @@ class WasmEngine:
             if loaded is not None:
                 return loaded
 
-            def compile_now() -> Component:
-                source = data or Path(path).read_bytes()  # not read yet when the cache had it
-                check_binary_kind(source, path)
+            def source() -> bytes:
+                raw = data or Path(path).read_bytes()  # not read yet when the cache had it
+                check_binary_kind(raw, path)
+                return raw
+
+            def compile_plain() -> Component:
                 try:
-                    return Component(self.engine, source)
+                    return Component(self.engine, source())
                 except wasmtime.WasmtimeError as exc:
                     first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid"
                     raise InvalidComponentError(
                         f"not a valid component: {first}", path=path
                     ) from exc
 
-            if self.cache is not None:
-                component = self.cache.load_or_compile(self.engine, digest, compile_now)
-            else:
-                component = compile_now()
+            def compile_fast() -> Component:
+                try:
+                    return Component(self.engine, wrap_component(source()))
+                except (ValueError, wasmtime.WasmtimeError) as exc:
+                    raise _NoFastPath from exc
+
+            component, fast = self._compile(digest, compile_fast, compile_plain)
             imports = check_world(component, self.engine, path)
-            loaded = LoadedComponent(component, digest, imports)
+            loaded = LoadedComponent(component, digest, imports, fast=fast)
             self._loaded[digest] = loaded
             return loaded
+
+    def _compile(
+        self,
+        digest: str,
+        compile_fast: Callable[[], Component],
+        compile_plain: Callable[[], Component],
+    ) -> tuple[Component, bool]:
+        """The wrapped (fast-path) component when the guest can be wrapped, else the guest."""
+        cache = self.cache
+        fast_key = f"{digest}+{FAST_INTERFACE}"
+        if self.settings.fast_path and not (cache is not None and cache.is_marked(fast_key)):
+            try:
+                if cache is None:
+                    return compile_fast(), True
+                return cache.load_or_compile(self.engine, fast_key, compile_fast), True
+            except _NoFastPath:
+                if cache is not None:
+                    cache.mark(fast_key)  # don't try (and fail) to wrap it again
+        if cache is None:
+            return compile_plain(), False
+        return cache.load_or_compile(self.engine, digest, compile_plain), False
 
     def close(self) -> None:
         """Stop the epoch ticker; idempotent."""

@@ -34,6 +34,7 @@ from wactor.messaging._envelope import Envelope
 from wactor.wasm._calling import ExportFunc, HostFuncError, last_host_exception
 from wactor.wasm._context import DeadlineExceeded, GuestContext, using_context
 from wactor.wasm._engine import LIFECYCLE_EXPORTS, LIFECYCLE_INTERFACE, LoadedComponent, WasmEngine
+from wactor.wasm._fastpath import FAST_HANDLE_CALLBACK, FAST_HANDLE_MESSAGE, FAST_INTERFACE
 from wactor.wasm._records import config_record, message_record
 
 __all__ = ["ComponentInstance", "GuestMetadata", "InstanceLimits", "WasiSpec"]
@@ -177,6 +178,19 @@ class ComponentInstance:
             if func is None:
                 raise InvalidComponentError(f"{LIFECYCLE_INTERFACE} lacks {name}", path=self._label)
             funcs[name] = ExportFunc(func, store, name, loaded.signatures)
+        self.fast = False
+        fast_iface = instance.get_export_index(store, FAST_INTERFACE) if loaded.fast else None
+        if fast_iface is not None:
+            # The wrapped guest: messages go through the adapter, payloads as latin-1 strings.
+            for name in (FAST_HANDLE_MESSAGE, FAST_HANDLE_CALLBACK):
+                idx = instance.get_export_index(store, name, fast_iface)
+                func = instance.get_func(store, idx) if idx is not None else None
+                if func is not None:
+                    fast_name = f"fast:{name}"
+                    funcs[fast_name] = ExportFunc(func, store, fast_name, loaded.signatures)
+            self.fast = f"fast:{FAST_HANDLE_MESSAGE}" in funcs and (
+                f"fast:{FAST_HANDLE_CALLBACK}" in funcs
+            )
         self._funcs = funcs
 
     # -- limits and faults ---------------------------------------------------------------------
@@ -270,11 +284,20 @@ class ComponentInstance:
 
     def handle_message(self, env: Envelope) -> bytes | None:
         """Deliver one message; return the reply payload or ``None``."""
+        if self.fast:
+            result = self._call("fast:handle-message", message_record(env, latin1=True))
+            reply = _unwrap_wasm_result(result, self._label)
+            # latin-1 maps the 256 code points 0-255 back to the exact bytes the guest returned
+            return reply.encode("latin-1") if reply is not None else None
         result = self._call("handle-message", message_record(env))
         return _unwrap_wasm_result(result, self._label)  # type: ignore[no-any-return]
 
     def handle_callback(self, env: Envelope) -> None:
         """Deliver a reply (or an error) for an earlier request of this component."""
+        if self.fast:
+            record = message_record(env, latin1=True)
+            _unwrap_wasm_result(self._call("fast:handle-callback", record), self._label)
+            return
         _unwrap_wasm_result(self._call("handle-callback", message_record(env)), self._label)
 
     def metadata(self) -> GuestMetadata:

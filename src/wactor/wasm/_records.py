@@ -56,15 +56,20 @@ def timestamp_record(ns: int) -> Record:
     return record(seconds=ns // 1_000_000_000, nanoseconds=ns % 1_000_000_000)
 
 
-def message_record(env: Envelope) -> Record:
-    """The ``component-message`` a guest receives for an envelope."""
+def message_record(env: Envelope, *, latin1: bool = False) -> Record:
+    """The ``component-message`` a guest receives for an envelope.
+
+    With ``latin1`` the payload is a ``str`` of code points 0-255 (one per byte), the form the
+    fast-path adapter takes: wasmtime then lowers it as latin-1, byte for byte, with a memcpy.
+    """
     meta = record(
         correlation_id=env.correlation_id,
         reply_to=component_id_record(env.reply_to) if env.reply_to is not None else None,
         timestamp=timestamp_record(env.timestamp_ns),
         content_type=env.content_type,
     )
-    return record(sender=component_id_record(env.sender), payload=env.payload, metadata=meta)
+    payload: bytes | str = env.payload.decode("latin-1") if latin1 else env.payload
+    return record(sender=component_id_record(env.sender), payload=payload, metadata=meta)
 
 
 def config_record(

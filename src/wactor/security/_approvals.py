@@ -176,8 +176,9 @@ class ApprovalStore:
         requested: Mapping[str, Any],
     ) -> Approval:
         """Return the request for this exact binary and manifest, creating a pending one."""
-        capabilities_from_dict(requested)  # validate before storing
-        requested_json = json.dumps(dict(requested), sort_keys=True)
+        # Validate, and store the full normal form: "granted == requested" then means unnarrowed.
+        normal = capabilities_to_dict(capabilities_from_dict(requested))
+        requested_json = json.dumps(normal, sort_keys=True)
         component = str(component_id)
         with self._transaction() as conn:
             existing = self._find(conn, component, wasm_digest, manifest_digest)

@@ -13,10 +13,10 @@ allowed INTEGER, action TEXT, target TEXT, reason TEXT)``; ``time`` is Unix seco
 from __future__ import annotations
 
 import atexit
-import queue
 import sqlite3
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal, get_args
@@ -105,9 +105,13 @@ class AuditLog:
         self._shed_lock = threading.Lock()
         self._shed = 0
         self._closed = False
-        # The queue holds entries and markers; markers are put with blocking puts and so are
-        # never shed, but they may wait for room.
-        self._queue: queue.Queue[_Row | _Marker] = queue.Queue(maxsize=queue_limit)
+        # Entries and markers. A deque append under an uncontended lock costs far less than
+        # queue.Queue's put (a condition notify each time); the writer is woken only when idle.
+        # Markers do not count against the limit and are never shed.
+        self._buffer: deque[_Row | _Marker] = deque()
+        self._limit = max(1, queue_limit)
+        self._wake = threading.Event()
+        self._idle = False
         try:
             self._path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(
@@ -166,15 +170,13 @@ class AuditLog:
         with self._state_lock:
             if self._closed:
                 raise StorageIOError(f"{self._path}: audit log is closed ({event} not recorded)")
-            try:
-                self._queue.put_nowait(row)
-            except queue.Full:
-                shed = True
-            else:
-                shed = False
-        if shed:
-            with self._shed_lock:
-                self._shed += 1
+            if len(self._buffer) < self._limit:
+                self._buffer.append(row)
+                if self._idle:
+                    self._wake.set()
+                return
+        with self._shed_lock:
+            self._shed += 1
 
     def flush(self, timeout: float | None = None) -> None:
         """Wait until every entry queued before this call is durable.
@@ -182,10 +184,12 @@ class AuditLog:
         Raises ``StorageIOError`` if the writer cannot write (the entries stay queued and are
         retried), or if ``timeout`` seconds pass first.
         """
-        if self._closed:
-            return  # close() already flushed
         marker = _Marker()
-        self._queue.put(marker)
+        with self._state_lock:
+            if self._closed:
+                return  # close() already flushed
+            self._buffer.append(marker)
+            self._wake.set()
         if not marker.event.wait(timeout):
             raise StorageIOError(f"{self._path}: audit log flush timed out after {timeout}s")
         if marker.error is not None:
@@ -193,13 +197,14 @@ class AuditLog:
 
     def close(self) -> None:
         """Flush, stop the writer and close the file; idempotent."""
+        marker = _Marker(stop=True)
         with self._state_lock:
             if self._closed:
                 return
-            self._closed = True  # from here on no entry can enter the queue behind the marker
+            self._closed = True  # from here on nothing can enter the buffer behind the marker
+            self._buffer.append(marker)
+            self._wake.set()
         atexit.unregister(self.close)
-        marker = _Marker(stop=True)
-        self._queue.put(marker)
         self._writer.join()
         with self._lock:
             self._conn.close()
@@ -215,16 +220,20 @@ class AuditLog:
     def _run(self) -> None:
         pending: list[_Row] = []
         markers: list[_Marker] = []
+        buffer = self._buffer
         while True:
-            if not pending and not markers:
-                first = self._queue.get()
-                self._take(first, pending, markers)
-            while len(pending) < _BATCH_LIMIT and not any(m.stop for m in markers):
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                self._take(item, pending, markers)
+            if not pending and not markers and not self._shed:
+                self._idle = True
+                if not buffer:  # checked after _idle is set: a record() in between wakes us
+                    self._wake.wait()
+                self._wake.clear()
+                self._idle = False
+            while buffer and len(pending) < _BATCH_LIMIT and not any(m.stop for m in markers):
+                item = buffer.popleft()
+                if isinstance(item, _Marker):
+                    markers.append(item)
+                else:
+                    pending.append(item)
             with self._shed_lock:
                 shed, self._shed = self._shed, 0
             rows = list(pending)
@@ -267,13 +276,6 @@ class AuditLog:
                     marker.event.set()
                 return
             time.sleep(_RETRY_DELAY_S)
-
-    @staticmethod
-    def _take(item: _Row | _Marker, pending: list[_Row], markers: list[_Marker]) -> None:
-        if isinstance(item, _Marker):
-            markers.append(item)
-        else:
-            pending.append(item)
 
     def _write(self, rows: list[_Row]) -> StorageIOError | None:
         if not rows:

@@ -35,7 +35,7 @@ from wactor.security._approvals import ApprovalStore
 from wactor.security._audit import AuditLog
 from wactor.security._manifest import Capabilities, Manifest
 from wactor.security._policy import capabilities_to_dict, narrow_capabilities
-from wactor.security._trust import verify_signature
+from wactor.security._trust import verify_signature, wasm_sha256
 
 __all__ = ["Admission", "AdmissionLevel", "Gatekeeper", "TrustSources", "manifest_digest"]
 
@@ -99,10 +99,13 @@ class Gatekeeper:
         self._dev = dev
         self._config_path = config_path  # only to tell the operator the exact command
 
-    def admit(self, manifest: Manifest, wasm_bytes: bytes) -> Admission:
-        """Admit the component or raise a ``SecurityError``; audit the outcome either way."""
+    def admit(self, manifest: Manifest, wasm_bytes: bytes | str) -> Admission:
+        """Admit the component or raise a ``SecurityError``; audit the outcome either way.
+
+        ``wasm_bytes`` is the wasm file's content, or its sha256 hex when the caller has it.
+        """
         component = str(manifest.id)
-        wasm_digest = hashlib.sha256(wasm_bytes).hexdigest()
+        wasm_digest = wasm_sha256(wasm_bytes)
 
         try:
             fingerprint = verify_signature(manifest, wasm_bytes, self._trust.keys)

@@ -197,9 +197,7 @@ def load_manifest(path: str | os.PathLike[str]) -> Manifest:
 def verify_digest(manifest: Manifest, wasm_bytes: bytes | str) -> str:
     """Return the sha256 hex digest of the wasm (given as bytes, or as its known hex digest);
     raise ``DigestMismatchError`` if the manifest pins another one."""
-    actual = (
-        wasm_bytes if isinstance(wasm_bytes, str) else hashlib.sha256(wasm_bytes).hexdigest()
-    )
+    actual = wasm_bytes if isinstance(wasm_bytes, str) else hashlib.sha256(wasm_bytes).hexdigest()
     if manifest.sha256 is not None and manifest.sha256 != actual:
         raise DigestMismatchError(
             f"{manifest.wasm.name} has sha256 {actual[:12]}..., "

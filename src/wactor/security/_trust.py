@@ -274,11 +274,17 @@ def _read_signature(manifest: Manifest, path: Path) -> dict[str, Any]:
     return document
 
 
+def wasm_sha256(wasm: bytes | str) -> str:
+    """Return the sha256 hex of wasm bytes; a ``str`` is taken as that digest already computed."""
+    return wasm.lower() if isinstance(wasm, str) else hashlib.sha256(wasm).hexdigest()
+
+
 def verify_signature(
-    manifest: Manifest, wasm_bytes: bytes, trusted_keys: Sequence[Path]
+    manifest: Manifest, wasm_bytes: bytes | str, trusted_keys: Sequence[Path]
 ) -> str | None:
     """Return the fingerprint of the trusted key that signed this component, ``None`` if unsigned.
 
+    ``wasm_bytes`` is the wasm file's content, or its sha256 hex when the caller already has it.
     Raises ``SignatureError`` when ``<manifest>.sig`` exists but does not verify: malformed file,
     key not among ``trusted_keys``, wasm or manifest changed after signing, bad signature.
     """
@@ -294,7 +300,7 @@ def verify_signature(
         raise SignatureError(
             where, f"cannot read the manifest: {exc.strerror}", component=component
         ) from exc
-    wasm_sha = hashlib.sha256(wasm_bytes).hexdigest()
+    wasm_sha = wasm_sha256(wasm_bytes)
     manifest_sha = hashlib.sha256(manifest_bytes).hexdigest()
     try:
         signature = base64.b64decode(document["signature"], validate=True)

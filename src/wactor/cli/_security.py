@@ -1,0 +1,306 @@
+"""Security verbs: ``keygen``, ``sign``, ``approvals list|approve|deny`` and ``audit``."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, cast
+
+import click
+
+from wactor._ids import ComponentId
+from wactor._units import format_size
+from wactor.cli._common import config_option, resolve_config
+from wactor.cli._main import cli
+from wactor.errors import ConfigError
+from wactor.security import (
+    Approval,
+    ApprovalStatus,
+    ApprovalStore,
+    AuditEntry,
+    AuditLog,
+    generate_keypair,
+    public_key_fingerprint,
+    sign_manifest,
+)
+
+__all__ = ["approvals", "audit", "keygen", "parse_since", "sign"]
+
+_AGO = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_since(text: str, *, now: float | None = None) -> float:
+    """Turn ``10m``/``2h``/``90`` (ago) or an ISO 8601 time into Unix seconds."""
+    now = time.time() if now is None else now
+    match = _AGO.match(text)
+    if match:
+        return now - float(match[1]) * _UNIT_SECONDS[match[2]]
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ConfigError(
+            f"bad time {text!r}",
+            key="--since",
+            expected="a duration ago such as 30s, 10m, 2h, 1d, or an ISO time 2024-05-01T12:00",
+        ) from None
+    return moment.timestamp()  # a naive time is local time
+
+
+def _local(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return datetime.fromtimestamp(seconds).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
+    lines = []
+    for row in (headers, *rows):
+        cells = [cell.ljust(w) for cell, w in zip(row, widths, strict=True)]
+        lines.append("  ".join(cells).rstrip())
+    return lines
+
+
+# --- keys and signatures ---------------------------------------------------------------------
+
+
+@cli.command()
+@click.option(
+    "--out",
+    "base",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Private key path; the public key goes to OUT.pub.",
+)
+def keygen(base: Path) -> None:
+    """Create an ed25519 signing key pair (refuses to overwrite existing files)."""
+    private, public = generate_keypair(base)
+    click.echo(f"private key: {private} (keep it secret)")
+    click.echo(f"public key:  {public} (list it under [trust] keys)")
+    click.echo(f"fingerprint: {public_key_fingerprint(public)}")
+
+
+@cli.command()
+@click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--key",
+    "private_key",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Private key written by 'wactor keygen'.",
+)
+def sign(manifest: Path, private_key: Path) -> None:
+    """Sign MANIFEST and the wasm it names; the signature goes beside it (MANIFEST.sig)."""
+    out = sign_manifest(manifest, private_key)
+    document = json.loads(out.read_text(encoding="utf-8"))
+    click.echo(f"signed {document['component']} -> {out}")
+    click.echo(f"key: {document['key']}")
+    click.echo(f"wasm sha256: {document['wasm_sha256']}")
+
+
+# --- approvals -------------------------------------------------------------------------------
+
+
+def _summary(caps: dict[str, Any] | None) -> str:
+    """Render the dict form of capabilities on one line."""
+    if caps is None:
+        return "-"
+    parts: list[str] = []
+    messaging = caps.get("messaging") or {}
+    for action in ("send", "request", "broadcast"):
+        if messaging.get(action):
+            parts.append(f"{action}={','.join(messaging[action])}")
+    storage = caps.get("storage")
+    if storage is not None:
+        parts.append(f"storage={format_size(int(storage['quota']))}")
+    filesystem = caps.get("filesystem") or {}
+    for mode in ("read", "write"):
+        if filesystem.get(mode):
+            parts.append(f"fs.{mode}={','.join(filesystem[mode])}")
+    connect = (caps.get("network") or {}).get("connect")
+    if connect:
+        parts.append(f"connect={','.join(connect)}")
+    env = (caps.get("environment") or {}).get("allow")
+    if env:
+        parts.append(f"env={','.join(env)}")
+    return " ".join(parts) or "(none)"
+
+
+def _approval_json(approval: Approval) -> dict[str, Any]:
+    return {
+        "id": approval.id,
+        "component": approval.component,
+        "status": approval.status,
+        "wasm_sha256": approval.wasm_digest,
+        "manifest_sha256": approval.manifest_digest,
+        "requested": approval.requested,
+        "granted": approval.granted,
+        "created": approval.created,
+        "decided": approval.decided,
+        "reason": approval.reason,
+    }
+
+
+@cli.group()
+def approvals() -> None:
+    """List, approve or deny components waiting for an operator's decision."""
+
+
+@approvals.command("list")
+@config_option
+@click.option(
+    "--status",
+    type=click.Choice(["pending", "approved", "denied"]),
+    default=None,
+    help="Only requests with this status.",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per request.")
+def list_approvals(config_path: Path | None, status: str | None, as_json: bool) -> None:
+    """Show approval requests: id, component, status and requested capabilities."""
+    config = resolve_config(config_path)
+    path = config.state_dir / ApprovalStore.filename
+    items: list[Approval] = []
+    if path.exists():  # a read-only verb does not create the host's state
+        with ApprovalStore(path) as store:
+            items = store.list(cast("ApprovalStatus | None", status))
+    if as_json:
+        for approval in items:
+            click.echo(json.dumps(_approval_json(approval)))
+        return
+    if not items:
+        click.echo("no approval requests")
+        return
+    rows = [
+        [
+            a.id,
+            a.component,
+            a.status,
+            _local(a.created),
+            _summary(a.requested),
+            "" if a.status != "approved" or a.granted == a.requested else _summary(a.granted),
+        ]
+        for a in items
+    ]
+    headers = ("ID", "COMPONENT", "STATUS", "CREATED", "REQUESTED", "GRANTED (IF NARROWED)")
+    for line in _table(headers, rows):
+        click.echo(line)
+
+
+def _decide_with(config_path: Path | None) -> tuple[ApprovalStore, AuditLog]:
+    config = resolve_config(config_path)
+    audit_log = AuditLog.for_state_dir(config.state_dir)
+    return ApprovalStore.for_state_dir(config.state_dir, audit=audit_log), audit_log
+
+
+@approvals.command()
+@click.argument("ref", metavar="ID")
+@config_option
+@click.option(
+    "--narrow",
+    default=None,
+    metavar="JSON",
+    help='Grant less than requested, e.g. \'{"messaging": {"send": []}, "storage": null}\'.',
+)
+def approve(ref: str, config_path: Path | None, narrow: str | None) -> None:
+    """Approve request ID (or a component id: its latest pending request)."""
+    narrowing: dict[str, Any] | None = None
+    if narrow is not None:
+        try:
+            narrowing = json.loads(narrow)
+        except ValueError as exc:
+            raise ConfigError(f"not JSON: {exc}", key="--narrow") from exc
+        if not isinstance(narrowing, dict):
+            raise ConfigError("must be a JSON object", key="--narrow")
+    store, audit_log = _decide_with(config_path)
+    with audit_log, store:
+        approval = store.approve(ref, narrow=narrowing)
+    click.echo(f"approved {approval.id} {approval.component}: {_summary(approval.granted)}")
+
+
+@approvals.command()
+@click.argument("ref", metavar="ID")
+@config_option
+@click.option("--reason", default="", help="Why; shown to whoever starts the component.")
+def deny(ref: str, config_path: Path | None, reason: str) -> None:
+    """Deny request ID (or a component id: its latest pending request)."""
+    store, audit_log = _decide_with(config_path)
+    with audit_log, store:
+        approval = store.deny(ref, reason)
+    click.echo(f"denied {approval.id} {approval.component}")
+
+
+# --- audit -----------------------------------------------------------------------------------
+
+
+def _entry_json(entry: AuditEntry) -> dict[str, Any]:
+    return {
+        "id": entry.id,
+        "time": entry.time,
+        "iso_time": datetime.fromtimestamp(entry.time).astimezone().isoformat(),
+        "event": entry.event,
+        "component": entry.component,
+        "allowed": entry.allowed,
+        "action": entry.action,
+        "target": entry.target,
+        "reason": entry.reason,
+    }
+
+
+@cli.command()
+@config_option
+@click.option("--component", default=None, metavar="ID", help="Only entries of this component.")
+@click.option("--denied", "denied_only", is_flag=True, help="Only denials.")
+@click.option("--since", default=None, metavar="WHEN", help="10m, 2h, 1d ago, or an ISO time.")
+@click.option("--limit", default=1000, show_default=True, help="The latest N entries.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per entry.")
+def audit(
+    *,
+    config_path: Path | None,
+    component: str | None,
+    denied_only: bool,
+    since: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """Show the audit log: grants, denials, approvals, signatures, lifecycle (oldest first)."""
+    config = resolve_config(config_path)
+    since_time = None if since is None else parse_since(since)
+    if component is not None:
+        try:
+            component = str(ComponentId.parse(component))
+        except ValueError as exc:
+            raise ConfigError(str(exc), key="--component") from exc
+    path = config.state_dir / AuditLog.filename
+    entries: list[AuditEntry] = []
+    if path.exists():  # a read-only verb does not create the host's state
+        with AuditLog(path) as log:
+            entries = log.query(component, denied_only, since_time, limit)
+    if as_json:
+        for entry in entries:
+            click.echo(json.dumps(_entry_json(entry)))
+        return
+    if not entries:
+        click.echo("no audit entries")
+        return
+    rows = [
+        [
+            _local(e.time),
+            e.event,
+            e.component or "-",
+            "allow" if e.allowed else "DENY",
+            e.action,
+            e.target,
+            e.reason,
+        ]
+        for e in entries
+    ]
+    headers = ("TIME", "EVENT", "COMPONENT", "RESULT", "ACTION", "TARGET", "REASON")
+    for line in _table(headers, rows):
+        click.echo(line)

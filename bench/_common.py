@@ -135,7 +135,7 @@ async def open_host(
     from wactor.host import Host, HostConfig
 
     cfg = dataclasses.replace(
-        HostConfig.default(ctx.fresh_dir("state")),
+        HostConfig.default(ctx.fresh_dir("state"), trusted_paths=["/"]),  # bench components
         cache_dir=cache_dir or ctx.cache_dir,
         storage=storage,
     )

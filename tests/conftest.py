@@ -77,10 +77,14 @@ def manifest(tmp_path: Path) -> ManifestFactory:
     return make
 
 
+TRUSTED = (ROOT / "tests", ROOT / "examples", CACHE_ROOT)
+
+
 @pytest.fixture
 def host_config(tmp_path: Path) -> HostConfig:
-    """An embedded host config with its state in the test's temporary directory."""
-    return HostConfig.default(tmp_path / "state")
+    """An embedded host config with its state in the test's temporary directory; components
+    written by the tests (in tmp_path) and the fixtures are trusted."""
+    return HostConfig.default(tmp_path / "state", trusted_paths=(tmp_path, *TRUSTED))
 
 
 @pytest.fixture
@@ -94,5 +98,9 @@ def write_host_config(directory: Path, manifests: list[Path], extra: str = "") -
     """Write a wactor.toml listing ``manifests`` and return its path."""
     path = directory / "wactor.toml"
     listed = ", ".join(f'"{m}"' for m in manifests)
-    path.write_text(f'state-dir = "{directory / "state"}"\ncomponents = [{listed}]\n{extra}\n')
+    trusted = ", ".join(f'"{p}"' for p in (directory, *TRUSTED))
+    path.write_text(
+        f'state-dir = "{directory / "state"}"\ncomponents = [{listed}]\n{extra}\n\n'
+        f"[trust]\npaths = [{trusted}]\n"
+    )
     return path

@@ -19,6 +19,7 @@ Families mirror the WIT error variants of ``airssys:core/errors``; every error c
     ├── ComponentError                         4   mirrors component-error (lifecycle)
     ├── SecurityError                          3   mirrors security-error
     │   ├── CapabilityDeniedError              3
+    │   │   └── RateLimitedError               3   over the component's message rate
     │   ├── SignatureError                     3   a signature exists but does not verify
     │   ├── ApprovalPendingError               3   unknown component waits for an operator
     │   └── ApprovalDeniedError                3   the operator denied this component
@@ -62,6 +63,7 @@ __all__ = [
     "MessagingError",
     "QueueFullError",
     "QuotaExceededError",
+    "RateLimitedError",
     "RequestTimeoutError",
     "ResourceLimitError",
     "SecurityError",
@@ -263,6 +265,10 @@ class ApprovalDeniedError(SecurityError):
 
 
 # --- messaging ------------------------------------------------------------------------------
+
+
+class RateLimitedError(CapabilityDeniedError):
+    """A component sent faster than its ``message-rate`` allows; the message was refused."""
 
 
 class MessagingError(WactorError):

@@ -4,6 +4,7 @@ mixed kinds, topics, payload limits, late replies, dead letters."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 
 import pytest
@@ -120,12 +121,7 @@ async def test_topic_patterns_select_subscribers(net: Host) -> None:
 
 
 async def test_payload_over_the_limit_is_refused(host_config, manifest: ManifestFactory) -> None:  # type: ignore[no-untyped-def]
-    config = type(host_config)(
-        **{
-            **{f: getattr(host_config, f) for f in host_config.__dataclass_fields__},
-            "max_payload_bytes": 1024,
-        }
-    )
+    config = dataclasses.replace(host_config, max_payload_bytes=1024)
     async with Host.open(config) as host:
         await host.start(manifest("t/echo/0", wat_binary("echo")))
         await host.start(manifest("t/p/0", guest_binary("probe"), extra=GRANTS))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 from conftest import ManifestFactory, guest_binary, wat_binary
 from wactor.actors import SupervisorSpec
 from wactor.errors import ActorStoppedError, TargetNotFoundError, TrapError, WactorError
-from wactor.host import Host, HostConfig
+from wactor.host import Host, HostConfig, HostSupervision
 
 FAST = (
     '[supervision]\nrestart = "{restart}"\nmax-restarts = {max}\nwithin-seconds = 30\n'
@@ -40,12 +41,11 @@ async def _start_trio(host: Host, manifest: ManifestFactory, group: str | None =
 
 
 @pytest.fixture
-def config_for(tmp_path: Path):  # type: ignore[no-untyped-def]
+def config_for(host_config: HostConfig, tmp_path: Path):  # type: ignore[no-untyped-def]
     def make(strategy: str, max_restarts: int = 10) -> HostConfig:
-        cfg = HostConfig.default(tmp_path / f"state-{strategy}")
-        sup = type(cfg.supervision)(strategy, max_restarts, 30.0)  # type: ignore[arg-type]
-        return type(cfg)(
-            **{**{f: getattr(cfg, f) for f in cfg.__dataclass_fields__}, "supervision": sup}
+        sup = HostSupervision(strategy, max_restarts, 30.0)  # type: ignore[arg-type]
+        return dataclasses.replace(
+            host_config, state_dir=tmp_path / f"state-{strategy}", supervision=sup
         )
 
     return make

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -92,9 +93,22 @@ class HostConfig:
     log_level: LogLevel = "info"
 
     @classmethod
-    def default(cls, state_dir: str | os.PathLike[str]) -> HostConfig:
-        """Return the config of an embedded host without a file: memory broker, SQLite state."""
-        return cls(path=None, state_dir=Path(state_dir).expanduser().resolve())
+    def default(
+        cls,
+        state_dir: str | os.PathLike[str],
+        *,
+        trusted_paths: Sequence[str | os.PathLike[str]] = (),
+        dev: bool = False,
+    ) -> HostConfig:
+        """The config of an embedded host without a file: memory broker, SQLite state.
+
+        Components under ``trusted_paths`` (manifest and wasm both) run at once; any other
+        waits for an operator's approval unless ``dev`` is on.
+        """
+        trust = TrustConfig(paths=tuple(Path(p).expanduser().resolve() for p in trusted_paths))
+        return cls(
+            path=None, state_dir=Path(state_dir).expanduser().resolve(), dev=dev, trust=trust
+        )
 
 
 def load_host_config(path: str | os.PathLike[str]) -> HostConfig:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import logging
 import os
 import time
@@ -57,9 +58,16 @@ from wactor.messaging import (
     Subscription,
     check_subject,
 )
-from wactor.security import Manifest, load_manifest, verify_digest
+from wactor.security import (
+    ApprovalStore,
+    AuditLog,
+    Gatekeeper,
+    Manifest,
+    load_manifest,
+    verify_digest,
+)
 from wactor.storage import MemoryStorage, SqliteStorage, StorageBackend
-from wactor.wasm import WasmEngine, build_linker
+from wactor.wasm import LoadedComponent, WasmEngine, build_linker
 
 __all__ = [
     "DEAD_LETTERS_FILE",
@@ -74,6 +82,12 @@ HOST_SENDER = ComponentId("wactor", "host", "0")
 """The sender of messages that come from the Python API or the CLI."""
 
 _log = logging.getLogger("wactor.host")
+_AUDITED_EVENTS = {
+    "started": "start",
+    "restarted": "restart",
+    "removed": "stop",
+    "gave_up": "restart",
+}
 DEAD_LETTERS_FILE = "dead-letters.sqlite3"
 
 
@@ -128,6 +142,11 @@ class Host:
         self.broker: Broker = MemoryBroker()
         self.correlator = Correlator(self._request_timed_out)
         self.dead_letters = DeadLetterLog(config.state_dir / DEAD_LETTERS_FILE)
+        self.audit = AuditLog.for_state_dir(config.state_dir)
+        self.approvals = ApprovalStore.for_state_dir(config.state_dir, audit=self.audit)
+        self.gate = Gatekeeper(
+            config.trust, self.approvals, self.audit, dev=config.dev, config_path=config.path
+        )
         self.load_failures: list[LoadFailure] = []
         sup = config.supervision
         self.supervisor = Supervisor(
@@ -209,11 +228,10 @@ class Host:
         self._groups[name] = group
 
     async def start(
-        self, manifest: Manifest | str | os.PathLike[str], *, group: str | None = None
+        self, source: Manifest | str | os.PathLike[str], *, group: str | None = None
     ) -> ComponentHandle:
         """Load, check, compile (or fetch from cache), instantiate and initialize a component."""
-        if not isinstance(manifest, Manifest):
-            manifest = load_manifest(Path(manifest))
+        manifest = source if isinstance(source, Manifest) else load_manifest(Path(source))
         if manifest.id in self._runtimes:
             raise ConfigError(
                 f"component {manifest.id} is already running",
@@ -229,7 +247,7 @@ class Host:
                 component=str(manifest.id),
             )
         loop = asyncio.get_running_loop()
-        loaded = await loop.run_in_executor(self._executor, self._load, manifest)
+        loaded, manifest = await loop.run_in_executor(self._executor, self._load, manifest)
         runtime = ComponentRuntime(self, manifest, loaded, self.storage)
         sup = manifest.supervision
         spec = ChildSpec(
@@ -262,11 +280,14 @@ class Host:
         _log.info("started %s (%s)", manifest.id, loaded.digest[:12])
         return ComponentHandle(manifest.id, manifest, loaded.digest)
 
-    def _load(self, manifest: Manifest) -> Any:
+    def _load(self, manifest: Manifest) -> tuple[LoadedComponent, Manifest]:
+        """Check digest and trust, then compile; return the manifest with what was granted."""
         try:
             digest = self.engine.digest_of(manifest.wasm)
             verify_digest(manifest, digest)
-            return self.engine.load_file(manifest.wasm, digest)
+            admission = self.gate.admit(manifest, digest)
+            granted = dataclasses.replace(manifest, capabilities=admission.capabilities)
+            return self.engine.load_file(manifest.wasm, digest), granted
         except OSError as exc:
             raise ManifestError(
                 f"cannot read wasm file {manifest.wasm}: {exc.strerror}",
@@ -305,6 +326,8 @@ class Host:
         self.engine.close()
         self.storage.close()
         self.dead_letters.close()
+        self.approvals.close()
+        self.audit.close()
 
     # -- messaging API --------------------------------------------------------------------------
 
@@ -479,6 +502,16 @@ class Host:
 
     def _on_event(self, event: SupervisorEvent) -> None:
         self.events.append(event)
+        audited = _AUDITED_EVENTS.get(event.kind)
+        if audited is not None:
+            with contextlib.suppress(WactorError):
+                self.audit.record(
+                    audited,
+                    event.child,
+                    allowed=event.kind != "gave_up",
+                    action=event.kind,
+                    reason=event.reason or "",
+                )
         quiet = event.kind in ("started", "stopped", "restarted") or event.reason in (
             "shutdown",
             "terminated",

@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -20,15 +22,15 @@ from typing import TYPE_CHECKING, Any
 from wactor._ids import ComponentId
 from wactor.actors import Actor, FailureAction, Outcome
 from wactor.errors import (
-    CapabilityDeniedError,
     ComponentError,
     ComponentFault,
     InvalidMessageError,
+    RateLimitedError,
     TargetNotFoundError,
     WactorError,
 )
 from wactor.messaging import ERROR_CONTENT_TYPE, Envelope, PendingRequest
-from wactor.security import Manifest
+from wactor.security import Manifest, MessagingAction, MessagingPolicy
 from wactor.storage import StorageBackend
 from wactor.wasm import ComponentInstance, GuestMetadata, InstanceLimits, LoadedComponent, WasiSpec
 
@@ -46,6 +48,28 @@ _LEVELS = {
     "error": logging.ERROR,
 }
 _BRIDGE_TIMEOUT = 30.0
+
+
+class TokenBucket:
+    """Allow ``rate`` events per second on average, ``burst`` at once; thread-safe."""
+
+    def __init__(self, rate: int, burst: int) -> None:
+        self._rate = float(rate)
+        self._burst = float(burst)
+        self._tokens = float(burst)
+        self._stamp = time.monotonic()
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        """Take one token if there is one."""
+        with self._lock:
+            now = time.monotonic()
+            self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
+            self._stamp = now
+            if self._tokens >= 1.0:
+                self._tokens -= 1.0
+                return True
+            return False
 
 
 class HealthCheck:
@@ -87,6 +111,12 @@ class ComponentRuntime:
         self._id = manifest.id
         self._storage = storage if manifest.capabilities.storage_quota is not None else None
         self._quota = manifest.capabilities.storage_quota or 0
+        self.policy = MessagingPolicy(manifest.capabilities, manifest.id, host.audit)
+        rate = manifest.limits.message_rate
+        self._bucket = (
+            TokenBucket(rate, manifest.limits.message_burst or rate) if rate is not None else None
+        )
+        self._rate_limited = 0
         self.metadata: GuestMetadata | None = None
         self.health = "unknown"
         self.unhealthy_streak = 0
@@ -113,13 +143,29 @@ class ComponentRuntime:
     def storage_quota(self) -> int:
         return self._quota
 
-    def _check(self, action: str, target: ComponentId) -> None:
-        if not self.manifest.capabilities.allows(action, target):  # type: ignore[arg-type]
-            raise CapabilityDeniedError(
-                f"{self._id}: {action} to {target} is not granted by its manifest",
-                capability=f"messaging.{action}",
+    def _check(self, action: MessagingAction, target: ComponentId) -> None:
+        self.policy.check(action, target)  # raises CapabilityDeniedError; denials are audited
+        if self._bucket is not None and not self._bucket.take():
+            self._rate_limited += 1
+            if self._rate_limited == 1 or self._rate_limited % 1000 == 0:
+                # audited at the first refusal and then every 1000th: a flood stays small
+                self.report(
+                    "denial",
+                    action=f"messaging.{action}",
+                    target=str(target),
+                    reason=f"rate limit ({self._rate_limited} refused so far)",
+                )
+            raise RateLimitedError(
+                f"{self._id}: message rate limit of {self.manifest.limits.message_rate}/s "
+                "exceeded",
+                capability="resources.message-rate",
                 component=str(self._id),
             )
+
+    def report(self, event: str, *, action: str = "", target: str = "", reason: str = "") -> None:
+        self.host.audit.record(
+            event, str(self._id), allowed=False, action=action, target=target, reason=reason
+        )
 
     def _check_payload(self, payload: bytes) -> None:
         limit = self.host.config.max_payload_bytes
@@ -279,7 +325,17 @@ class ComponentActor(Actor["Envelope | HealthCheck"]):
             return await self._check_health(instance)
         if message.kind == "callback":
             return await self._run(lambda: instance.handle_callback(message))
-        return await self._run(lambda: instance.handle_message(message))
+        return self._checked(await self._run(lambda: instance.handle_message(message)))
+
+    def _checked(self, reply: bytes | None) -> bytes | None:
+        """Refuse a reply over the host's payload limit (the requester gets the error)."""
+        limit = self.runtime.host.config.max_payload_bytes
+        if reply is not None and len(reply) > limit:
+            raise InvalidMessageError(
+                f"{self.runtime.component_id}: reply of {len(reply)} bytes exceeds the "
+                f"{limit}-byte payload limit"
+            )
+        return reply
 
     async def on_batch(self, messages: list[Envelope | HealthCheck]) -> list[Outcome]:
         instance = self.instance
@@ -295,7 +351,7 @@ class ComponentActor(Actor["Envelope | HealthCheck"]):
                         instance.handle_callback(env)
                         out.append((True, None))
                     else:
-                        out.append((True, instance.handle_message(env)))
+                        out.append((True, self._checked(instance.handle_message(env))))
                 except ComponentFault as exc:
                     out.append((False, exc))
                     break  # the instance is gone; the rest wait for the next one

@@ -37,6 +37,15 @@ MessagingAction = Literal["send", "request", "broadcast"]
 
 _RESTART_TYPES: tuple[RestartType, ...] = ("permanent", "transient", "temporary")
 _BACKPRESSURE: tuple[Backpressure, ...] = ("reject", "wait")
+_RESOURCE_KEYS = (
+    "memory",
+    "timeout-ms",
+    "fuel",
+    "mailbox",
+    "backpressure",
+    "message-rate",
+    "message-burst",
+)
 _MESSAGING_ACTIONS: tuple[MessagingAction, ...] = ("send", "request", "broadcast")
 
 # A storage section without a quota still means "this component uses storage"; 10 MiB is the
@@ -59,6 +68,8 @@ class Limits:
     fuel: int | None = None
     mailbox: int = 1024
     backpressure: Backpressure = "reject"  # full mailbox: refuse at once, or make senders wait
+    message_rate: int | None = None  # messages/s the component may emit (token bucket)
+    message_burst: int | None = None  # bucket size; default: one second's worth
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +179,7 @@ def load_manifest(path: str | os.PathLike[str]) -> Manifest:
         sha256=sha256,
         description=description,
         limits=_limits(
-            root.table("resources", ("memory", "timeout-ms", "fuel", "mailbox", "backpressure"))
+            root.table("resources", _RESOURCE_KEYS)
         ),
         capabilities=_capabilities(
             root.table(
@@ -243,6 +254,8 @@ def _limits(table: ConfigTable | None) -> Limits:
         fuel=table.opt_integer("fuel", minimum=1),
         mailbox=table.integer("mailbox", default.mailbox, minimum=1),
         backpressure=table.choice("backpressure", _BACKPRESSURE, default.backpressure),
+        message_rate=table.opt_integer("message-rate", minimum=1),
+        message_burst=table.opt_integer("message-burst", minimum=1),
     )
 
 

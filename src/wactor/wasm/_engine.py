@@ -87,7 +87,7 @@ class LoadedComponent:
     fast: bool = False  # wrapped: payloads cross as latin-1 strings through wactor:fast
 
 
-class _NoFastPath(Exception):  # noqa: N818 - internal signal, never escapes this module
+class _NoFastPath(Exception):
     """The guest cannot be wrapped; load it as it is."""
 
 

@@ -26,7 +26,8 @@ def _guarded(op: Callable[[StorageBackend, str, int], Any]) -> Variant:
         return err("io-error", f"{ctx.component_id}: no storage capability granted")
     try:
         return ok(op(backend, str(ctx.component_id), ctx.storage_quota))
-    except QuotaExceededError:
+    except QuotaExceededError as exc:
+        ctx.report("quota-breach", action="storage.set", reason=str(exc))
         return err("quota-exceeded")
     except InvalidKeyError as exc:
         return err("invalid-key", str(exc))

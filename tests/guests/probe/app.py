@@ -216,6 +216,9 @@ def run(command: str, args: list[str]) -> str:
         raise RuntimeError("probe crash requested")  # uncaught: traps the instance
     if command == "echo":
         return " ".join(args)
+    if command == "bign":  # a reply of N NUL bytes
+        _need(args, 1, "bign N")
+        return "\x00" * int(args[0])
     if command == "whoami":
         return _whoami()
     if command == "callbacks":

@@ -34,7 +34,7 @@ __all__ = [
 
 M = TypeVar("M")
 FailureAction = Literal["resume", "crash"]
-ActorState = Literal["created", "starting", "ready", "stopping", "terminated", "failed"]
+ActorState = Literal["creating", "starting", "ready", "stopping", "terminated", "failed"]
 
 
 Outcome = tuple[bool, Any]
@@ -126,7 +126,7 @@ class ActorCell(Generic[M]):
         self._on_exit = on_exit
         self._on_kill = on_kill
         self.actor: Actor[M] | None = None
-        self.state: ActorState = "created"
+        self.state: ActorState = "creating"
         self._task: asyncio.Task[None] | None = None
         self._inflight: list[_Letter[M]] = []
         self.processed = 0
@@ -163,7 +163,7 @@ class ActorCell(Generic[M]):
         self.state = "stopping"
         await self._end_task(timeout)
         await self._run_on_stop(timeout)
-        self.state = "created"
+        self.state = "creating"
 
     async def stop(self, timeout: float = 5.0) -> None:
         """Stop for good: let the current message finish (up to ``timeout``), run ``on_stop``.

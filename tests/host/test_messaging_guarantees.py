@@ -11,7 +11,7 @@ import pytest
 
 from cli.test_call import wactor
 from conftest import ManifestFactory, guest_binary, wat_binary
-from wactor.errors import InvalidMessageError, TrapError
+from wactor.errors import GuestError, InvalidMessageError, TrapError
 from wactor.host import Host
 from wactor.messaging import Envelope
 
@@ -179,3 +179,33 @@ def test_envelope_codec_round_trips() -> None:
     assert decode_envelope(encode_envelope(env)) == env
     with pytest.raises(InvalidMessageError):
         decode_envelope(b"garbage")
+
+
+async def test_guest_publishes_through_the_topics_extension(
+    host: Host, manifest: ManifestFactory
+) -> None:
+    grants = (
+        '[capabilities.messaging]\npublish = ["wat.*"]\n\n[capabilities.storage]\nquota = "1MiB"\n'
+    )
+    await host.start(manifest("t/pub/0", wat_binary("publisher"), extra=grants))
+    await host.start(manifest("t/col/0", guest_binary("probe"), extra=GRANTS))
+    seen: list[tuple[str, bytes]] = []
+    await host.subscribe("wat.#", lambda subject, env: seen.append((subject, env.payload)))
+    await host.subscribe("wat.events", "t/col/0")
+    assert await host.request("t/pub/0", b"push from-a-guest") is None
+    assert seen == [("wat.events", b"push from-a-guest")]
+    assert await _log(host, "t/col/0", 1) == ["from-a-guest"]
+    assert seen and host.audit.query(component="t/pub/0", denied_only=True) == []
+
+
+async def test_publishing_outside_the_granted_subjects_is_denied(
+    host: Host, manifest: ManifestFactory
+) -> None:
+    grants = '[capabilities.messaging]\npublish = ["other.*"]\n'
+    await host.start(manifest("t/pub/0", wat_binary("publisher"), extra=grants))
+    with pytest.raises(GuestError) as info:
+        await host.request("t/pub/0", b"x")
+    assert info.value.detail == "publish failed"
+    (entry,) = host.audit.query(component="t/pub/0", denied_only=True)
+    assert entry.action == "messaging.publish"
+    assert entry.target == "wat.events"

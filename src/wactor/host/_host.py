@@ -369,11 +369,14 @@ class Host:
 
         Returns the number of subscriptions that matched here.
         """
+        env = Envelope(HOST_SENDER, HOST_SENDER, payload, kind="publish", content_type=content_type)
+        return await self._publish(subject, env)
+
+    async def _publish(self, subject: str, env: Envelope) -> int:
         try:
             check_subject(subject)
         except ValueError as exc:
             raise InvalidMessageError(str(exc)) from exc
-        env = Envelope(HOST_SENDER, HOST_SENDER, payload, kind="publish", content_type=content_type)
         return await self.broker.publish(subject, env)
 
     async def subscribe(
@@ -409,6 +412,7 @@ class Host:
             kind="publish",
             content_type=env.content_type,
             timestamp_ns=env.timestamp_ns,
+            subject=subject,
         )
         try:
             self._cell(cid).ref.tell_nowait(copy)
@@ -493,7 +497,10 @@ class Host:
         return [ComponentId.parse(c.id) for c in self.registry]
 
     def _forget(self, cid: ComponentId) -> None:
-        self._runtimes.pop(cid, None)
+        runtime = self._runtimes.pop(cid, None)
+        if runtime is not None:
+            for subscription in runtime.subscriptions.values():
+                subscription.cancel()
         self.registry.unregister(str(cid))
         self.correlator.drop_requester(cid)
         task = asyncio.ensure_future(self.broker.unregister(cid))

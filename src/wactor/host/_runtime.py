@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from wactor._ids import ComponentId
 from wactor.actors import Actor, FailureAction, Outcome
 from wactor.errors import (
+    CapabilityDeniedError,
     ComponentError,
     ComponentFault,
     InvalidMessageError,
@@ -29,7 +30,7 @@ from wactor.errors import (
     TargetNotFoundError,
     WactorError,
 )
-from wactor.messaging import ERROR_CONTENT_TYPE, Envelope, PendingRequest
+from wactor.messaging import ERROR_CONTENT_TYPE, Envelope, PendingRequest, Subscription
 from wactor.security import Manifest, MessagingAction, MessagingPolicy
 from wactor.storage import StorageBackend
 from wactor.wasm import ComponentInstance, GuestMetadata, InstanceLimits, LoadedComponent, WasiSpec
@@ -117,6 +118,7 @@ class ComponentRuntime:
             TokenBucket(rate, manifest.limits.message_burst or rate) if rate is not None else None
         )
         self._rate_limited = 0
+        self.subscriptions: dict[str, Subscription] = {}
         self.metadata: GuestMetadata | None = None
         self.health = "unknown"
         self.unhealthy_streak = 0
@@ -156,8 +158,7 @@ class ComponentRuntime:
                     reason=f"rate limit ({self._rate_limited} refused so far)",
                 )
             raise RateLimitedError(
-                f"{self._id}: message rate limit of {self.manifest.limits.message_rate}/s "
-                "exceeded",
+                f"{self._id}: message rate limit of {self.manifest.limits.message_rate}/s exceeded",
                 capability="resources.message-rate",
                 component=str(self._id),
             )
@@ -233,6 +234,40 @@ class ComponentRuntime:
         if missing:
             # The others were delivered; the guest still learns which ones were not.
             raise TargetNotFoundError(missing[0])
+
+    def publish(self, subject: str, payload: bytes, content_type: str | None) -> int:
+        if not self.manifest.capabilities.allows_publish(subject):
+            self._deny("messaging.publish", subject)
+        self._check_payload(payload)
+        env = Envelope(self._id, self._id, payload, kind="publish", content_type=content_type)
+        count: int = self._bridge(lambda: self.host._publish(subject, env))
+        return count
+
+    def subscribe(self, pattern: str) -> None:
+        if not self.manifest.capabilities.allows_subscribe(pattern):
+            self._deny("messaging.subscribe", pattern)
+
+        async def add() -> None:
+            if pattern not in self.subscriptions:
+                self.subscriptions[pattern] = await self.host.subscribe(pattern, self._id)
+
+        self._bridge(add)
+
+    def unsubscribe(self, pattern: str) -> None:
+        async def remove() -> None:
+            subscription = self.subscriptions.pop(pattern, None)
+            if subscription is not None:
+                subscription.cancel()
+
+        self._bridge(remove)
+
+    def _deny(self, capability: str, target: str) -> None:
+        self.report("denial", action=capability, target=target, reason="not granted")
+        raise CapabilityDeniedError(
+            f"{self._id}: {capability} {target!r} is not granted by its manifest",
+            capability=capability,
+            component=str(self._id),
+        )
 
     def log(self, level: str, message: str, context: Sequence[tuple[str, str]]) -> None:
         _guest_log.log(

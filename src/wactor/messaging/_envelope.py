@@ -34,6 +34,7 @@ class Envelope:
     reply_to: ComponentId | None = None
     content_type: str | None = None
     timestamp_ns: int = field(default_factory=time.time_ns)
+    subject: str | None = None  # the topic, for kind "publish"
 
     @property
     def is_error(self) -> bool:
@@ -52,6 +53,7 @@ def encode_envelope(env: Envelope) -> bytes:
             "r": str(env.reply_to) if env.reply_to is not None else None,
             "ct": env.content_type,
             "ts": env.timestamp_ns,
+            "sj": env.subject,
         },
         separators=(",", ":"),
     ).encode()
@@ -80,6 +82,7 @@ def decode_envelope(data: bytes) -> Envelope:
             reply_to=ComponentId.parse(head["r"]) if head["r"] is not None else None,
             content_type=head["ct"],
             timestamp_ns=int(head["ts"]),
+            subject=head.get("sj"),
         )
     except (ValueError, KeyError, TypeError, struct.error) as exc:
         raise InvalidMessageError(f"undecodable envelope: {exc}") from exc

@@ -20,6 +20,7 @@ from wactor._toml import ConfigTable, read_config_file
 from wactor._units import KIB, MIB
 from wactor.actors import Backpressure, RestartType
 from wactor.errors import DigestMismatchError, ManifestError
+from wactor.messaging._subjects import SubjectPattern
 
 __all__ = [
     "Capabilities",
@@ -84,6 +85,18 @@ class Capabilities:
     fs_write: tuple[Path, ...] = ()
     net_connect: tuple[str, ...] = ()  # "host:port" patterns, see _check_connect_pattern
     env: tuple[str, ...] = ()  # names of host environment variables the component may see
+    publish: tuple[str, ...] = ()  # topic subject patterns it may publish on
+    subscribe: tuple[str, ...] = ()  # topic patterns it may subscribe to (or narrower ones)
+
+    def allows_publish(self, subject: str) -> bool:
+        """Tell whether publishing on ``subject`` is granted."""
+        return any(SubjectPattern.parse(p).matches(subject) for p in self.publish)
+
+    def allows_subscribe(self, pattern: str) -> bool:
+        """Tell whether subscribing to ``pattern`` is granted: every subject it can match must
+        be matched by a granted pattern (token by token: ``#`` covers the rest, ``*`` covers
+        ``*`` or a literal, a literal only itself)."""
+        return any(_covers(granted, pattern) for granted in self.subscribe)
 
     def allows(self, action: MessagingAction, target: ComponentId) -> bool:
         """Tell whether messaging ``action`` towards ``target`` is granted."""
@@ -178,9 +191,7 @@ def load_manifest(path: str | os.PathLike[str]) -> Manifest:
         version=version,
         sha256=sha256,
         description=description,
-        limits=_limits(
-            root.table("resources", _RESOURCE_KEYS)
-        ),
+        limits=_limits(root.table("resources", _RESOURCE_KEYS)),
         capabilities=_capabilities(
             root.table(
                 "capabilities", ("messaging", "storage", "filesystem", "network", "environment")
@@ -265,11 +276,15 @@ def _capabilities(table: ConfigTable | None, base: Path) -> Capabilities:
     send: tuple[TargetPattern, ...] = ()
     request: tuple[TargetPattern, ...] = ()
     broadcast: tuple[TargetPattern, ...] = ()
-    messaging = table.table("messaging", _MESSAGING_ACTIONS)
+    publish: tuple[str, ...] = ()
+    subscribe: tuple[str, ...] = ()
+    messaging = table.table("messaging", (*_MESSAGING_ACTIONS, "publish", "subscribe"))
     if messaging is not None:
         send = _patterns(messaging, "send")
         request = _patterns(messaging, "request")
         broadcast = _patterns(messaging, "broadcast")
+        publish = _topic_patterns(messaging, "publish")
+        subscribe = _topic_patterns(messaging, "subscribe")
 
     quota: int | None = None
     storage = table.table("storage", ("quota",))
@@ -319,7 +334,37 @@ def _capabilities(table: ConfigTable | None, base: Path) -> Capabilities:
         fs_write=fs_write,
         net_connect=connect,
         env=env,
+        publish=publish,
+        subscribe=subscribe,
     )
+
+
+def _topic_patterns(table: ConfigTable, name: str) -> tuple[str, ...]:
+    out = []
+    for index, text in enumerate(table.str_list(name)):
+        try:
+            SubjectPattern.parse(text)
+        except ValueError as exc:
+            table.fail(
+                f"{name}[{index}]",
+                str(exc),
+                expected="dot-separated tokens with '*' for one and a final '#' for the rest",
+            )
+        out.append(text)
+    return tuple(out)
+
+
+def _covers(granted: str, wanted: str) -> bool:
+    """Tell whether every subject ``wanted`` can match is matched by ``granted``."""
+    g, w = granted.split("."), wanted.split(".")
+    for i, tok in enumerate(g):
+        if tok in ("#", ">"):
+            return len(w) > i
+        if i >= len(w) or w[i] in ("#", ">"):
+            return False
+        if tok != "*" and tok != w[i]:
+            return False
+    return len(w) == len(g)
 
 
 def _patterns(table: ConfigTable, name: str) -> tuple[TargetPattern, ...]:

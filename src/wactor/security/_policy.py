@@ -31,6 +31,7 @@ from typing import Any
 from wactor._ids import ComponentId, TargetPattern
 from wactor._units import parse_size
 from wactor.errors import CapabilityDeniedError, ConfigError
+from wactor.messaging._subjects import SubjectPattern
 from wactor.security._audit import AuditLog
 from wactor.security._manifest import (
     Capabilities,
@@ -47,7 +48,7 @@ __all__ = [
 ]
 
 _SECTIONS: dict[str, tuple[str, ...]] = {
-    "messaging": ("send", "request", "broadcast"),
+    "messaging": ("send", "request", "broadcast", "publish", "subscribe"),
     "storage": ("quota",),
     "filesystem": ("read", "write"),
     "network": ("connect",),
@@ -69,6 +70,8 @@ def capabilities_to_dict(c: Capabilities) -> dict[str, Any]:
             "send": [p.text for p in c.send],
             "request": [p.text for p in c.request],
             "broadcast": [p.text for p in c.broadcast],
+            "publish": list(c.publish),
+            "subscribe": list(c.subscribe),
         },
         "storage": None if c.storage_quota is None else {"quota": c.storage_quota},
         "filesystem": {"read": [str(p) for p in c.fs_read], "write": [str(p) for p in c.fs_write]},
@@ -90,6 +93,8 @@ def capabilities_from_dict(data: Mapping[str, Any]) -> Capabilities:
         send=_patterns(messaging.get("send", []), "messaging.send"),
         request=_patterns(messaging.get("request", []), "messaging.request"),
         broadcast=_patterns(messaging.get("broadcast", []), "messaging.broadcast"),
+        publish=_topics(messaging.get("publish", []), "messaging.publish"),
+        subscribe=_topics(messaging.get("subscribe", []), "messaging.subscribe"),
         storage_quota=quota,
         fs_read=_paths(filesystem.get("read", []), "filesystem.read"),
         fs_write=_paths(filesystem.get("write", []), "filesystem.write"),
@@ -102,8 +107,13 @@ def narrow_capabilities(c: Capabilities, granted: Mapping[str, Any]) -> Capabili
     """Return ``c`` narrowed to ``granted``; raise ``ConfigError`` if it would add anything."""
     _check_keys(granted)
     send, request, broadcast = c.send, c.request, c.broadcast
+    publish, subscribe = c.publish, c.subscribe
     if "messaging" in granted:
         messaging = _section(granted, "messaging")
+        if "publish" in messaging:
+            publish = _narrow_topics(c.publish, messaging["publish"], "messaging.publish")
+        if "subscribe" in messaging:
+            subscribe = _narrow_topics(c.subscribe, messaging["subscribe"], "messaging.subscribe")
         if "send" in messaging:
             send = _narrow_patterns(c.send, messaging["send"], "messaging.send")
         if "request" in messaging:
@@ -162,7 +172,28 @@ def narrow_capabilities(c: Capabilities, granted: Mapping[str, Any]) -> Capabili
         fs_write=fs_write,
         net_connect=connect,
         env=env,
+        publish=publish,
+        subscribe=subscribe,
     )
+
+
+def _topics(value: object, key: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError("must be a list of topic patterns", key=key)
+    for text in value:
+        try:
+            SubjectPattern.parse(text)
+        except ValueError as exc:
+            raise ConfigError(str(exc), key=key) from exc
+    return tuple(value)
+
+
+def _narrow_topics(requested: tuple[str, ...], value: object, key: str) -> tuple[str, ...]:
+    wanted = _topics(value, key)
+    for item in wanted:
+        if item not in requested:
+            raise _adds(key, item, tuple(requested))
+    return wanted
 
 
 def _adds(key: str, item: object, requested: tuple[object, ...]) -> ConfigError:

@@ -19,6 +19,7 @@ __all__ = [
     "DeadlineExceeded",
     "GuestContext",
     "call_deadline",
+    "current_subject",
     "current_context",
     "using_context",
 ]
@@ -53,6 +54,9 @@ class GuestContext(Protocol):
     def broadcast(self, targets: Sequence[ComponentId], payload: bytes) -> None: ...
     def log(self, level: str, message: str, context: Sequence[tuple[str, str]]) -> None: ...
     def list_components(self) -> list[ComponentId]: ...
+    def publish(self, subject: str, payload: bytes, content_type: str | None) -> int: ...
+    def subscribe(self, pattern: str) -> None: ...
+    def unsubscribe(self, pattern: str) -> None: ...
     def report(
         self, event: str, *, action: str = "", target: str = "", reason: str = ""
     ) -> None: ...
@@ -74,6 +78,12 @@ def current_context() -> GuestContext:
     return ctx
 
 
+def current_subject() -> str | None:
+    """The topic subject of the message being handled on this thread, if it was published."""
+    subject: str | None = getattr(_local, "subject", None)
+    return subject
+
+
 def call_deadline() -> float:
     """The ``time.monotonic()`` by which the running call must end (``inf`` if unbounded)."""
     deadline: float = getattr(_local, "deadline", float("inf"))
@@ -83,17 +93,21 @@ def call_deadline() -> float:
 class using_context:
     """Set the thread's guest context (and the call's deadline) for the duration of a call."""
 
-    __slots__ = ("_ctx", "_deadline", "_prev")
+    __slots__ = ("_ctx", "_deadline", "_prev", "_subject")
 
-    def __init__(self, ctx: GuestContext, deadline: float = float("inf")) -> None:
+    def __init__(
+        self, ctx: GuestContext, deadline: float = float("inf"), subject: str | None = None
+    ) -> None:
         self._ctx = ctx
         self._deadline = deadline
-        self._prev: tuple[GuestContext | None, float] = (None, float("inf"))
+        self._subject = subject
+        self._prev: tuple[GuestContext | None, float, str | None] = (None, float("inf"), None)
 
     def __enter__(self) -> None:
-        self._prev = (getattr(_local, "ctx", None), call_deadline())
+        self._prev = (getattr(_local, "ctx", None), call_deadline(), current_subject())
         _local.ctx = self._ctx
         _local.deadline = self._deadline
+        _local.subject = self._subject
 
     def __exit__(self, *exc: object) -> None:
-        _local.ctx, _local.deadline = self._prev
+        _local.ctx, _local.deadline, _local.subject = self._prev

@@ -46,6 +46,7 @@ WORLD_IMPORTS = (
     "airssys:core/host-messaging@1.0.0",
     "airssys:core/host-services@1.0.0",
     "airssys:core/storage@1.0.0",
+    "wactor:topics/pubsub@0.1.0",  # the topics extension (its own package)
 )
 
 _MAGIC = b"\x00asm"

@@ -216,7 +216,7 @@ class ComponentInstance:
         """
         self._cancelled = True
 
-    def _call(self, name: str, *args: Any) -> Any:
+    def _call(self, name: str, *args: Any, subject: str | None = None) -> Any:
         if self.poisoned:
             raise ComponentError(
                 f"{self._label}: instance was discarded after a fault", component=self._label
@@ -226,7 +226,7 @@ class ComponentInstance:
         self._arm()
         started = time.monotonic()
         try:
-            with using_context(self.context, self._deadline):
+            with using_context(self.context, self._deadline, subject):
                 return self._funcs[name](self._store, *args)
         except HostFuncError as exc:
             self.poisoned = True
@@ -285,11 +285,13 @@ class ComponentInstance:
     def handle_message(self, env: Envelope) -> bytes | None:
         """Deliver one message; return the reply payload or ``None``."""
         if self.fast:
-            result = self._call("fast:handle-message", message_record(env, latin1=True))
+            result = self._call(
+                "fast:handle-message", message_record(env, latin1=True), subject=env.subject
+            )
             reply = _unwrap_wasm_result(result, self._label)
             # latin-1 maps the 256 code points 0-255 back to the exact bytes the guest returned
             return reply.encode("latin-1") if reply is not None else None
-        result = self._call("handle-message", message_record(env))
+        result = self._call("handle-message", message_record(env), subject=env.subject)
         return _unwrap_wasm_result(result, self._label)  # type: ignore[no-any-return]
 
     def handle_callback(self, env: Envelope) -> None:

@@ -8,6 +8,7 @@ from wactor.wasm._engine import WasmEngine
 from wactor.wasm._host_messaging import define_messaging
 from wactor.wasm._host_services import define_services
 from wactor.wasm._host_storage import define_storage
+from wactor.wasm._host_topics import define_topics
 
 __all__ = ["build_linker"]
 
@@ -24,4 +25,5 @@ def build_linker(engine: WasmEngine) -> Linker:
         define_messaging(root)
         define_services(root)
         define_storage(root)
+        define_topics(root)
     return linker

@@ -195,7 +195,7 @@ async def test_guest_publishes_through_the_topics_extension(
     assert await host.request("t/pub/0", b"push from-a-guest") is None
     assert seen == [("wat.events", b"push from-a-guest")]
     assert await _log(host, "t/col/0", 1) == ["from-a-guest"]
-    assert seen and host.audit.query(component="t/pub/0", denied_only=True) == []
+    assert host.audit.query(component="t/pub/0", denied_only=True) == []
 
 
 async def test_publishing_outside_the_granted_subjects_is_denied(

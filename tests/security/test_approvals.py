@@ -51,7 +51,13 @@ allow = ["LANG", "TZ"]
 """
 
 REQUESTED: dict[str, Any] = {
-    "messaging": {"send": ["shop/**"], "request": [], "broadcast": []},
+    "messaging": {
+        "send": ["shop/**"],
+        "request": [],
+        "broadcast": [],
+        "publish": [],
+        "subscribe": [],
+    },
     "storage": None,
     "filesystem": {"read": [], "write": []},
     "network": {"connect": []},

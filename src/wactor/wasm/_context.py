@@ -19,8 +19,8 @@ __all__ = [
     "DeadlineExceeded",
     "GuestContext",
     "call_deadline",
-    "current_subject",
     "current_context",
+    "current_subject",
     "using_context",
 ]
 

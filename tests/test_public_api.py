@@ -17,6 +17,7 @@ PACKAGES = [
     "wactor.tooling",
     "wactor.wasm",
     "wactor.errors",
+    "wactor.testing",
 ]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -12,6 +13,8 @@ import pytest
 import wactor.storage
 from wactor.errors import InvalidKeyError, QuotaExceededError, StorageIOError
 from wactor.storage import MAX_KEY_BYTES, MemoryStorage, SqliteStorage, StorageBackend
+from wactor.storage._nats_kv import NatsKvStorage
+from wactor.testing import NatsServer
 
 A = "shop/cart/0"
 B = "shop/pricing/0"
@@ -20,17 +23,28 @@ BIG = 1 << 40
 Factory = Callable[[], StorageBackend]
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(scope="session")
+def kv_nats_server() -> Iterator[NatsServer]:
+    """One nats-server for every NATS KV case; each test gets a bucket (lattice) of its own."""
+    with NatsServer() as server:
+        yield server
+
+
+@pytest.fixture(params=["memory", "sqlite", "nats-kv"])
 def open_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Factory]:
     opened: list[StorageBackend] = []
     shared_memory = MemoryStorage()
+    lattice = f"t{uuid.uuid4().hex[:12]}"
 
     def factory() -> StorageBackend:
         backend: StorageBackend
         if request.param == "memory":
             backend = shared_memory
-        else:
+        elif request.param == "sqlite":
             backend = SqliteStorage(tmp_path / "state" / "storage.sqlite3")
+        else:
+            server: NatsServer = request.getfixturevalue("kv_nats_server")
+            backend = NatsKvStorage(server.url, lattice)
         opened.append(backend)
         return backend
 

@@ -11,6 +11,7 @@ from wactor.messaging._envelope import (
     encode_envelope,
 )
 from wactor.messaging._memory import MemoryBroker
+from wactor.messaging._nats import NatsBroker, component_subject, topic_subject
 from wactor.messaging._subjects import SubjectPattern, check_subject
 
 __all__ = [
@@ -25,12 +26,15 @@ __all__ = [
     "Envelope",
     "MemoryBroker",
     "MessageKind",
+    "NatsBroker",
     "PendingRequest",
     "SubjectPattern",
     "Subscription",
     "TopicHandler",
     "check_subject",
+    "component_subject",
     "decode_envelope",
     "encode_envelope",
     "read_dead_letters",
+    "topic_subject",
 ]

@@ -1,0 +1,800 @@
+"""The NATS broker: the components of every host of a lattice reach each other through NATS.
+
+Wire format (stable: any NATS client can talk to a component)
+
+* A component ``namespace/name/instance`` listens on the subject
+  ``wactor.<lattice>.<namespace>.<name>.<instance>``, in the queue group of the same name, so
+  several hosts running the same id share its load (each message goes to one of them). A ``.``
+  inside a segment travels as ``~`` (segments never contain ``~``), so an id is always exactly
+  three tokens: ``shop/cart.v2/0`` is ``wactor.default.shop.cart~v2.0``.
+* The message body is the payload. Envelope fields travel in headers: ``Wactor-Kind``,
+  ``Wactor-Sender``, ``Wactor-Correlation-Id``, ``Wactor-Reply-To``, ``Wactor-Content-Type``,
+  ``Wactor-Timestamp`` (nanoseconds since the epoch). Text values are percent-encoded where
+  they hold ``%``, line breaks, non-ASCII or edge spaces.
+* A message without ``Wactor-Kind`` comes from a plain NATS client (sender ``nats/client/0``):
+  a request if it has a reply subject, a send otherwise. So ``nc.request(subject, payload)``
+  gets the component's reply payload as the body of the reply.
+* A reply's body is the reply payload; ``Wactor-Reply: none`` marks a component that replied
+  nothing (the body is then empty).
+* An error comes back as ``Wactor-Error: <class name in wactor.errors>`` with the one-line
+  message as the body and ``Wactor-Error-Fields`` (JSON: message, component, target,
+  capacity, case, detail …), from which the requesting host raises the same error class with
+  the same fields; an unknown class becomes ``DeliveryFailedError``.
+* A host's sends carry a reply subject: the receiving host answers (empty body, or an error) once
+  the message is in the mailbox, so a full mailbox or a missing target reaches the sender as
+  it would locally. ``Wactor-Kind: ping`` asks whether anyone serves the subject (``locate``).
+* Topics: ``publish(subject)`` goes to ``wactor.<lattice>._topic.<subject>``; a subscription
+  pattern maps ``*`` to ``*`` and a final ``#``/``>`` to ``>``. (``_topic`` cannot be a
+  component namespace, which must start with a letter or digit, so topics never collide with
+  component subjects.) ``Wactor-Target`` carries the envelope's target there.
+
+Behaviour: a target registered in this broker is called directly, without NATS. The connection
+reconnects forever; while it is down, sends and requests to other hosts fail at once with
+``DeliveryFailedError`` (so do requests waiting for a reply when it drops); once it is back,
+every registration and subscription works again (nats-py subscribes them again). The
+connection does not echo this host's own messages: its publications reach its own
+subscriptions once, directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import itertools
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable
+from typing import Any, get_args
+from urllib.parse import quote, unquote
+
+import nats
+import nats.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription as NatsSubscription
+
+from wactor import errors as _errors
+from wactor._ids import ComponentId
+from wactor.errors import (
+    ActorStoppedError,
+    DeliveryFailedError,
+    InvalidMessageError,
+    RequestTimeoutError,
+    TargetNotFoundError,
+    WactorError,
+)
+from wactor.messaging._broker import BrokerStats, Endpoint, TopicHandler
+from wactor.messaging._envelope import Envelope, MessageKind
+from wactor.messaging._subjects import SubjectPattern, check_subject
+
+__all__ = ["ANONYMOUS_SENDER", "NatsBroker", "component_subject", "topic_subject"]
+
+ANONYMOUS_SENDER = ComponentId("nats", "client", "0")
+"""The sender of messages from plain NATS clients (no ``Wactor-*`` headers)."""
+
+H_KIND = "Wactor-Kind"
+H_SENDER = "Wactor-Sender"
+H_TARGET = "Wactor-Target"
+H_CORRELATION = "Wactor-Correlation-Id"
+H_REPLY_TO = "Wactor-Reply-To"
+H_CONTENT_TYPE = "Wactor-Content-Type"
+H_TIMESTAMP = "Wactor-Timestamp"
+H_REPLY = "Wactor-Reply"
+H_ERROR = "Wactor-Error"
+H_ERROR_FIELDS = "Wactor-Error-Fields"
+_STATUS = "Status"
+_NO_RESPONDERS = "503"
+_PING = "ping"
+
+_KINDS: frozenset[str] = frozenset(get_args(MessageKind))
+_LATTICE = re.compile(r"^[A-Za-z0-9_\-]+$")
+# Printable ASCII except '%': what a header value may hold as is (edges are handled apart).
+_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) not in "%")
+_PLAIN = re.compile(r"^[!-$&-~]([ -$&-~]*[!-$&-~])?$")  # needs no quoting: the common case
+
+_log = logging.getLogger("wactor.messaging.nats")
+
+
+def component_subject(cid: ComponentId, lattice: str = "default") -> str:
+    """Return the NATS subject on which component ``cid`` of ``lattice`` listens."""
+    return f"wactor.{lattice}.{_token(cid.namespace)}.{_token(cid.name)}.{_token(cid.instance)}"
+
+
+def topic_subject(subject: str, lattice: str = "default") -> str:
+    """Return the NATS subject of topic ``subject`` (or pattern) in ``lattice``."""
+    tokens = subject.split(".")
+    if tokens[-1] == "#":
+        tokens[-1] = ">"
+    return f"wactor.{lattice}._topic.{'.'.join(tokens)}"
+
+
+def _token(segment: str) -> str:
+    return segment.replace(".", "~")
+
+
+def _quote(value: str) -> str:
+    if _PLAIN.match(value):
+        return value
+    text = quote(value, safe=_SAFE)
+    if text[:1] == " ":
+        text = "%20" + text[1:]
+    if text[-1:] == " ":
+        text = text[:-1] + "%20"
+    return text
+
+
+def _error_reply(exc: BaseException, target: ComponentId) -> tuple[bytes, dict[str, str]]:
+    """Encode ``exc`` as the body and headers of an error reply."""
+    if not isinstance(exc, WactorError):
+        exc = DeliveryFailedError(f"{target}: {type(exc).__name__}: {exc}", component=str(target))
+    fields = {
+        k: v for k, v in vars(exc).items() if v is None or isinstance(v, str | int | float | bool)
+    }
+    headers = {
+        H_ERROR: type(exc).__name__,
+        H_ERROR_FIELDS: json.dumps(fields, ensure_ascii=True, separators=(",", ":")),
+    }
+    return " ".join(exc.message.splitlines()).encode(), headers
+
+
+def _error_from_reply(headers: dict[str, str], body: bytes, target: ComponentId) -> WactorError:
+    """Rebuild the error of an error reply: same class, same fields."""
+    name = headers.get(H_ERROR, "")
+    message = body.decode("utf-8", "replace")
+    try:
+        fields = json.loads(headers.get(H_ERROR_FIELDS) or "{}")
+    except ValueError:
+        fields = {}
+    if not isinstance(fields, dict):
+        fields = {}
+    cls = getattr(_errors, name, None) if name in _errors.__all__ else None
+    if not (isinstance(cls, type) and issubclass(cls, WactorError)):
+        return DeliveryFailedError(
+            f"{target}: remote error {name or '(unnamed)'}: {message}", component=str(target)
+        )
+    # The fields are the error's own attributes: set them as they were instead of calling a
+    # constructor whose signature differs per class (this is the wire decoder, the one edge).
+    text = str(fields.get("message", message))
+    exc = cls.__new__(cls)
+    Exception.__init__(exc, text)
+    exc.message = text
+    exc.component = fields.get("component")
+    for key, value in fields.items():
+        if isinstance(key, str) and not key.startswith("_"):
+            setattr(exc, key, value)
+    return exc
+
+
+class _TopicSubscription:
+    """A live topic subscription of a :class:`NatsBroker`."""
+
+    __slots__ = ("_broker", "_key", "_nats", "cancelled", "handler", "parsed", "pattern")
+
+    def __init__(
+        self, broker: NatsBroker, key: int, parsed: SubjectPattern, handler: TopicHandler
+    ) -> None:
+        self._broker = broker
+        self._key = key
+        self._nats: NatsSubscription | None = None
+        self.pattern = parsed.text
+        self.parsed = parsed
+        self.handler = handler
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        """Stop receiving; idempotent."""
+        if self.cancelled:
+            return
+        self.cancelled = True
+        self._broker._drop_subscription(self._key, self._nats)
+
+
+_Pending = tuple["asyncio.Future[bytes | None]", ComponentId, bool]
+
+
+class NatsBroker:
+    """A broker over NATS: local targets directly, every other host's through the lattice.
+
+    ``url`` is one server URL, a comma-separated list, or a list; ``lattice`` names the group of
+    hosts that see each other (one NATS subject token); ``host_id`` names this host (connection
+    name, answer to pings). ``ack_timeout`` bounds how long a send waits for the receiving host,
+    ``locate_timeout`` how long ``locate`` waits for an answer.
+    """
+
+    def __init__(
+        self,
+        url: str | list[str],
+        lattice: str = "default",
+        *,
+        host_id: str,
+        ack_timeout: float = 5.0,
+        locate_timeout: float = 2.0,
+        connect_timeout: float = 5.0,
+        reconnect_wait: float = 0.1,
+        ping_interval: float = 5.0,
+    ) -> None:
+        if not _LATTICE.match(lattice):
+            raise ValueError(
+                f"lattice {lattice!r} must be one token of letters, digits, '_' or '-'"
+            )
+        servers = [u.strip() for u in url.split(",")] if isinstance(url, str) else list(url)
+        if not servers or not all(servers):
+            raise ValueError(f"NATS url {url!r} names no server")
+        self.servers = servers
+        self.lattice = lattice
+        self.host_id = host_id
+        self._ack_timeout = ack_timeout
+        self._locate_timeout = locate_timeout
+        self._connect_timeout = connect_timeout
+        self._reconnect_wait = reconnect_wait
+        self._ping_interval = ping_interval
+        self._nc: Client | None = None
+        self._open_lock = asyncio.Lock()
+        self._closed = False
+        self._endpoints: dict[ComponentId, Endpoint] = {}
+        self._component_subs: dict[ComponentId, NatsSubscription] = {}
+        self._topics: dict[int, _TopicSubscription] = {}
+        self._keys = itertools.count(1)
+        self._inbox = ""
+        self._tokens = itertools.count(1)
+        self._pending: dict[str, _Pending] = {}
+        self._inbound: dict[asyncio.Task[None], tuple[str, ComponentId]] = {}
+        self._chores: set[asyncio.Task[None]] = set()
+        self._topic_prefix = f"wactor.{lattice}._topic."
+        self._sent = 0
+        self._requests = 0
+        self._published = 0
+        self._fanout = 0
+        self._undeliverable = 0
+
+    # --- connection ----------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        """Tell whether the connection to NATS is up right now."""
+        return self._nc is not None and self._nc.is_connected
+
+    async def open(self) -> None:
+        """Connect to NATS (waiting at most ``connect_timeout``); idempotent."""
+        async with self._open_lock:
+            if self._closed:
+                raise DeliveryFailedError("NATS broker is closed")
+            if self._nc is not None:
+                return
+            nc = Client()
+            try:
+                await asyncio.wait_for(
+                    nc.connect(
+                        servers=self.servers,
+                        name=f"wactor {self.lattice} {self.host_id}",
+                        allow_reconnect=True,
+                        max_reconnect_attempts=-1,
+                        reconnect_time_wait=self._reconnect_wait,  # type: ignore[arg-type]
+                        connect_timeout=max(1, round(self._connect_timeout)),
+                        ping_interval=self._ping_interval,  # type: ignore[arg-type]
+                        max_outstanding_pings=2,
+                        no_echo=True,
+                        error_cb=self._on_error,
+                        disconnected_cb=self._on_disconnected,
+                        reconnected_cb=self._on_reconnected,
+                    ),
+                    self._connect_timeout,
+                )
+                self._inbox = nc.new_inbox() + "."
+                await nc.subscribe(self._inbox + "*", cb=self._on_reply)
+                await _settle(nc, self._connect_timeout)
+            except (OSError, TimeoutError, nats.errors.Error) as exc:
+                with contextlib.suppress(Exception):
+                    await nc.close()
+                raise DeliveryFailedError(
+                    f"cannot connect to NATS at {', '.join(self.servers)}: "
+                    f"{exc or type(exc).__name__}"
+                ) from exc
+            self._nc = nc
+
+    def _client(self) -> Client:
+        if self._closed:
+            raise DeliveryFailedError("NATS broker is closed")
+        if self._nc is None:
+            raise DeliveryFailedError("NATS broker is not open (call open() first)")
+        return self._nc
+
+    def _connected_client(self) -> Client:
+        nc = self._client()
+        if not nc.is_connected:
+            raise DeliveryFailedError(
+                f"not connected to NATS at {', '.join(self.servers)} (reconnecting)"
+            )
+        return nc
+
+    async def _on_error(self, exc: Exception) -> None:
+        if isinstance(exc, nats.errors.SlowConsumerError):
+            _log.warning("%s: NATS slow consumer on %s: dropped", self.host_id, exc.subject)
+        else:
+            _log.debug("%s: NATS connection error: %r", self.host_id, exc)
+
+    async def _on_disconnected(self) -> None:
+        if not self._closed:
+            _log.warning("%s: disconnected from NATS; reconnecting", self.host_id)
+        self._fail_pending("connection to NATS lost before the reply")
+
+    async def _on_reconnected(self) -> None:
+        nc = self._nc
+        url = nc.connected_url.netloc if nc is not None and nc.connected_url else "?"
+        _log.info("%s: reconnected to NATS at %s", self.host_id, url)
+
+    def _fail_pending(self, reason: str) -> None:
+        pending, self._pending = self._pending, {}
+        for fut, target, _ in pending.values():
+            if not fut.done():
+                fut.set_exception(DeliveryFailedError(f"{target}: {reason}", component=str(target)))
+
+    # --- components ----------------------------------------------------------------------------
+
+    async def register(self, cid: ComponentId, endpoint: Endpoint) -> None:
+        """Make a local component reachable, here and from every host of the lattice."""
+        nc = self._client()
+        self._endpoints[cid] = endpoint
+        if cid in self._component_subs:
+            return
+        subject = component_subject(cid, self.lattice)
+
+        async def on_message(msg: Msg) -> None:
+            await self._on_component_message(cid, msg)
+
+        try:
+            self._component_subs[cid] = await nc.subscribe(subject, queue=subject, cb=on_message)
+            if nc.is_connected:
+                # Once register returns, the server routes this subject here.
+                await _settle(nc, self._ack_timeout)
+        except (TimeoutError, nats.errors.Error) as exc:
+            if not isinstance(exc, TimeoutError | nats.errors.TimeoutError):
+                self._endpoints.pop(cid, None)
+                raise DeliveryFailedError(f"{cid}: cannot subscribe {subject}: {exc}") from exc
+            # A flush timeout only means the server has not confirmed yet: the subscription
+            # stands, and nats-py sends it again after a reconnect.
+
+    async def unregister(self, cid: ComponentId) -> None:
+        """Make a local component unreachable; idempotent."""
+        self._endpoints.pop(cid, None)
+        sub = self._component_subs.pop(cid, None)
+        if sub is None:
+            return
+        with contextlib.suppress(nats.errors.Error, TimeoutError):
+            await sub.unsubscribe()
+            nc = self._nc
+            if nc is not None and nc.is_connected:
+                # Once unregister returns, the server routes nothing here for this id any more.
+                await _settle(nc, self._ack_timeout)
+
+    def is_local(self, cid: ComponentId) -> bool:
+        """Tell whether ``cid`` runs in this host."""
+        return cid in self._endpoints
+
+    async def locate(self, cid: ComponentId) -> bool:
+        """Tell whether ``cid`` runs here or on any host of the lattice (asks with a ping)."""
+        if cid in self._endpoints:
+            return True
+        headers = {H_KIND: _PING}
+        fut = await self._start(component_subject(cid, self.lattice), b"", headers, cid, False)
+        try:
+            await asyncio.wait_for(fut, self._locate_timeout)
+        except TargetNotFoundError:
+            return False
+        except TimeoutError:
+            return True  # a subscriber exists (no-responders would have said otherwise): busy
+        return True
+
+    # --- messages ------------------------------------------------------------------------------
+
+    async def send(self, env: Envelope) -> None:
+        """Deliver fire-and-forget; a remote host acknowledges once the message is enqueued."""
+        endpoint = self._endpoints.get(env.target)
+        if endpoint is not None:
+            await endpoint.deliver(env)
+            self._sent += 1
+            return
+        subject = component_subject(env.target, self.lattice)
+        fut = await self._start(subject, env.payload, self._headers(env), env.target, True)
+        try:
+            await asyncio.wait_for(fut, self._ack_timeout)
+        except TimeoutError:
+            raise DeliveryFailedError(
+                f"{env.target}: no acknowledgement within {self._ack_timeout:g}s",
+                component=str(env.target),
+            ) from None
+        self._sent += 1
+
+    async def submit(self, env: Envelope) -> asyncio.Future[bytes | None]:
+        """Hand a request over; return the future of its reply (remote: the NATS reply)."""
+        endpoint = self._endpoints.get(env.target)
+        if endpoint is not None:
+            fut = await endpoint.submit(env)
+            self._requests += 1
+            return fut
+        subject = component_subject(env.target, self.lattice)
+        remote = await self._start(subject, env.payload, self._headers(env), env.target, True)
+        self._requests += 1
+        return remote
+
+    async def request(self, env: Envelope, timeout: float) -> bytes | None:
+        """Send a request and wait for its reply (``RequestTimeoutError`` after ``timeout``)."""
+        fut = await self.submit(env)
+        try:
+            return await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            raise RequestTimeoutError(str(env.target), timeout, env.correlation_id) from None
+
+    def _headers(self, env: Envelope) -> dict[str, str]:
+        headers = {
+            H_KIND: env.kind,
+            H_SENDER: str(env.sender),
+            H_TIMESTAMP: str(env.timestamp_ns),
+        }
+        if env.correlation_id is not None:
+            headers[H_CORRELATION] = _quote(env.correlation_id)
+        if env.reply_to is not None:
+            headers[H_REPLY_TO] = str(env.reply_to)
+        if env.content_type is not None:
+            headers[H_CONTENT_TYPE] = _quote(env.content_type)
+        return headers
+
+    async def _start(
+        self,
+        subject: str,
+        payload: bytes,
+        headers: dict[str, str],
+        target: ComponentId,
+        counted: bool,
+    ) -> asyncio.Future[bytes | None]:
+        """Publish a request on ``subject`` with a reply inbox; return the reply's future."""
+        nc = self._connected_client()
+        fut: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
+        token = str(next(self._tokens))
+        self._pending[token] = (fut, target, counted)
+        fut.add_done_callback(lambda _: self._pending.pop(token, None))
+        try:
+            await nc.publish(subject, payload, reply=self._inbox + token, headers=headers)
+        except nats.errors.Error as exc:
+            fut.cancel()
+            raise self._publish_error(exc, target, len(payload)) from exc
+        return fut
+
+    def _publish_error(self, exc: Exception, target: ComponentId, size: int) -> WactorError:
+        if isinstance(exc, nats.errors.MaxPayloadError):
+            return InvalidMessageError(
+                f"{target}: payload of {size} bytes exceeds the NATS server's max_payload",
+                component=str(target),
+            )
+        return DeliveryFailedError(f"{target}: NATS publish failed: {exc}", component=str(target))
+
+    async def _on_reply(self, msg: Msg) -> None:
+        entry = self._pending.pop(msg.subject[len(self._inbox) :], None)
+        if entry is None:
+            return  # the requester gave up (timeout, cancel) before the reply came
+        fut, target, counted = entry
+        if fut.done():
+            return
+        headers = msg.headers
+        if not headers:
+            fut.set_result(msg.data)
+        elif headers.get(_STATUS) == _NO_RESPONDERS:
+            if counted:
+                self._undeliverable += 1
+            fut.set_exception(TargetNotFoundError(str(target)))
+        elif H_ERROR in headers:
+            fut.set_exception(_error_from_reply(headers, msg.data, target))
+        elif _STATUS in headers:
+            fut.set_exception(
+                DeliveryFailedError(
+                    f"{target}: NATS status {headers[_STATUS]}", component=str(target)
+                )
+            )
+        elif headers.get(H_REPLY) == "none":
+            fut.set_result(None)
+        else:
+            fut.set_result(msg.data)
+
+    # --- the receiving side --------------------------------------------------------------------
+
+    async def _on_component_message(self, cid: ComponentId, msg: Msg) -> None:
+        try:
+            await self._handle_component_message(cid, msg)
+        except Exception:  # noqa: BLE001 - nothing above us to raise to: log it
+            _log.exception("%s: failed to handle a message for %s", self.host_id, cid)
+
+    async def _handle_component_message(self, cid: ComponentId, msg: Msg) -> None:
+        headers = msg.headers or {}
+        reply = msg.reply
+        if headers.get(H_KIND) == _PING:
+            if reply:
+                await self._respond(reply, self.host_id.encode(), None)
+            return
+        endpoint = None if self._closed else self._endpoints.get(cid)
+        fut: asyncio.Future[bytes | None] | None = None
+        try:
+            env = self._decode(cid, msg, headers)
+            if endpoint is None:
+                endpoint = _Missing(cid)
+            if env.kind == "request":
+                fut = await endpoint.submit(env)
+            else:
+                await endpoint.deliver(env)
+        except Exception as exc:  # noqa: BLE001 - every refusal goes back to the sender
+            if reply:
+                await self._respond(reply, *_error_reply(exc, cid))
+            else:
+                self._undeliverable += 1
+                _log.debug("%s: message for %s refused, no one to tell: %s", self.host_id, cid, exc)
+            return
+        if fut is None:
+            if reply:
+                await self._respond(reply, b"", None)  # the acknowledgement of a send
+        elif not reply:
+            fut.add_done_callback(_retrieve)  # a request nobody waits for: drop its reply
+        elif fut.done():
+            await self._respond_with(reply, fut, cid)
+        else:
+            task = asyncio.get_running_loop().create_task(self._reply_later(reply, fut, cid))
+            self._inbound[task] = (reply, cid)
+            task.add_done_callback(self._inbound_done)
+
+    def _inbound_done(self, task: asyncio.Task[None]) -> None:
+        self._inbound.pop(task, None)
+
+    def _decode(self, cid: ComponentId, msg: Msg, headers: dict[str, str]) -> Envelope:
+        kind = headers.get(H_KIND)
+        if kind is None:  # a plain NATS client
+            if msg.reply:
+                return Envelope(
+                    ANONYMOUS_SENDER,
+                    cid,
+                    msg.data,
+                    kind="request",
+                    correlation_id=uuid.uuid4().hex,
+                    reply_to=ANONYMOUS_SENDER,
+                )
+            return Envelope(ANONYMOUS_SENDER, cid, msg.data, kind="send")
+        return _envelope(cid, kind, msg.data, headers)
+
+    async def _reply_later(
+        self, reply: str, fut: asyncio.Future[bytes | None], cid: ComponentId
+    ) -> None:
+        await asyncio.wait([fut])
+        await self._respond_with(reply, fut, cid)
+
+    async def _respond_with(
+        self, reply: str, fut: asyncio.Future[bytes | None], cid: ComponentId
+    ) -> None:
+        if fut.cancelled():
+            await self._respond(reply, *_error_reply(ActorStoppedError(str(cid)), cid))
+            return
+        exc = fut.exception()
+        if exc is not None:
+            await self._respond(reply, *_error_reply(exc, cid))
+            return
+        result = fut.result()
+        if result is None:
+            await self._respond(reply, b"", {H_REPLY: "none"})
+        else:
+            await self._respond(reply, result, None)
+
+    async def _respond(self, reply: str, payload: bytes, headers: dict[str, str] | None) -> None:
+        nc = self._nc
+        if nc is None or nc.is_closed:
+            return
+        try:
+            await nc.publish(reply, payload, headers=headers)
+        except nats.errors.MaxPayloadError:
+            body, error_headers = _error_reply(
+                InvalidMessageError(
+                    f"reply of {len(payload)} bytes exceeds the NATS server's max_payload"
+                ),
+                ANONYMOUS_SENDER,
+            )
+            with contextlib.suppress(nats.errors.Error):
+                await nc.publish(reply, body, headers=error_headers)
+        except nats.errors.Error as exc:
+            # The requester learns of it through its own disconnection or timeout.
+            _log.debug("%s: reply to %s lost: %s", self.host_id, reply, exc)
+
+    # --- topics --------------------------------------------------------------------------------
+
+    async def publish(self, subject: str, env: Envelope) -> int:
+        """Deliver to every matching subscription of the lattice; return how many were here."""
+        check_subject(subject)
+        nc = self._client()
+        self._published += 1
+        count = 0
+        for sub in list(self._topics.values()):
+            if not sub.cancelled and sub.parsed.matches(subject):
+                sub.handler(subject, env)
+                count += 1
+        self._fanout += count
+        headers = self._headers(env)
+        headers[H_TARGET] = str(env.target)
+        try:
+            # While reconnecting, nats-py buffers the publication and sends it once back.
+            await nc.publish(self._topic_prefix + subject, env.payload, headers=headers)
+        except nats.errors.Error as exc:
+            raise self._publish_error(exc, env.target, len(env.payload)) from exc
+        return count
+
+    async def subscribe(self, pattern: str, handler: TopicHandler) -> _TopicSubscription:
+        """Call ``handler`` for every publication of the lattice matching ``pattern``."""
+        parsed = SubjectPattern.parse(pattern)
+        nc = self._client()
+        key = next(self._keys)
+        sub = _TopicSubscription(self, key, parsed, handler)
+
+        async def on_message(msg: Msg) -> None:
+            self._on_publication(sub, msg)
+
+        try:
+            sub._nats = await nc.subscribe(topic_subject(pattern, self.lattice), cb=on_message)
+            if nc.is_connected:
+                await _settle(nc, self._ack_timeout)
+        except nats.errors.TimeoutError:
+            pass  # the subscription stands; the server confirms it when it can
+        except nats.errors.Error as exc:
+            raise DeliveryFailedError(f"cannot subscribe to {pattern!r}: {exc}") from exc
+        self._topics[key] = sub
+        return sub
+
+    def _on_publication(self, sub: _TopicSubscription, msg: Msg) -> None:
+        if sub.cancelled or self._closed:
+            return
+        subject = msg.subject[len(self._topic_prefix) :]
+        headers = msg.headers or {}
+        try:
+            if H_KIND in headers:
+                sender = _parse_id(headers.get(H_SENDER), H_SENDER) or ANONYMOUS_SENDER
+                target = _parse_id(headers.get(H_TARGET), H_TARGET) or sender
+                env = _envelope(target, "publish", msg.data, headers, sender=sender)
+            else:
+                env = Envelope(ANONYMOUS_SENDER, ANONYMOUS_SENDER, msg.data, kind="publish")
+            sub.handler(subject, env)
+        except Exception:  # noqa: BLE001 - no publisher to raise to: log it
+            _log.exception("%s: topic handler for %r failed", self.host_id, sub.pattern)
+            return
+        self._fanout += 1
+
+    def _drop_subscription(self, key: int, nsub: NatsSubscription | None) -> None:
+        self._topics.pop(key, None)
+        if nsub is not None and self._nc is not None and not self._nc.is_closed:
+            self._chore(nsub.unsubscribe())
+
+    def _chore(self, work: Awaitable[None]) -> None:
+        async def run() -> None:
+            with contextlib.suppress(nats.errors.Error):
+                await work
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._chores.add(task)
+        task.add_done_callback(self._chores.discard)
+
+    # --- the rest ------------------------------------------------------------------------------
+
+    def statistics(self) -> BrokerStats:
+        """Return counts of what went through."""
+        return BrokerStats(
+            self._sent, self._requests, self._published, self._fanout, self._undeliverable
+        )
+
+    async def close(self) -> None:
+        """Answer what is in flight with errors, unsubscribe and disconnect; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        nc = self._nc
+        for sub in list(self._component_subs.values()):
+            with contextlib.suppress(nats.errors.Error):
+                await sub.unsubscribe()
+        self._component_subs.clear()
+        # Requests still unanswered here: tell their requesters now instead of at their timeout.
+        inbound, self._inbound = self._inbound, {}
+        for task, (reply, cid) in inbound.items():
+            task.cancel()
+            stopped = ActorStoppedError(str(cid), "host closed its NATS broker")
+            await self._respond(reply, *_error_reply(stopped, cid))
+        if inbound:
+            await asyncio.wait(list(inbound))
+        self._fail_pending("NATS broker closed before the reply")
+        if self._chores:
+            await asyncio.wait(list(self._chores))
+        self._endpoints.clear()
+        for sub_ in list(self._topics.values()):
+            sub_.cancelled = True
+        self._topics.clear()
+        if nc is not None:
+            if nc.is_connected:
+                with contextlib.suppress(nats.errors.Error, TimeoutError):
+                    await _settle(nc, 1)  # the error replies above are out before we go
+            with contextlib.suppress(nats.errors.Error, OSError):
+                await nc.close()
+
+
+class _Missing:
+    """The endpoint of a component that is not (or no longer) registered here."""
+
+    def __init__(self, cid: ComponentId) -> None:
+        self._cid = cid
+
+    async def deliver(self, env: Envelope) -> None:
+        raise TargetNotFoundError(str(self._cid))
+
+    async def submit(self, env: Envelope) -> asyncio.Future[bytes | None]:
+        raise TargetNotFoundError(str(self._cid))
+
+
+async def _settle(nc: Client, timeout: float) -> None:
+    """Return once the server has processed everything ``nc`` sent so far.
+
+    nats-py 2.16 writes a flush's PING straight to the socket, ahead of commands still in its
+    write buffer, so one flush can come back before a buffered SUB reached the server (seen
+    here as "no responders" right after ``register``). The first flush pushes the buffer out;
+    the second one's PONG comes after it.
+    """
+    wait = max(1, round(timeout))
+    await nc.flush(wait)
+    await nc.flush(wait)
+
+
+def _retrieve(fut: asyncio.Future[Any]) -> None:
+    if not fut.cancelled():
+        fut.exception()
+
+
+def _parse_id(text: str | None, header: str) -> ComponentId | None:
+    if text is None:
+        return None
+    try:
+        return _cached_id(text)
+    except ValueError as exc:
+        raise InvalidMessageError(f"bad {header} header: {exc}") from exc
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_id(text: str) -> ComponentId:
+    # The same few senders come back again and again; ids are frozen, so sharing is safe.
+    return ComponentId.parse(text)
+
+
+def _unquote(value: str | None) -> str | None:
+    if value is None or "%" not in value:
+        return value
+    return unquote(value)
+
+
+def _envelope(
+    target: ComponentId,
+    kind: str,
+    payload: bytes,
+    headers: dict[str, str],
+    *,
+    sender: ComponentId | None = None,
+) -> Envelope:
+    """Build an envelope from ``Wactor-*`` headers; raise ``InvalidMessageError`` on garbage."""
+    if kind not in _KINDS:
+        raise InvalidMessageError(f"unknown {H_KIND} {kind!r}")
+    if sender is None:
+        sender = _parse_id(headers.get(H_SENDER), H_SENDER) or ANONYMOUS_SENDER
+    stamp = headers.get(H_TIMESTAMP)
+    try:
+        timestamp = int(stamp) if stamp is not None else time.time_ns()
+    except ValueError:
+        raise InvalidMessageError(f"bad {H_TIMESTAMP} {stamp!r}") from None
+    return Envelope(
+        sender,
+        target,
+        payload,
+        kind=kind,  # type: ignore[arg-type]  # checked against MessageKind above
+        correlation_id=_unquote(headers.get(H_CORRELATION)),
+        reply_to=_parse_id(headers.get(H_REPLY_TO), H_REPLY_TO),
+        content_type=_unquote(headers.get(H_CONTENT_TYPE)),
+        timestamp_ns=timestamp,
+    )

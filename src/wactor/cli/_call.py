@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from wactor._ids import ComponentId
-from wactor.cli._common import config_option, resolve_config
+from wactor.cli._common import config_option, nats_option, resolve_config, with_nats
 from wactor.cli._main import cli
 from wactor.errors import ConfigError, WactorError
 from wactor.host import Host
@@ -43,13 +43,19 @@ def _error_json(target: str, payload: str, exc: WactorError) -> dict[str, Any]:
 
 
 async def _call(
-    config_path: Path | None, target: str, payloads: tuple[str, ...], timeout: float, as_json: bool
+    config_path: Path | None,
+    *,
+    target: str,
+    payloads: tuple[str, ...],
+    timeout: float,
+    as_json: bool,
+    nats_url: str | None = None,
 ) -> int:
     try:
         cid = ComponentId.parse(target)
     except ValueError as exc:
         raise ConfigError(str(exc), key="TARGET") from exc
-    config = resolve_config(config_path)
+    config = with_nats(resolve_config(config_path), nats_url)
     # Load failures are reported below, once each, as one line; the host's own log of them
     # would repeat them with timestamps.
     logging.getLogger("wactor.host").setLevel(logging.CRITICAL)
@@ -85,9 +91,28 @@ async def _call(
 @config_option
 @click.option("--timeout", type=float, default=10.0, show_default=True, help="Seconds per reply.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per reply, errors included.")
+@nats_option
 def call(
-    target: str, payloads: tuple[str, ...], config_path: Path | None, timeout: float, as_json: bool
+    *,
+    target: str,
+    payloads: tuple[str, ...],
+    config_path: Path | None,
+    timeout: float,
+    as_json: bool,
+    nats_url: str | None,
 ) -> None:
-    """Send one request per PAYLOAD to TARGET and print the replies, one per line."""
-    code = asyncio.run(_call(config_path, target, payloads, timeout, as_json))
+    """Send one request per PAYLOAD to TARGET and print the replies, one per line.
+
+    With a NATS broker (config or --nats) and no components of its own, this is a lattice
+    client: the request goes to wherever TARGET runs."""
+    code = asyncio.run(
+        _call(
+            config_path,
+            target=target,
+            payloads=payloads,
+            timeout=timeout,
+            as_json=as_json,
+            nats_url=nats_url,
+        )
+    )
     sys.exit(code)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import click
 
 from wactor.errors import HostConfigError
-from wactor.host import HostConfig, load_host_config
+from wactor.host import BrokerConfig, HostConfig, load_host_config
 
-__all__ = ["config_option", "resolve_config"]
+__all__ = ["config_option", "nats_option", "resolve_config", "with_nats"]
 
 config_option = click.option(
     "--config",
@@ -19,6 +20,23 @@ config_option = click.option(
     default=None,
     help="Host config (wactor.toml); default: ./wactor.toml",
 )
+
+
+nats_option = click.option(
+    "--nats",
+    "nats_url",
+    default=None,
+    metavar="URL",
+    help="Join the lattice at this NATS URL (overrides the config's [broker]).",
+)
+
+
+def with_nats(config: HostConfig, url: str | None, lattice: str | None = None) -> HostConfig:
+    """The config with a NATS broker at ``url`` (unchanged when ``url`` is None)."""
+    if url is None:
+        return config
+    broker = BrokerConfig("nats", url, lattice or config.broker.lattice)
+    return dataclasses.replace(config, broker=broker)
 
 
 def resolve_config(path: Path | None) -> HostConfig:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 import os
 import time
@@ -10,9 +12,10 @@ from typing import Any
 
 import click
 
-from wactor.cli._common import config_option, resolve_config
+from wactor.cli._common import config_option, nats_option, resolve_config, with_nats
 from wactor.cli._main import cli
 from wactor.errors import HostConfigError
+from wactor.host._lattice import read_lattice
 
 __all__ = ["STATUS_FILE", "ps", "render_tree"]
 
@@ -53,12 +56,32 @@ def render_tree(node: dict[str, Any], indent: str = "") -> list[str]:
     return [line]
 
 
+def _lattice_ps(url: str, lattice: str, as_json: bool) -> None:
+    entries = asyncio.run(read_lattice(url, lattice))
+    if as_json:
+        click.echo(json.dumps([dataclasses.asdict(e) for e in entries], indent=2))
+        return
+    click.echo(f"lattice {lattice!r} at {url}: {len(entries)} host(s)")
+    for entry in entries:
+        age = time.time() - entry.time
+        click.echo(f"host {entry.host_id} pid {entry.pid} (heartbeat {age:.1f}s ago)")
+        tree = entry.snapshot.get("tree")
+        if tree:
+            for line in render_tree(tree, "  "):
+                click.echo(line)
+
+
 @cli.command()
 @config_option
+@nats_option
 @click.option("--json", "as_json", is_flag=True, help="The raw snapshot.")
-def ps(config_path: Path | None, as_json: bool) -> None:
-    """Show the supervision tree of the host running with CONFIG (state, mailbox, restarts)."""
-    config = resolve_config(config_path)
+def ps(config_path: Path | None, nats_url: str | None, as_json: bool) -> None:
+    """Show the supervision tree of the host running with CONFIG (state, mailbox, restarts);
+    with a NATS broker, of every host of the lattice."""
+    config = with_nats(resolve_config(config_path), nats_url)
+    if config.broker.type == "nats":
+        _lattice_ps(config.broker.url or "nats://127.0.0.1:4222", config.broker.lattice, as_json)
+        return
     path = config.state_dir / STATUS_FILE
     try:
         snap = json.loads(path.read_text())

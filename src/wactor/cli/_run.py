@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from wactor.cli._common import resolve_config
+from wactor.cli._common import nats_option, resolve_config, with_nats
 from wactor.cli._main import cli
 from wactor.cli._ps import STATUS_FILE
 from wactor.host import Host
@@ -20,8 +20,8 @@ from wactor.host import Host
 __all__ = ["run"]
 
 
-async def _run(config_path: Path, once: bool) -> int:
-    config = resolve_config(config_path)
+async def _run(config_path: Path, once: bool, nats_url: str | None) -> int:
+    config = with_nats(resolve_config(config_path), nats_url)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -74,7 +74,8 @@ async def _write_status(host: Host, path: Path) -> None:
 @cli.command()
 @click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--once", is_flag=True, help="Start everything, report, and stop (a smoke check).")
-def run(config: Path, once: bool) -> None:
+@nats_option
+def run(config: Path, once: bool, nats_url: str | None) -> None:
     """Run a host with the components of CONFIG until interrupted."""
     logging.getLogger("wactor").setLevel(logging.INFO)
-    sys.exit(asyncio.run(_run(config, once)))
+    sys.exit(asyncio.run(_run(config, once, nats_url)))

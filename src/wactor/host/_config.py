@@ -33,12 +33,12 @@ __all__ = [
 
 BrokerType = Literal["memory", "nats"]
 SupervisionStrategy = Literal["one_for_one", "one_for_all", "rest_for_one"]
-StorageType = Literal["sqlite", "memory"]
+StorageType = Literal["sqlite", "memory", "nats"]
 LogLevel = Literal["trace", "debug", "info", "warn", "error"]
 
 _BROKER_TYPES: tuple[BrokerType, ...] = ("memory", "nats")
 _STRATEGIES: tuple[SupervisionStrategy, ...] = ("one_for_one", "one_for_all", "rest_for_one")
-_STORAGE_TYPES: tuple[StorageType, ...] = ("sqlite", "memory")
+_STORAGE_TYPES: tuple[StorageType, ...] = ("sqlite", "memory", "nats")
 _LOG_LEVELS: tuple[LogLevel, ...] = ("trace", "debug", "info", "warn", "error")
 
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
@@ -89,6 +89,7 @@ class HostConfig:
     trust: TrustConfig = field(default_factory=TrustConfig)
     cache_dir: Path | None = None  # None: the user's cache directory (shared by all hosts)
     storage: StorageType = "sqlite"
+    storage_replicas: int = 1  # JetStream replicas of the KV bucket, for storage = "nats"
     max_payload_bytes: int = 16 * MIB
     log_level: LogLevel = "info"
 
@@ -123,6 +124,7 @@ def load_host_config(path: str | os.PathLike[str]) -> HostConfig:
             "components",
             "cache-dir",
             "storage",
+            "storage-replicas",
             "max-payload",
             "log-level",
             "broker",
@@ -144,6 +146,7 @@ def load_host_config(path: str | os.PathLike[str]) -> HostConfig:
         trust=_trust(root.table("trust", ("keys", "digests", "paths")), base),
         cache_dir=root.opt_path("cache-dir", base),
         storage=root.choice("storage", _STORAGE_TYPES, default.storage),
+        storage_replicas=root.integer("storage-replicas", 1, minimum=1, maximum=5),
         max_payload_bytes=root.size("max-payload", default.max_payload_bytes, minimum=1),
         log_level=root.choice("log-level", _LOG_LEVELS, default.log_level),
     )

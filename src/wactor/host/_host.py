@@ -8,8 +8,10 @@ import contextlib
 import dataclasses
 import logging
 import os
+import socket
 import time
 import tomllib
+import uuid
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -41,6 +43,7 @@ from wactor.errors import (
     WactorError,
 )
 from wactor.host._config import HostConfig, load_host_config
+from wactor.host._lattice import LatticeRegistry
 from wactor.host._runtime import (
     HEALTH_CHECK,
     ComponentActor,
@@ -54,6 +57,7 @@ from wactor.messaging import (
     DeadLetterLog,
     Envelope,
     MemoryBroker,
+    NatsBroker,
     PendingRequest,
     Subscription,
     check_subject,
@@ -66,7 +70,7 @@ from wactor.security import (
     load_manifest,
     verify_digest,
 )
-from wactor.storage import MemoryStorage, SqliteStorage, StorageBackend
+from wactor.storage import MemoryStorage, NatsKvStorage, SqliteStorage, StorageBackend
 from wactor.wasm import LoadedComponent, WasmEngine, build_linker
 
 __all__ = [
@@ -134,12 +138,21 @@ class Host:
         self.config = config
         self.engine = WasmEngine(config.cache_dir or default_cache_dir())
         self.linker = build_linker(self.engine)
+        self.host_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        # NATS KV storage connects when the host opens (see _open); the others are local files.
         self.storage: StorageBackend = (
             MemoryStorage()
-            if config.storage == "memory"
+            if config.storage in ("memory", "nats")
             else SqliteStorage(config.state_dir / "state.sqlite3")
         )
-        self.broker: Broker = MemoryBroker()
+        self.lattice: LatticeRegistry | None = None
+        broker = config.broker
+        if broker.type == "nats":
+            url = broker.url or "nats://127.0.0.1:4222"
+            self.broker: Broker = NatsBroker(url, broker.lattice, host_id=self.host_id)
+            self.lattice = LatticeRegistry(url, broker.lattice, self.host_id, self._describe)
+        else:
+            self.broker = MemoryBroker()
         self.correlator = Correlator(self._request_timed_out)
         self.dead_letters = DeadLetterLog(config.state_dir / DEAD_LETTERS_FILE)
         self.audit = AuditLog.for_state_dir(config.state_dir)
@@ -182,13 +195,39 @@ class Host:
         cfg = config if isinstance(config, HostConfig) else load_host_config(Path(config))
         host = cls(cfg)
         try:
+            await host._open()
             if start_components:
                 await host.start_configured()
             yield host
         finally:
             await host.close()
 
+    async def _open(self) -> None:
+        """Connect what lives outside the process: the broker, lattice storage, the registry."""
+        await self.broker.open()
+        cfg = self.config
+        if cfg.storage == "nats":
+            url = cfg.broker.url or "nats://127.0.0.1:4222"
+            memory, self.storage = (
+                self.storage,
+                await asyncio.to_thread(
+                    NatsKvStorage, url, cfg.broker.lattice, replicas=cfg.storage_replicas
+                ),
+            )
+            memory.close()
+        if self.lattice is not None:
+            await self.lattice.open()
+
+    def _describe(self) -> dict[str, Any]:
+        """What this host announces to the lattice."""
+        return {
+            "pid": os.getpid(),
+            "components": [str(cid) for cid in self._component_ids()],
+            "snapshot": self.snapshot(),
+        }
+
     async def __aenter__(self) -> Host:
+        await self._open()
         return self
 
     async def __aexit__(
@@ -321,10 +360,12 @@ class Host:
             self._forget(cid)
         for task in list(self._tasks):
             task.cancel()
+        if self.lattice is not None:
+            await self.lattice.close()
         await self.broker.close()
         self._executor.shutdown(wait=False, cancel_futures=True)
         self.engine.close()
-        self.storage.close()
+        await asyncio.to_thread(self.storage.close)
         self.dead_letters.close()
         self.approvals.close()
         self.audit.close()
@@ -495,6 +536,13 @@ class Host:
 
     def _component_ids(self) -> list[ComponentId]:
         return [ComponentId.parse(c.id) for c in self.registry]
+
+    def _lattice_ids(self) -> list[ComponentId]:
+        """Every component this host can reach: its own, and the lattice's when it has one."""
+        local = self._component_ids()
+        if self.lattice is None:
+            return local
+        return list(dict.fromkeys([*local, *self.lattice.components()]))
 
     def _forget(self, cid: ComponentId) -> None:
         runtime = self._runtimes.pop(cid, None)

@@ -279,7 +279,7 @@ class ComponentRuntime:
         )
 
     def list_components(self) -> list[ComponentId]:
-        return self.host._component_ids()
+        return self.host._lattice_ids()
 
     def component_info(self, target: ComponentId) -> GuestInfo:
         runtime = self.host._runtime(target)

@@ -1,0 +1,238 @@
+"""A lattice of real host processes over a real nats-server on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import nats
+import pytest
+
+from conftest import guest_binary, wat_binary, write_host_config, write_manifest
+from wactor._ids import ComponentId
+from wactor.errors import TargetNotFoundError
+from wactor.host import Host, HostConfig
+from wactor.host._lattice import read_lattice
+from wactor.messaging import component_subject
+from wactor.testing import NatsCluster, NatsServer
+
+GRANTS = """
+[capabilities.messaging]
+request = ["t/**"]
+
+[capabilities.storage]
+quota = "1MiB"
+"""
+
+
+@pytest.fixture
+def server() -> Iterator[NatsServer]:
+    with NatsServer() as srv:
+        yield srv
+
+
+class HostProcess:
+    """``wactor run CONFIG --nats URL`` in a subprocess."""
+
+    def __init__(self, config: Path, url: str) -> None:
+        self.config = config
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "wactor", "run", str(config), "--nats", url],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def _host(
+    tmp_path: Path, name: str, url: str, components: list[tuple[str, Path, str]]
+) -> HostProcess:
+    folder = tmp_path / name
+    manifests = [
+        write_manifest(folder / "components", cid, wasm, extra=extra, timeout_ms=10_000)
+        for cid, wasm, extra in components
+    ]
+    return HostProcess(write_host_config(folder, manifests), url)
+
+
+async def _wait_for(url: str, *ids: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        seen = {c for e in await read_lattice(url, "default") for c in e.components}
+        if set(ids) <= seen:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{ids} never showed up in the lattice (saw {seen})")
+
+
+async def _wait_hosts(url: str, ok: Callable[[int], bool], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    count = -1
+    for _ in range(int(timeout * 10)):
+        count = len(await read_lattice(url, "default"))
+        if ok(count) or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.1)
+    assert ok(count), f"the lattice has {count} hosts"
+
+
+def _client(tmp_path: Path, url: str) -> HostConfig:
+    """An in-process lattice client: a host with no components of its own."""
+    base = HostConfig.default(tmp_path / "client-state")
+    return HostConfig(
+        path=None,
+        state_dir=base.state_dir,
+        broker=type(base.broker)("nats", url, "default"),
+    )
+
+
+async def test_request_and_callback_across_two_host_processes(
+    tmp_path: Path, server: NatsServer
+) -> None:
+    a = _host(tmp_path, "a", server.url, [("t/alice/0", guest_binary("probe"), GRANTS)])
+    b = _host(tmp_path, "b", server.url, [("t/echo/0", wat_binary("echo"), "")])
+    try:
+        await _wait_for(server.url, "t/alice/0", "t/echo/0")
+        async with Host.open(_client(tmp_path, server.url)) as client:
+            # each host refreshes its view of the lattice with every heartbeat (1 s)
+            for _ in range(100):
+                listed = await client.request("t/alice/0", b"list", timeout=30)
+                assert listed is not None
+                if {"t/alice/0", "t/echo/0"} <= set(listed.decode().split(",")):
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError(f"alice never saw the echo: {listed!r}")
+            correlation = await client.request("t/alice/0", b"request t/echo/0 5000 ping")
+            assert correlation is not None
+            for _ in range(300):
+                seen = await client.request("t/alice/0", b"callbacks", timeout=30)
+                if seen:
+                    break
+                await asyncio.sleep(0.05)
+            assert seen == correlation + b" ok ping"  # the reply came back across hosts
+    finally:
+        a.stop()
+        b.stop()
+
+
+async def test_a_plain_nats_client_calls_a_component_by_its_subject(
+    tmp_path: Path, server: NatsServer
+) -> None:
+    host = _host(tmp_path, "a", server.url, [("t/echo/0", wat_binary("echo"), "")])
+    try:
+        await _wait_for(server.url, "t/echo/0")
+        nc = await nats.connect(server.url)
+        try:
+            subject = component_subject(ComponentId.parse("t/echo/0"), "default")
+            assert subject == "wactor.default.t.echo.0"
+            reply = await nc.request(subject, b"hello from plain nats", timeout=10)
+            assert reply.data == b"hello from plain nats"
+        finally:
+            await nc.close()
+    finally:
+        host.stop()
+
+
+async def test_killed_host_fails_fast_or_moves_to_a_live_instance(
+    tmp_path: Path, server: NatsServer
+) -> None:
+    a = _host(tmp_path, "a", server.url, [("t/echo/0", wat_binary("echo"), "")])
+    b = _host(
+        tmp_path,
+        "b",
+        server.url,
+        [("t/echo/0", wat_binary("echo"), ""), ("t/only/0", wat_binary("echo"), "")],
+    )
+    try:
+        await _wait_for(server.url, "t/echo/0", "t/only/0")
+        await _wait_hosts(server.url, lambda n: n == 2)
+        b.kill()
+        async with Host.open(_client(tmp_path, server.url)) as client:
+            for i in range(20):  # every request goes to the surviving instance
+                assert await client.request("t/echo/0", b"%d" % i, timeout=10) == b"%d" % i
+            started = time.monotonic()
+            with pytest.raises(TargetNotFoundError):
+                await client.request("t/only/0", b"x", timeout=30)
+            assert time.monotonic() - started < 10  # no responders: fast, not the 30 s timeout
+        await _wait_hosts(server.url, lambda n: n == 1)  # the dead host's heartbeat expires
+    finally:
+        a.stop()
+        b.stop()
+
+
+async def test_hosts_reconnect_after_the_nats_server_restarts(
+    tmp_path: Path, server: NatsServer
+) -> None:
+    host = _host(tmp_path, "a", server.url, [("t/echo/0", wat_binary("echo"), "")])
+    try:
+        await _wait_for(server.url, "t/echo/0")
+        server.restart()
+        async with Host.open(_client(tmp_path, server.url)) as client:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    assert await client.request("t/echo/0", b"back", timeout=5) == b"back"
+                    break
+                except Exception:  # noqa: BLE001 - the host is still reconnecting
+                    assert time.monotonic() < deadline, "the host never came back"
+                    await asyncio.sleep(0.2)
+        assert host.proc.poll() is None
+    finally:
+        host.stop()
+
+
+async def test_stored_data_survives_losing_a_node_of_a_three_node_cluster(
+    tmp_path: Path,
+) -> None:
+    with NatsCluster(3) as cluster:
+        url = ",".join(cluster.urls)
+        folder = tmp_path / "a"
+        manifest = write_manifest(
+            folder / "components", "t/keeper/0", guest_binary("probe"), extra=GRANTS
+        )
+        config = write_host_config(
+            folder, [manifest], extra='storage = "nats"\nstorage-replicas = 3\n'
+        )
+        host = HostProcess(config, url)
+        try:
+            await _wait_for(url, "t/keeper/0")
+            async with Host.open(_client(tmp_path, url)) as client:
+                assert await client.request("t/keeper/0", b"set k kept", timeout=30) == b"ok"
+                cluster.kill(0)
+                deadline = time.monotonic() + 60
+                while True:
+                    try:
+                        got = await client.request("t/keeper/0", b"get k", timeout=10)
+                        if got == b"kept":
+                            break
+                    except Exception:  # noqa: BLE001 - failing over
+                        pass
+                    assert time.monotonic() < deadline, "the data never came back"
+                    await asyncio.sleep(0.2)
+        finally:
+            host.stop()
+
+
+def test_environment_has_nats_server() -> None:
+    from wactor.testing import find_nats_server
+
+    assert os.access(find_nats_server(), os.X_OK)

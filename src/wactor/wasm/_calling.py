@@ -86,34 +86,19 @@ def _scalar(kind: Any, field: str, check: type) -> Converter:
     return Converter(lower, lift)
 
 
-def _string() -> Converter:
-    kind = ffi.WASMTIME_COMPONENT_STRING.value
+def _text(kind_enum: Any, field: str, what: str) -> Converter:
+    """A converter for a value carried as UTF-8 bytes: ``string`` or an ``enum`` case name."""
+    kind = kind_enum.value
 
     def lower(val: Any, dst: Any) -> None:
         if not isinstance(val, str):
-            raise TypeError(f"expected str, got {type(val).__name__}")
+            raise TypeError(f"expected {what}, got {type(val).__name__}")
         data = val.encode("utf-8")
         dst.kind = kind
-        _byte_vec_new(byref(dst.of.string), len(data), data)
+        _byte_vec_new(byref(getattr(dst.of, field)), len(data), data)
 
     def lift(src: Any) -> Any:
-        return _read_vec(src.of.string).decode("utf-8")
-
-    return Converter(lower, lift)
-
-
-def _enum() -> Converter:
-    kind = ffi.WASMTIME_COMPONENT_ENUM.value
-
-    def lower(val: Any, dst: Any) -> None:
-        if not isinstance(val, str):
-            raise TypeError(f"expected enum case name, got {type(val).__name__}")
-        data = val.encode("utf-8")
-        dst.kind = kind
-        _byte_vec_new(byref(dst.of.enumeration), len(data), data)
-
-    def lift(src: Any) -> Any:
-        return _read_vec(src.of.enumeration).decode("utf-8")
+        return _read_vec(getattr(src.of, field)).decode("utf-8")
 
     return Converter(lower, lift)
 
@@ -325,9 +310,9 @@ def compile_type(ty: Any) -> Converter:
         if isinstance(ty, cls):
             return _scalar(kind, field, check)
     if isinstance(ty, t.String):
-        return _string()
+        return _text(ffi.WASMTIME_COMPONENT_STRING, "string", "str")
     if isinstance(ty, t.EnumType):
-        return _enum()
+        return _text(ffi.WASMTIME_COMPONENT_ENUM, "enumeration", "enum case name")
     if isinstance(ty, t.ListType):
         element = ty.element
         if isinstance(element, t.U8):

@@ -1,7 +1,12 @@
-"""The fast payload path: a wrapped guest takes and returns its payloads as latin-1 strings.
+"""The fast payload path: a wrapped guest takes and returns its payloads as latin-1 text.
 
-Everything here uses stock wasmtime-py (``Linker``, ``Func.__call__``), so these tests check the
-wrapper itself, not our calling layer.
+The host passes ``payload.decode("latin-1")``; it crosses into the adapter as UTF-8, the adapter
+turns it back into the bytes for the guest's ``list<u8>`` and the reply's bytes into UTF-8 text,
+which the host reads as ``reply.encode("latin-1")``.
+
+Most tests use stock wasmtime-py (``Linker``, ``Func.__call__``), so they check the wrapper itself,
+not our calling layer; the adapter's core code is also run on its own (no component model around
+it: any bytes can go in), and the whole path once more through ``ComponentInstance``.
 """
 
 from __future__ import annotations
@@ -9,7 +14,9 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import os
-from collections.abc import Callable
+import random
+import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,15 +26,23 @@ import wasmtime
 from wasmtime.component import Component, Linker, Record, Variant
 
 from conftest import CACHE_ROOT, ROOT, wat_binary
+from wactor._ids import ComponentId
+from wactor.messaging import Envelope
+from wactor.wasm import ComponentInstance, InstanceLimits, WasmEngine, build_linker
 from wactor.wasm._fastpath import (
+    _CORE_MODULE,
     FAST_HANDLE_CALLBACK,
     FAST_HANDLE_MESSAGE,
     FAST_INTERFACE,
     WRAPPED_INTERFACE,
+    _adapter_components,
+    _sections,
+    adapter_wat,
     wrap_component,
 )
 
 SIZES = [0, 1, 1024, 64 * 1024, 1024 * 1024]
+KINDS = ["ascii", "high", "mixed"]
 HOST_INTERFACES = {
     "airssys:core/host-messaging@1.0.0": [
         "send",
@@ -81,6 +96,21 @@ def _message(
 
 def _pattern(size: int) -> bytes:
     return bytes((i * 131 + 7) % 256 for i in range(size))
+
+
+def _payload(kind: str, size: int) -> bytes:
+    """``size`` bytes: all ASCII, all >= 0x80, or both (runs of each and single bytes)."""
+    if kind == "ascii":
+        return bytes(i * 7 % 128 for i in range(size))
+    if kind == "high":
+        return bytes(0x80 + i * 13 % 128 for i in range(size))
+    unit = bytes(range(256)) + _pattern(256)  # runs of 128, then scattered
+    return (unit * (size // len(unit) + 1))[:size]
+
+
+def _text(payload: bytes) -> bytes:
+    """What crosses between the host and the adapter: the UTF-8 of the payload's latin-1 text."""
+    return payload.decode("latin-1").encode("utf-8")
 
 
 @dataclass
@@ -200,9 +230,35 @@ def test_wrap_rejects_an_already_wrapped_component() -> None:
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_fast_echo_returns_the_payload(echo: Guest, size: int) -> None:
-    payload = _pattern(size)
+@pytest.mark.parametrize("kind", KINDS)
+def test_fast_echo_returns_the_payload(echo: Guest, kind: str, size: int) -> None:
+    payload = _payload(kind, size)
     assert echo.fast(payload) == payload
+    assert echo.fast(_pattern(size)) == _pattern(size)
+
+
+def test_fast_echo_every_length_and_position(echo: Guest) -> None:
+    # The adapter converts 16 bytes at a time, the rest one by one; a char of the text can
+    # straddle two blocks.  Every short length, with a byte >= 0x80 at every position.
+    for size in range(70):
+        for kind in KINDS:
+            payload = _payload(kind, size)
+            assert echo.fast(payload) == payload, (kind, size)
+        for at in range(size):
+            payload = b"a" * at + b"\xe9" + b"z" * (size - at - 1)
+            assert echo.fast(payload) == payload, (size, at)
+
+
+def test_fast_echo_random_payloads(echo: Guest) -> None:
+    rng = random.Random(1234)
+    for _ in range(300):
+        size = rng.choice([rng.randrange(64), rng.randrange(1024), rng.randrange(70_000)])
+        share = rng.choice([0.0, 0.01, 0.3, 0.5, 0.9, 1.0])  # of bytes >= 0x80
+        payload = bytes(
+            rng.randrange(128, 256) if rng.random() < share else rng.randrange(128)
+            for _ in range(size)
+        )
+        assert echo.fast(payload) == payload
 
 
 def test_fast_echo_passes_every_byte_value(echo: Guest) -> None:
@@ -214,8 +270,8 @@ def test_fast_echo_passes_every_byte_value(echo: Guest) -> None:
 
 
 def test_fast_echo_takes_any_text_in_the_other_strings(echo: Guest) -> None:
-    # Non-latin1 text in the other string fields arrives as UTF-16; the adapter converts it to
-    # UTF-8 for the guest (see the inspecting guest below for the exact bytes).
+    # The other string fields are UTF-8 all the way (see the inspecting guest below for the
+    # exact bytes the guest gets).
     text = "corr-\u20ac-\U0001f600"
     assert echo.fast(b"\xffpayload", correlation=text, sender=("s\u00fc", "", "0")) == (
         b"\xffpayload"
@@ -223,12 +279,39 @@ def test_fast_echo_takes_any_text_in_the_other_strings(echo: Guest) -> None:
     assert echo.fast(b"x", correlation=None) == b"x"
 
 
-def test_non_latin1_payload_traps(echo: Guest) -> None:
-    # A payload char > U+00FF makes wasmtime lower the string as UTF-16, whose length carries the
-    # tag bit 31: as a list<u8> that is out of bounds, so the call traps instead of corrupting.
-    func = echo.func(FAST_INTERFACE, FAST_HANDLE_MESSAGE)
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\u20ac",
+        "\u0100",  # the first char beyond latin-1: lead byte 0xC4
+        "\U0001f600",
+        "a" * 40 + "\u07ff" + "b" * 40,  # inside a block of 16
+        "\xe9" * 15 + "\u0101",  # a lead byte in the last lane of a block
+        "\xff" * 100 + "\u0800",  # in the last bytes, converted one by one
+    ],
+)
+def test_non_latin1_payload_traps(
+    engine: wasmtime.Engine, echo_component: Component, text: str
+) -> None:
+    # A payload char > U+00FF is not a byte: the adapter traps instead of guessing.  (The host
+    # cannot send malformed UTF-8 at all: Python refuses to encode a lone surrogate, and the C API
+    # would abort the process on invalid UTF-8, so the adapter's own checks of malformed text are
+    # tested on its core code below.)
+    guest = _instantiate(engine, echo_component)
+    func = guest.func(FAST_INTERFACE, FAST_HANDLE_MESSAGE)
+    with pytest.raises(wasmtime.WasmtimeError, match="unreachable"):
+        func(guest.store, _message(text))
     with pytest.raises(wasmtime.WasmtimeError):
-        func(echo.store, _message("\u20ac"))
+        guest.fast(b"x")  # a trap poisons the instance
+    fresh = _instantiate(engine, echo_component)  # ... and nothing else
+    assert fresh.fast(_payload("mixed", 5000)) == _payload("mixed", 5000)
+
+
+def test_a_surrogate_in_the_payload_never_reaches_the_guest(echo: Guest) -> None:
+    func = echo.func(FAST_INTERFACE, FAST_HANDLE_MESSAGE)
+    with pytest.raises(UnicodeEncodeError):
+        func(echo.store, _message("ab\ud800"))
+    assert echo.fast(b"still fine \xff") == b"still fine \xff"
 
 
 def test_fast_callback(echo: Guest) -> None:
@@ -245,15 +328,16 @@ def test_normal_lifecycle_export_still_works(echo: Guest) -> None:
     assert echo.func(WRAPPED_INTERFACE, "health")(echo.store) == "healthy"
 
 
+@pytest.mark.parametrize(("kind", "limit"), [("ascii", 2 << 20), ("high", 4 << 20)])
 def test_adapter_heap_is_recycled_between_calls(
-    engine: wasmtime.Engine, echo_component: Component
+    engine: wasmtime.Engine, echo_component: Component, kind: str, limit: int
 ) -> None:
-    # Store limits apply to each linear memory: 8 MiB is room for one 1 MiB call in the adapter
-    # (the host reserves the payload's UTF-8 size, shrinks it, then the reply is copied in), not
-    # for twenty.
+    # Store limits apply to each linear memory.  For 1 MiB of ASCII the adapter needs 1 MiB (the
+    # text is the payload; the reply reuses the message's memory and is its own text); for 1 MiB
+    # of bytes >= 0x80, 3 MiB (the reply and its 2 MiB text).  So twenty calls must fit.
     guest = _instantiate(engine, echo_component)
-    guest.store.set_limits(memory_size=8 << 20)
-    payload = _pattern(1 << 20)
+    guest.store.set_limits(memory_size=limit)
+    payload = _payload(kind, 1 << 20)
     for _ in range(20):
         assert guest.fast(payload) == payload
 
@@ -267,6 +351,214 @@ def test_trap_in_the_guest_surfaces_as_a_trap(engine: wasmtime.Engine) -> None:
     guest = _instantiate(engine, component)
     with pytest.raises(wasmtime.WasmtimeError, match="unreachable"):
         guest.slow(b"boom")
+
+
+# ------------------------------------------------------------------------------------------------
+# The adapter's core code on its own: $Heap and $Main, with a Python stand-in for the guest
+# ------------------------------------------------------------------------------------------------
+
+_I32 = wasmtime.ValType.i32()
+
+
+@pytest.fixture(scope="module")
+def core_modules(engine: wasmtime.Engine) -> tuple[wasmtime.Module, wasmtime.Module]:
+    """$Heap and $Main, the two core modules of $Adapter, in that order."""
+    _, adapter = _adapter_components()
+    modules = [adapter[s.body : s.end] for s in _sections(adapter) if s.id == _CORE_MODULE]
+    assert len(modules) == 2
+    return wasmtime.Module(engine, modules[0]), wasmtime.Module(engine, modules[1])
+
+
+class Core:
+    """$Main instantiated with a heap and a guest that records the payload it gets and echoes it.
+
+    ``call(text)`` lowers a message whose payload string is ``text`` (any bytes: no UTF-8 check
+    in between) the way wasmtime does, calls handle-message and returns the payload bytes the
+    guest saw and the reply text.
+    """
+
+    def __init__(self, engine: wasmtime.Engine, modules: tuple[wasmtime.Module, ...]) -> None:
+        heap_module, main_module = modules
+        store = wasmtime.Store(engine)
+        heap = wasmtime.Instance(store, heap_module, []).exports(store)
+        memory, realloc = heap["memory"], heap["realloc"]
+        assert isinstance(memory, wasmtime.Memory)
+        assert isinstance(realloc, wasmtime.Func)
+        self.store, self.memory, self.realloc = store, memory, realloc
+        self.received: bytes | None = None
+        guest_type = wasmtime.FuncType([_I32, _I32], [])
+        guest = wasmtime.Func(store, guest_type, self._guest)
+        main = wasmtime.Instance(
+            store, main_module, [memory, realloc, heap["recycle"], guest, guest]
+        ).exports(store)
+        handle = main["handle-message"]
+        assert isinstance(handle, wasmtime.Func)
+        self.handle = handle
+
+    def _u32(self, at: int) -> int:
+        return int.from_bytes(self.memory.read(self.store, at, at + 4), "little")
+
+    def _guest(self, msg: int, ret: int) -> None:
+        # What wasmtime's fused adapter does: copy the payload out, copy the reply in (through the
+        # adapter's realloc), write ok(some(reply)) at ret.
+        ptr, size = self._u32(msg + 24), self._u32(msg + 28)
+        self.received = bytes(self.memory.read(self.store, ptr, ptr + size))
+        reply = self.realloc(self.store, 0, 0, 1, size)
+        assert isinstance(reply, int)
+        self.memory.write(self.store, self.received, reply)
+        result = bytes([0, 0, 0, 0, 1, 0, 0, 0]) + reply.to_bytes(4, "little")
+        self.memory.write(self.store, result + size.to_bytes(4, "little"), ret)
+
+    def call(self, text: bytes) -> tuple[bytes | None, bytes]:
+        self.received = None
+        msg = self.realloc(self.store, 0, 0, 8, 104)
+        ptr = self.realloc(self.store, 0, 0, 1, len(text) + 16)
+        assert isinstance(msg, int)
+        assert isinstance(ptr, int)
+        self.memory.write(self.store, bytes(104), msg)
+        # After the text: stale continuation bytes, which must not complete a char at its end.
+        self.memory.write(self.store, text + b"\xa9" * 16, ptr)
+        payload = ptr.to_bytes(4, "little") + len(text).to_bytes(4, "little")
+        self.memory.write(self.store, payload, msg + 24)
+        ret = self.handle(self.store, msg)
+        assert isinstance(ret, int)
+        assert self.memory.read(self.store, ret, ret + 8) == bytes([0, 0, 0, 0, 1, 0, 0, 0])
+        ptr, size = self._u32(ret + 8), self._u32(ret + 12)
+        return self.received, bytes(self.memory.read(self.store, ptr, ptr + size))
+
+
+@pytest.fixture
+def core(engine: wasmtime.Engine, core_modules: tuple[wasmtime.Module, ...]) -> Core:
+    return Core(engine, core_modules)
+
+
+def test_core_pack_table_is_what_it_says() -> None:
+    # PACK (a data segment in fastpath.wat): entry k lists the set bits of k, then 0x80s.
+    match = re.search(r'\(data \(i32\.const 0x40\)\s*((?:"[^"]*"\s*)+)\)', adapter_wat())
+    assert match is not None
+    raw = "".join(re.findall(r'"([^"]*)"', match.group(1)))
+    table = bytes(int(h, 16) for h in re.findall(r"\\([0-9a-f]{2})", raw))
+    expected = b"".join(
+        bytes([j for j in range(8) if k >> j & 1] + [0x80] * (8 - bin(k).count("1")))
+        for k in range(256)
+    )
+    assert len(raw) == 3 * len(table)  # nothing but \xx escapes
+    assert table == expected
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_core_converts_every_length(core: Core, kind: str) -> None:
+    for size in [*range(100), 1000, 4097, 70_000]:
+        payload = _payload(kind, size)
+        assert core.call(_text(payload)) == (payload, _text(payload)), size
+
+
+def test_core_converts_random_payloads(core: Core) -> None:
+    rng = random.Random(99)
+    for _ in range(2000):
+        size = rng.randrange(100) if rng.random() < 0.8 else rng.randrange(5000)
+        share = rng.choice([0.0, 0.05, 0.5, 0.95, 1.0])
+        payload = bytes(
+            rng.randrange(128, 256) if rng.random() < share else rng.randrange(128)
+            for _ in range(size)
+        )
+        assert core.call(_text(payload)) == (payload, _text(payload))
+
+
+MALFORMED = [
+    b"\x80",  # a continuation byte without a lead byte
+    b"\xbf",
+    b"\xc3",  # a lead byte without its continuation byte (at the end, or before ASCII)
+    b"\xc3A",
+    b"\xc3\xc3\xa9",
+    b"\xc0\x80",  # overlong
+    b"\xc1\xbf",
+    b"\xc4\x80",  # U+0100, well-formed but no byte
+    b"\xdf\xbf",
+    b"\xe2\x82\xac",
+    b"\xed\xa0\x80",  # a surrogate
+    b"\xf0\x9f\x98\x80",
+    b"\xf8\x88\x80\x80\x80",
+    b"\xfe",
+    b"\xff",
+    b"\xc3\xa9\xa9",  # one continuation byte too many
+]
+
+
+@pytest.mark.parametrize("bad", MALFORMED)
+def test_core_traps_on_text_that_is_not_latin1_utf8(
+    engine: wasmtime.Engine, core_modules: tuple[wasmtime.Module, ...], bad: bytes
+) -> None:
+    # Before the bad bytes: ASCII or 2-byte chars, so they land on every lane of a block of 16
+    # and in the last bytes (converted one by one); after them, valid text.
+    for before in range(40):
+        for prefix in (b"a" * before, b"a" * (before % 2) + b"\xc3\xa9" * (before // 2)):
+            for after in (b"", b"z" * 3, b"\xc3\xa9" * 20):
+                text = prefix + bad + after
+                with pytest.raises(wasmtime.Trap, match="unreachable"):
+                    Core(engine, core_modules).call(text)
+
+
+# ------------------------------------------------------------------------------------------------
+# The whole host path: ComponentInstance (the compiled calling layer, the engine's fuel and epochs)
+# ------------------------------------------------------------------------------------------------
+
+
+class _Ctx:
+    """A guest context for a component that imports nothing."""
+
+    component_id = ComponentId("t", "echo", "0")
+    storage = None
+    storage_quota = 0
+
+
+@pytest.fixture(scope="module")
+def wasm_engine() -> Iterator[WasmEngine]:
+    engine = WasmEngine(None)
+    yield engine
+    engine.close()
+
+
+def _component_instance(engine: WasmEngine) -> ComponentInstance:
+    loaded = engine.load(wat_binary("echo").read_bytes(), "echo.wasm")
+    assert loaded.fast
+    return ComponentInstance(
+        engine,
+        build_linker(engine),
+        loaded,
+        context=_Ctx(),  # type: ignore[arg-type]
+        limits=InstanceLimits(256 << 20, 10_000),
+    )
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("kind", KINDS)
+def test_component_instance_fast_path(wasm_engine: WasmEngine, kind: str, size: int) -> None:
+    instance = _component_instance(wasm_engine)
+    assert instance.fast
+    payload = _payload(kind, size)
+    env = Envelope(ComponentId("a", "b", "0"), _Ctx.component_id, payload, correlation_id="\u20ac")
+    assert instance.handle_message(env) == payload
+    instance.handle_callback(env)  # no reply; raises on a guest error
+    assert instance.handle_message(env) == payload
+
+
+def test_component_instance_every_byte_value(wasm_engine: WasmEngine) -> None:
+    instance = _component_instance(wasm_engine)
+    singles = [bytes([value]) for value in range(256)]
+    for payload in [bytes(range(256)), bytes(range(255, -1, -1)) * 300, *singles]:
+        env = Envelope(ComponentId("a", "b", "0"), _Ctx.component_id, payload)
+        assert instance.handle_message(env) == payload
+
+
+def test_component_instance_trap_poisons_only_that_instance(wasm_engine: WasmEngine) -> None:
+    instance = _component_instance(wasm_engine)
+    func = instance._funcs[f"fast:{FAST_HANDLE_MESSAGE}"]
+    with pytest.raises(wasmtime.WasmtimeError, match="unreachable"):
+        func(instance._store, _message("\u0100" * 100))
+    fresh = _component_instance(wasm_engine)
+    env = Envelope(ComponentId("a", "b", "0"), _Ctx.component_id, _payload("mixed", 3000))
+    assert fresh.handle_message(env) == _payload("mixed", 3000)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -312,7 +604,7 @@ def test_guest_error_comes_back_as_err(engine: wasmtime.Engine) -> None:
 
 
 # ------------------------------------------------------------------------------------------------
-# Strings other than the payload: UTF-8 for the guest, latin1 / UTF-16 for the host
+# Strings other than the payload: UTF-8 from the host to the guest and back, copied as they are
 # ------------------------------------------------------------------------------------------------
 
 # A guest that reports what it received.  Payload byte 0 selects the answer:
@@ -504,9 +796,11 @@ def test_error_without_a_string(inspect: Guest) -> None:
 def test_invalid_utf8_error_string_traps(
     engine: wasmtime.Engine, inspect_component: Component, garbage: bytes
 ) -> None:
+    # wasmtime checks a UTF-8 string when it lifts it: the guest's error string on its way out.
     guest = _instantiate(engine, inspect_component)
     with pytest.raises(wasmtime.WasmtimeError):
         guest.fast(b"\x08" + garbage)
+    assert _instantiate(engine, inspect_component).fast(b"\x08ok") == Variant("runtime-error", "ok")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -585,9 +879,13 @@ def test_componentize_py_guest(fuel_engine: wasmtime.Engine, python_echo: Compon
     assert logged == ["echo ready"]  # a host import called by the nested guest
     assert guest.func(WRAPPED_INTERFACE, "metadata")(guest.store).name == "echo"
     for size in SIZES:
-        payload = _pattern(size)
-        assert guest.fast(payload) == payload
+        for kind in KINDS:
+            payload = _payload(kind, size)
+            assert guest.fast(payload) == payload, (kind, size)
+        assert guest.fast(_pattern(size)) == _pattern(size)
     assert guest.fast(bytes(range(256))) == bytes(range(256))
+    for value in range(256):
+        assert guest.fast(bytes([value])) == bytes([value])
     assert guest.slow(bytes(range(256))) == bytes(range(256))
     assert guest.func(FAST_INTERFACE, FAST_HANDLE_CALLBACK)(guest.store, _message("\xff")) is None
 

@@ -14,25 +14,22 @@ What: :func:`wrap_component` turns a guest component G into a component W that c
   ``airssys:core/component-lifecycle@1.0.0`` interface works as before;
 * one more export, :data:`FAST_INTERFACE`, with ``handle-message`` and ``handle-callback`` whose
   ``component-message.payload`` is a ``string`` and whose ``handle-message`` returns
-  ``result<option<string>, wasm-error>``. Both are lifted with ``string-encoding=latin1+utf16``.
+  ``result<option<string>, wasm-error>``. Both are lifted with ``string-encoding=utf8``.
 
-In the canonical ABI a ``string`` and a ``list<u8>`` have the same flat and memory layout
-(ptr: i32, len: i32). With latin1+utf16, wasmtime lowers a host string whose chars are all
-<= U+00FF as latin1 (one byte per char, UTF-16 tag bit 31 of the length clear), so a host that
-passes ``payload.decode("latin-1")`` puts exactly the payload bytes into the adapter's memory; the
-adapter hands the same (ptr, len) on to G's ``handle-message`` as a ``list<u8>``, and G's reply
-``list<u8>`` comes back lifted as a latin1 ``string`` (``reply.encode("latin-1")`` on the host).
-The adapter ($Adapter in ``fastpath.wat``) forwards the message pointer; the payload is copied
-by wasmtime only (host <-> adapter memory by the string conversion, adapter <-> G by the fused
-adapter trampoline, a memcpy for ``list<u8>``). Towards G the adapter lowers with
-``string-encoding=utf8`` and converts the message's other strings to UTF-8 itself (and G's error
-string back): wasmtime's latin1+utf16 -> utf8 transcoding shrinks its buffer with a true
-``realloc(old_ptr != 0)`` in G, which componentize-py's ``cabi_realloc`` does not survive, while a
-utf8 -> utf8 copy allocates once, exactly like a direct host call.
-
-Host side: pass ``payload.decode("latin-1")`` as ``payload`` and read ``reply.encode("latin-1")``;
-any other string field may hold any text. A payload char above U+00FF is lowered as UTF-16 by
-wasmtime, whose tagged length is out of bounds as a ``list<u8>``: the call traps.
+The payload string is the payload's bytes read as latin-1 text, one char (U+0000..U+00FF) per byte:
+the host passes ``payload.decode("latin-1")`` and reads ``reply.encode("latin-1")``. wasmtime moves
+a UTF-8 string between the host and a component's memory with one validated copy, so the adapter
+($Adapter in ``fastpath.wat``) receives the UTF-8 form of that text -- each byte < 0x80 as is, each
+byte >= 0x80 as 0xC2/0xC3 and a continuation byte -- turns it back into the bytes in place (SIMD,
+16 bytes at a time) and hands the message pointer on to G's ``handle-message``, where the payload
+is a ``list<u8>`` again (a string and a ``list<u8>`` have the same layout in the canonical ABI:
+ptr: i32, len: i32). G's reply ``list<u8>`` is turned into UTF-8 text the same way (an ASCII reply
+as it is) and lifted as the reply string. A payload char above U+00FF (anything but the UTF-8 of
+latin-1 text) traps in the adapter. Every other string field is UTF-8 on both sides of the adapter
+and is copied by wasmtime as it is; towards G the adapter also lowers with ``string-encoding=utf8``
+(a utf8 -> utf8 copy allocates once in G, exactly like a direct host call, while wasmtime's
+transcoding between other encodings shrinks its buffer with a true ``realloc(old_ptr != 0)``,
+which componentize-py's ``cabi_realloc`` does not survive).
 
 Layout of W (component binary format, ``design/mvp/Binary.md`` of the component model)::
 
@@ -45,13 +42,16 @@ Layout of W (component binary format, ``design/mvp/Binary.md`` of the component 
                        t = instantiate $Types
     alias section:     every export of g      (export g <name>)
     instance section:  a = instantiate $Adapter (with "types" t) (with "lifecycle" g.lifecycle)
-    alias section:     fast = export a "wactor:fast/lifecycle@0.1.0"
+    alias section:     fast = export a "wactor:fast/lifecycle@0.2.0"
     export section:    every export of G (the aliases) and FAST_INTERFACE (fast)
 
-Costs of W: one more memory (the adapter's heap, recycled every call, peaking at about twice the
-largest payload, since wasmtime first reserves the payload's UTF-8 size) and one extra copy of the
-payload each way (host -> adapter -> guest), both small next to the per-element conversion they
-replace. G's code is compiled exactly as before; W only adds the adapter and its trampolines.
+Costs of W: one more memory (the adapter's heap, recycled every call; for an echo of n bytes it
+peaks at n if they are ASCII, up to 3n if not) and one more copy of the payload each way. wasmtime
+copies the payload between the adapter and G with its fused adapter, which for a ``list<u8>`` is a
+loop over the bytes (the largest part of what a big payload costs in W), but still far cheaper than
+the per-element conversion of the C API it replaces. G's code is compiled exactly as before; W only
+adds the adapter and its trampolines. :data:`FAST_INTERFACE` carries the adapter's version, so
+compiled wrappers cached under its name are not reused across incompatible adapters.
 """
 
 from __future__ import annotations
@@ -71,8 +71,13 @@ __all__ = [
     "wrap_component",
 ]
 
-FAST_INTERFACE = "wactor:fast/lifecycle@0.1.0"
-"""Name of the instance export W adds: the string-payload variant of the lifecycle interface."""
+FAST_INTERFACE = "wactor:fast/lifecycle@0.2.0"
+"""Name of the instance export W adds: the string-payload variant of the lifecycle interface.
+
+Its version names the adapter (0.2.0: UTF-8 strings, converted in the adapter; 0.1.0 was latin-1
+strings transcoded by wasmtime). The engine's compile cache keys wrapped guests by the guest's
+digest and this name only, not by ``fastpath.wat``: change the version whenever the adapter changes,
+or stale compiled wrappers are loaded."""
 FAST_HANDLE_MESSAGE = "handle-message"
 """``func(msg: component-message) -> result<option<string>, wasm-error>`` (payload: string)."""
 FAST_HANDLE_CALLBACK = "handle-callback"

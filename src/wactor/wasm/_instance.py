@@ -181,7 +181,7 @@ class ComponentInstance:
         self.fast = False
         fast_iface = instance.get_export_index(store, FAST_INTERFACE) if loaded.fast else None
         if fast_iface is not None:
-            # The wrapped guest: messages go through the adapter, payloads as latin-1 strings.
+            # The wrapped guest: messages go through the adapter, payloads as latin-1 text.
             for name in (FAST_HANDLE_MESSAGE, FAST_HANDLE_CALLBACK):
                 idx = instance.get_export_index(store, name, fast_iface)
                 func = instance.get_func(store, idx) if idx is not None else None
@@ -289,7 +289,8 @@ class ComponentInstance:
                 "fast:handle-message", message_record(env, latin1=True), subject=env.subject
             )
             reply = _unwrap_wasm_result(result, self._label)
-            # latin-1 maps the 256 code points 0-255 back to the exact bytes the guest returned
+            # the adapter returns the reply bytes as chars U+0000-U+00FF (crossing as UTF-8);
+            # latin-1 maps them back to the exact bytes the guest returned
             return reply.encode("latin-1") if reply is not None else None
         result = self._call("handle-message", message_record(env), subject=env.subject)
         return _unwrap_wasm_result(result, self._label)  # type: ignore[no-any-return]

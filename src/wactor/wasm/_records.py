@@ -60,7 +60,8 @@ def message_record(env: Envelope, *, latin1: bool = False) -> Record:
     """The ``component-message`` a guest receives for an envelope.
 
     With ``latin1`` the payload is a ``str`` of code points 0-255 (one per byte), the form the
-    fast-path adapter takes: wasmtime then lowers it as latin-1, byte for byte, with a memcpy.
+    fast-path adapter takes: its UTF-8 form crosses into the adapter as one copy, and the adapter
+    turns it back into the bytes (see :mod:`wactor.wasm._fastpath`).
     """
     meta = record(
         correlation_id=env.correlation_id,

@@ -6,19 +6,25 @@
 ;; a C value (and a Rust `Val`) per byte, while a `string` crosses as one
 ;; buffer.  $Adapter re-exports the guest's handle-message / handle-callback
 ;; with the `list<u8>` payload typed as a `string`, lifted with
-;; string-encoding=latin1+utf16.  A host string whose chars are all <= U+00FF
-;; is lowered by wasmtime as latin1 -- one byte per char, UTF-16 tag bit (bit
-;; 31 of the length) clear -- so its (ptr, len) is exactly a `list<u8>` of
-;; those bytes, and the guest's reply `list<u8>` lifts as the latin1 string of
-;; its bytes.  The host passes `payload.decode("latin-1")` and reads
-;; `reply.encode("latin-1")`.  (A payload char > U+00FF would be lowered as
-;; UTF-16, tag bit set: as a list<u8> length that is out of bounds, so the
-;; call traps -- it cannot pass garbage.)
+;; string-encoding=utf8: wasmtime moves a UTF-8 string between the host and
+;; the adapter's memory with a memcpy (and a UTF-8 check).
 ;;
-;; The guest's functions are lowered with string-encoding=utf8, and $Main
-;; converts the message's *other* strings (sender, correlation-id, reply-to,
-;; content-type) to UTF-8 itself, and the guest's error string back to
-;; latin1 / UTF-16.  See the comment at the `canon lower`s for why.
+;; The payload string is the host's `payload.decode("latin-1")`: one char per
+;; byte, so its UTF-8 form has each byte < 0x80 as itself and each byte
+;; >= 0x80 as two bytes, 0xC2 / 0xC3 and a continuation byte.  $Main turns
+;; that back into the raw bytes in place (runs of ASCII a word at a time) and
+;; hands (ptr, len) on to the guest's `list<u8>`; the guest's reply `list<u8>`
+;; is turned into UTF-8 text the same way (ASCII replies are passed as they
+;; are), and the host reads `reply.encode("latin-1")`.  A payload char above
+;; U+00FF (or anything else that is not UTF-8 of latin-1 text) traps.
+;;
+;; Every other string (sender, correlation-id, reply-to, content-type, the
+;; guest's error strings) is UTF-8 on both sides of the adapter and is copied
+;; by wasmtime as it is; the guest's functions are lowered with
+;; string-encoding=utf8 as well, so wasmtime's fused adapter copies utf8 ->
+;; utf8 with one fresh allocation per string, exactly like a direct host call
+;; (componentize-py's cabi_realloc does not survive a true realloc with
+;; old-ptr != 0, which wasmtime's transcoding between other encodings does).
 ;;
 ;; This file is one valid component holding the two nested component
 ;; definitions, in this order (the wrapper copies their component sections):
@@ -29,7 +35,7 @@
 ;;   2. $Adapter -- imports "types" and "lifecycle" (the guest's
 ;;                  airssys:core/component-lifecycle@1.0.0 instance; only its
 ;;                  handle-message and handle-callback are required), exports
-;;                  "wactor:fast/lifecycle@0.1.0".
+;;                  "wactor:fast/lifecycle@0.2.0".
 ;;
 ;; Record layouts (canonical ABI; identical for the list<u8> and string
 ;; variants, which is the whole point):
@@ -50,8 +56,7 @@
 ;; results flatten to 4 values (> 1 = MAX_FLAT_RESULTS), so the lifted export
 ;; returns a pointer to its result and the lowered import takes a result
 ;; pointer as an extra last parameter.  The adapter forwards the very same
-;; message pointer: the payload bytes are copied host -> adapter memory ->
-;; guest memory and back by wasmtime itself (a memcpy for list<u8> / latin1).
+;; message pointer (with the payload's (ptr, len) rewritten in place).
 (component $fastpath
 
   ;; ===========================================================================
@@ -155,35 +160,42 @@
     ;; -------------------------------------------------------------------------
     ;; $Heap: the adapter's memory and allocator.
     ;;
-    ;;   0x00  RET_MSG (16 B)  result<option<payload>, wasm-error>
-    ;;   0x20  RET_CB  (16 B)  result<_, wasm-error>
-    ;;   0x40  heap (bump allocator, grows memory on demand)
+    ;;   0x000  RET_MSG (16 B)  result<option<payload>, wasm-error>
+    ;;   0x020  RET_CB  (16 B)  result<_, wasm-error>
+    ;;   0x040  PACK (2 KiB)    $Main's table (a data segment of $Main)
+    ;;   0x1000 heap (bump allocator, grows memory on demand)
     ;;
-    ;; Allocations of one call: the host lowering the export's arguments
-    ;; (message record and its strings), then wasmtime copying the guest's
-    ;; results (reply bytes, error strings) in.  All of it is dead once the
-    ;; host has lifted the results, which happens before the host's next
-    ;; call lowers anything: every export sets `recycle` on its way out and
-    ;; the next realloc first resets the heap.  So the memory never grows
-    ;; beyond what the largest call needed, and no post-return is required.
-    ;; A realloc of the most recent block (wasmtime shrinks a latin1 string
-    ;; after transcoding) resizes it in place.
+    ;; One call allocates in two rounds.  1. The host lowers the export's
+    ;; arguments: the message record and its strings (the payload's bytes
+    ;; then replace its text in place).  2. After the guest has run, wasmtime
+    ;; copies its results in (reply bytes, error strings) and $Main adds the
+    ;; reply's text.  The message is dead by round 2 (the guest got its own
+    ;; copy before it ran), and everything is dead once the host has lifted
+    ;; the results, before its next call lowers anything.  So $Main calls
+    ;; `recycle` before the guest runs and on its way out, and the next
+    ;; realloc first resets the heap: the memory never grows beyond what the
+    ;; largest round needed (for an echo of n bytes: n if they are ASCII, up
+    ;; to 3n if they are not), and no post-return is required.  A realloc of
+    ;; the most recent block resizes it in place.  Memory always extends 16
+    ;; bytes past the end of the newest block: $Main reads up to 1 byte past
+    ;; a string and writes up to 8 bytes past its output.
     ;; -------------------------------------------------------------------------
     (core module $Heap
       (memory (export "memory") 1)
-      (global $bump (mut i32) (i32.const 0x40))
+      (global $bump (mut i32) (i32.const 0x1000))
       (global $last (mut i32) (i32.const 0))
       (global $recycle (mut i32) (i32.const 0))
 
-      (func (export "call-end") (global.set $recycle (i32.const 1)))
+      ;; Everything allocated so far is dead: the next realloc starts over.
+      (func (export "recycle") (global.set $recycle (i32.const 1)))
 
-      ;; Make sure memory covers [0, end).  Traps when it cannot grow.
+      ;; Make sure memory covers [0, end + 16).  Traps when it cannot grow.
       (func $reserve (param $end i32)
         (local $pages i32)
         (local.set $pages
           (i32.wrap_i64
             (i64.shr_u
-              (i64.add (i64.extend_i32_u (local.get $end)) (i64.const 0xffff))
+              (i64.add (i64.extend_i32_u (local.get $end)) (i64.const 0x1000f))
               (i64.const 16))))
         (if (i32.gt_u (local.get $pages) (memory.size))
           (then
@@ -198,7 +210,7 @@
         (local $ptr i32) (local $end i32)
         (if (global.get $recycle)
           (then
-            (global.set $bump (i32.const 0x40))
+            (global.set $bump (i32.const 0x1000))
             (global.set $last (i32.const 0))
             (global.set $recycle (i32.const 0))))
         ;; Resize the most recent block in place.
@@ -210,12 +222,10 @@
             (call $reserve (local.get $end))
             (global.set $bump (local.get $end))
             (return (local.get $old))))
-        ;; ptr = align_up(bump, max(align, 8))   (align is a power of two).
-        ;; At least 8, not just `align`: the guest's reply list<u8> is copied in
-        ;; with align 1 but lifted as a latin1+utf16 string, which must be
-        ;; 2-aligned ("string pointer not aligned to 2" otherwise).
-        (if (i32.lt_u (local.get $align) (i32.const 8))
-          (then (local.set $align (i32.const 8))))
+        ;; ptr = align_up(bump, max(align, 16))   (align is a power of two):
+        ;; $Main's loads of 16 bytes start aligned.
+        (if (i32.lt_u (local.get $align) (i32.const 16))
+          (then (local.set $align (i32.const 16))))
         (local.set $ptr
           (i32.and
             (i32.add (global.get $bump) (i32.sub (local.get $align) (i32.const 1)))
@@ -237,21 +247,8 @@
     (alias core export $heap "realloc" (core func $realloc))
 
     ;; -------------------------------------------------------------------------
-    ;; The guest's functions, lowered with string-encoding=utf8.
-    ;;
-    ;; Why utf8 here (and latin1+utf16 only towards the host): with
-    ;; latin1+utf16 on both sides, wasmtime's fused adapter transcodes every
-    ;; non-ASCII string for the guest by allocating a worst-case buffer and then
-    ;; shrinking it with a *true* realloc (old-ptr != 0) in the guest.  The
-    ;; canonical ABI allows that, but componentize-py's cabi_realloc panics on
-    ;; it (the panic handler then calls WASI from inside realloc: "cannot leave
-    ;; component instance").  The host's own utf8 lowering never does this, so
-    ;; guests never meet it.  So $Main converts the message's strings to UTF-8
-    ;; itself, and the adapter copies utf8 -> utf8 with one fresh allocation per
-    ;; string, exactly like a direct host call.  The payload is a list<u8> for
-    ;; the guest: copied as is.  The guest's error strings come back as UTF-8
-    ;; and $Main converts them to latin1 / UTF-16 for the lift.
-    ;;
+    ;; The guest's functions, lowered with string-encoding=utf8 (like the
+    ;; export, so wasmtime copies every string as it is).
     ;; Both lower to (param i32 i32): message pointer, result pointer.
     ;; -------------------------------------------------------------------------
     (core func $guest-handle-message-core
@@ -265,251 +262,358 @@
       (export "handle-callback" (func $guest-handle-callback-core)))
 
     ;; -------------------------------------------------------------------------
-    ;; $Main: convert the message's strings to UTF-8 in place, forward the
-    ;; argument pointer, convert an error string back, return the result area.
-    ;; Each conversion leaves ASCII strings (the usual case) untouched; invalid
-    ;; input (unpaired surrogates, malformed UTF-8) traps like the canonical
-    ;; ABI does.
+    ;; $Main: turn the payload's text into its bytes, forward the message
+    ;; pointer, turn a reply's bytes into text, return the result area.
+    ;;
+    ;; Both conversions take 16 bytes at a time with SIMD: an all-ASCII block
+    ;; is one load, one test and one store; any other block is converted with
+    ;; a few shuffles, each half of the output packed by a lookup in PACK.
+    ;; The last < 16 bytes go one at a time, without branches on the data.
+    ;; (wasmtime meters fuel and checks the epoch at every loop iteration, so
+    ;; a loop that does more per iteration pays those less often.)
     ;; -------------------------------------------------------------------------
     (core module $Main
       (import "heap" "memory" (memory 1))
       (import "heap" "realloc" (func $realloc (param i32 i32 i32 i32) (result i32)))
-      (import "heap" "call-end" (func $call-end))
+      (import "heap" "recycle" (func $recycle))
       (import "guest" "handle-message" (func $guest-handle-message (param i32 i32)))
       (import "guest" "handle-callback" (func $guest-handle-callback (param i32 i32)))
 
-      ;; Write the UTF-8 bytes of code point $c (< 0x10000, not a surrogate)
-      ;; at $o; return the next output position.
-      (func $put-bmp (param $o i32) (param $c i32) (result i32)
-        (if (i32.lt_u (local.get $c) (i32.const 0x80))
-          (then
-            (i32.store8 (local.get $o) (local.get $c))
-            (return (i32.add (local.get $o) (i32.const 1)))))
-        (if (i32.lt_u (local.get $c) (i32.const 0x800))
-          (then
-            (i32.store8 (local.get $o)
-              (i32.or (i32.const 0xc0) (i32.shr_u (local.get $c) (i32.const 6))))
-            (i32.store8 offset=1 (local.get $o)
-              (i32.or (i32.const 0x80) (i32.and (local.get $c) (i32.const 0x3f))))
-            (return (i32.add (local.get $o) (i32.const 2)))))
-        (i32.store8 (local.get $o)
-          (i32.or (i32.const 0xe0) (i32.shr_u (local.get $c) (i32.const 12))))
-        (i32.store8 offset=1 (local.get $o)
-          (i32.or (i32.const 0x80)
-            (i32.and (i32.shr_u (local.get $c) (i32.const 6)) (i32.const 0x3f))))
-        (i32.store8 offset=2 (local.get $o)
-          (i32.or (i32.const 0x80) (i32.and (local.get $c) (i32.const 0x3f))))
-        (i32.add (local.get $o) (i32.const 3)))
+      ;; PACK at 0x40: 256 entries of 8 bytes.  Entry k lists the lanes whose
+      ;; bit is set in k, lowest first, then 0x80 (a swizzle index that yields
+      ;; 0): swizzling 8 lanes with entry k packs the lanes k selects to the
+      ;; front, popcnt(k) of them.  Packing 16 lanes by a 16-bit mask: the low
+      ;; half with entry (mask & 0xff), stored as 8 bytes at o, o += popcnt;
+      ;; the high half with entry (mask >> 8) + 8, the same.  This writes up
+      ;; to 16 bytes from o on.  (Checked against its definition by
+      ;; tests/wasm/test_fastpath.py.)
+      (data (i32.const 0x40)
+        "\80\80\80\80\80\80\80\80\00\80\80\80\80\80\80\80\01\80\80\80\80\80\80\80\00\01\80\80\80\80\80\80"
+        "\02\80\80\80\80\80\80\80\00\02\80\80\80\80\80\80\01\02\80\80\80\80\80\80\00\01\02\80\80\80\80\80"
+        "\03\80\80\80\80\80\80\80\00\03\80\80\80\80\80\80\01\03\80\80\80\80\80\80\00\01\03\80\80\80\80\80"
+        "\02\03\80\80\80\80\80\80\00\02\03\80\80\80\80\80\01\02\03\80\80\80\80\80\00\01\02\03\80\80\80\80"
+        "\04\80\80\80\80\80\80\80\00\04\80\80\80\80\80\80\01\04\80\80\80\80\80\80\00\01\04\80\80\80\80\80"
+        "\02\04\80\80\80\80\80\80\00\02\04\80\80\80\80\80\01\02\04\80\80\80\80\80\00\01\02\04\80\80\80\80"
+        "\03\04\80\80\80\80\80\80\00\03\04\80\80\80\80\80\01\03\04\80\80\80\80\80\00\01\03\04\80\80\80\80"
+        "\02\03\04\80\80\80\80\80\00\02\03\04\80\80\80\80\01\02\03\04\80\80\80\80\00\01\02\03\04\80\80\80"
+        "\05\80\80\80\80\80\80\80\00\05\80\80\80\80\80\80\01\05\80\80\80\80\80\80\00\01\05\80\80\80\80\80"
+        "\02\05\80\80\80\80\80\80\00\02\05\80\80\80\80\80\01\02\05\80\80\80\80\80\00\01\02\05\80\80\80\80"
+        "\03\05\80\80\80\80\80\80\00\03\05\80\80\80\80\80\01\03\05\80\80\80\80\80\00\01\03\05\80\80\80\80"
+        "\02\03\05\80\80\80\80\80\00\02\03\05\80\80\80\80\01\02\03\05\80\80\80\80\00\01\02\03\05\80\80\80"
+        "\04\05\80\80\80\80\80\80\00\04\05\80\80\80\80\80\01\04\05\80\80\80\80\80\00\01\04\05\80\80\80\80"
+        "\02\04\05\80\80\80\80\80\00\02\04\05\80\80\80\80\01\02\04\05\80\80\80\80\00\01\02\04\05\80\80\80"
+        "\03\04\05\80\80\80\80\80\00\03\04\05\80\80\80\80\01\03\04\05\80\80\80\80\00\01\03\04\05\80\80\80"
+        "\02\03\04\05\80\80\80\80\00\02\03\04\05\80\80\80\01\02\03\04\05\80\80\80\00\01\02\03\04\05\80\80"
+        "\06\80\80\80\80\80\80\80\00\06\80\80\80\80\80\80\01\06\80\80\80\80\80\80\00\01\06\80\80\80\80\80"
+        "\02\06\80\80\80\80\80\80\00\02\06\80\80\80\80\80\01\02\06\80\80\80\80\80\00\01\02\06\80\80\80\80"
+        "\03\06\80\80\80\80\80\80\00\03\06\80\80\80\80\80\01\03\06\80\80\80\80\80\00\01\03\06\80\80\80\80"
+        "\02\03\06\80\80\80\80\80\00\02\03\06\80\80\80\80\01\02\03\06\80\80\80\80\00\01\02\03\06\80\80\80"
+        "\04\06\80\80\80\80\80\80\00\04\06\80\80\80\80\80\01\04\06\80\80\80\80\80\00\01\04\06\80\80\80\80"
+        "\02\04\06\80\80\80\80\80\00\02\04\06\80\80\80\80\01\02\04\06\80\80\80\80\00\01\02\04\06\80\80\80"
+        "\03\04\06\80\80\80\80\80\00\03\04\06\80\80\80\80\01\03\04\06\80\80\80\80\00\01\03\04\06\80\80\80"
+        "\02\03\04\06\80\80\80\80\00\02\03\04\06\80\80\80\01\02\03\04\06\80\80\80\00\01\02\03\04\06\80\80"
+        "\05\06\80\80\80\80\80\80\00\05\06\80\80\80\80\80\01\05\06\80\80\80\80\80\00\01\05\06\80\80\80\80"
+        "\02\05\06\80\80\80\80\80\00\02\05\06\80\80\80\80\01\02\05\06\80\80\80\80\00\01\02\05\06\80\80\80"
+        "\03\05\06\80\80\80\80\80\00\03\05\06\80\80\80\80\01\03\05\06\80\80\80\80\00\01\03\05\06\80\80\80"
+        "\02\03\05\06\80\80\80\80\00\02\03\05\06\80\80\80\01\02\03\05\06\80\80\80\00\01\02\03\05\06\80\80"
+        "\04\05\06\80\80\80\80\80\00\04\05\06\80\80\80\80\01\04\05\06\80\80\80\80\00\01\04\05\06\80\80\80"
+        "\02\04\05\06\80\80\80\80\00\02\04\05\06\80\80\80\01\02\04\05\06\80\80\80\00\01\02\04\05\06\80\80"
+        "\03\04\05\06\80\80\80\80\00\03\04\05\06\80\80\80\01\03\04\05\06\80\80\80\00\01\03\04\05\06\80\80"
+        "\02\03\04\05\06\80\80\80\00\02\03\04\05\06\80\80\01\02\03\04\05\06\80\80\00\01\02\03\04\05\06\80"
+        "\07\80\80\80\80\80\80\80\00\07\80\80\80\80\80\80\01\07\80\80\80\80\80\80\00\01\07\80\80\80\80\80"
+        "\02\07\80\80\80\80\80\80\00\02\07\80\80\80\80\80\01\02\07\80\80\80\80\80\00\01\02\07\80\80\80\80"
+        "\03\07\80\80\80\80\80\80\00\03\07\80\80\80\80\80\01\03\07\80\80\80\80\80\00\01\03\07\80\80\80\80"
+        "\02\03\07\80\80\80\80\80\00\02\03\07\80\80\80\80\01\02\03\07\80\80\80\80\00\01\02\03\07\80\80\80"
+        "\04\07\80\80\80\80\80\80\00\04\07\80\80\80\80\80\01\04\07\80\80\80\80\80\00\01\04\07\80\80\80\80"
+        "\02\04\07\80\80\80\80\80\00\02\04\07\80\80\80\80\01\02\04\07\80\80\80\80\00\01\02\04\07\80\80\80"
+        "\03\04\07\80\80\80\80\80\00\03\04\07\80\80\80\80\01\03\04\07\80\80\80\80\00\01\03\04\07\80\80\80"
+        "\02\03\04\07\80\80\80\80\00\02\03\04\07\80\80\80\01\02\03\04\07\80\80\80\00\01\02\03\04\07\80\80"
+        "\05\07\80\80\80\80\80\80\00\05\07\80\80\80\80\80\01\05\07\80\80\80\80\80\00\01\05\07\80\80\80\80"
+        "\02\05\07\80\80\80\80\80\00\02\05\07\80\80\80\80\01\02\05\07\80\80\80\80\00\01\02\05\07\80\80\80"
+        "\03\05\07\80\80\80\80\80\00\03\05\07\80\80\80\80\01\03\05\07\80\80\80\80\00\01\03\05\07\80\80\80"
+        "\02\03\05\07\80\80\80\80\00\02\03\05\07\80\80\80\01\02\03\05\07\80\80\80\00\01\02\03\05\07\80\80"
+        "\04\05\07\80\80\80\80\80\00\04\05\07\80\80\80\80\01\04\05\07\80\80\80\80\00\01\04\05\07\80\80\80"
+        "\02\04\05\07\80\80\80\80\00\02\04\05\07\80\80\80\01\02\04\05\07\80\80\80\00\01\02\04\05\07\80\80"
+        "\03\04\05\07\80\80\80\80\00\03\04\05\07\80\80\80\01\03\04\05\07\80\80\80\00\01\03\04\05\07\80\80"
+        "\02\03\04\05\07\80\80\80\00\02\03\04\05\07\80\80\01\02\03\04\05\07\80\80\00\01\02\03\04\05\07\80"
+        "\06\07\80\80\80\80\80\80\00\06\07\80\80\80\80\80\01\06\07\80\80\80\80\80\00\01\06\07\80\80\80\80"
+        "\02\06\07\80\80\80\80\80\00\02\06\07\80\80\80\80\01\02\06\07\80\80\80\80\00\01\02\06\07\80\80\80"
+        "\03\06\07\80\80\80\80\80\00\03\06\07\80\80\80\80\01\03\06\07\80\80\80\80\00\01\03\06\07\80\80\80"
+        "\02\03\06\07\80\80\80\80\00\02\03\06\07\80\80\80\01\02\03\06\07\80\80\80\00\01\02\03\06\07\80\80"
+        "\04\06\07\80\80\80\80\80\00\04\06\07\80\80\80\80\01\04\06\07\80\80\80\80\00\01\04\06\07\80\80\80"
+        "\02\04\06\07\80\80\80\80\00\02\04\06\07\80\80\80\01\02\04\06\07\80\80\80\00\01\02\04\06\07\80\80"
+        "\03\04\06\07\80\80\80\80\00\03\04\06\07\80\80\80\01\03\04\06\07\80\80\80\00\01\03\04\06\07\80\80"
+        "\02\03\04\06\07\80\80\80\00\02\03\04\06\07\80\80\01\02\03\04\06\07\80\80\00\01\02\03\04\06\07\80"
+        "\05\06\07\80\80\80\80\80\00\05\06\07\80\80\80\80\01\05\06\07\80\80\80\80\00\01\05\06\07\80\80\80"
+        "\02\05\06\07\80\80\80\80\00\02\05\06\07\80\80\80\01\02\05\06\07\80\80\80\00\01\02\05\06\07\80\80"
+        "\03\05\06\07\80\80\80\80\00\03\05\06\07\80\80\80\01\03\05\06\07\80\80\80\00\01\03\05\06\07\80\80"
+        "\02\03\05\06\07\80\80\80\00\02\03\05\06\07\80\80\01\02\03\05\06\07\80\80\00\01\02\03\05\06\07\80"
+        "\04\05\06\07\80\80\80\80\00\04\05\06\07\80\80\80\01\04\05\06\07\80\80\80\00\01\04\05\06\07\80\80"
+        "\02\04\05\06\07\80\80\80\00\02\04\05\06\07\80\80\01\02\04\05\06\07\80\80\00\01\02\04\05\06\07\80"
+        "\03\04\05\06\07\80\80\80\00\03\04\05\06\07\80\80\01\03\04\05\06\07\80\80\00\01\03\04\05\06\07\80"
+        "\02\03\04\05\06\07\80\80\00\02\03\04\05\06\07\80\01\02\03\04\05\06\07\80\00\01\02\03\04\05\06\07")
 
-      ;; The (ptr: i32, len: i32) string at $at, latin1+utf16 (bit 31 of len
-      ;; set = UTF-16 code units, else latin1 bytes), becomes UTF-8.
-      (func $to-utf8 (param $at i32)
-        (local $src i32) (local $len i32) (local $i i32) (local $extra i32)
-        (local $dst i32) (local $o i32) (local $c i32) (local $lo i32)
+      ;; The (ptr, len) at $at is UTF-8 text whose code points are all
+      ;; <= U+00FF; it becomes the bytes of those code points, in place (the
+      ;; bytes never run ahead of the text).  One char:
+      ;;   b < 0x80:              b                               (1 byte)
+      ;;   b = 0xC2 / 0xC3, c:    (b << 6 | c & 0x3F) & 0xFF      (2 bytes)
+      ;; Anything else traps: a lead byte other than 0xC2 / 0xC3 (a code
+      ;; point > U+00FF, a stray continuation byte, a byte that is never
+      ;; UTF-8), a missing continuation byte, text that ends inside a char.
+      ;;
+      ;; A block of 16 bytes starts at a char boundary.  Its lead bytes take
+      ;; their value from the next byte (the block loaded 1 byte further on),
+      ;; its continuation bytes are dropped; a lead byte in the last lane is
+      ;; dropped as well and starts the next block instead.  Checks, in the
+      ;; sign bits of $bad: a continuation byte exactly after each lead byte,
+      ;; every byte >= 0x80 a lead or a continuation byte.
+      ;;
+      ;; In place: the stores of a block reach at most 16 bytes past its
+      ;; output position o <= p, and past p + 15 only when o = p -- in the
+      ;; first block after the ASCII prefix, whose lane 0 is a lead byte, so
+      ;; (if valid) lane 1 is a continuation byte: at most 7 + 8 bytes are
+      ;; written.  So a block never overwrites bytes of the next one (input
+      ;; that is not valid is garbage anyway: it traps at the end).
+      (func $text-to-bytes (param $at i32)
+        (local $start i32) (local $p i32) (local $end i32) (local $o i32)
+        (local $keep i32) (local $k0 i32) (local $k1 i32) (local $last i32)
+        (local $v v128) (local $lead v128) (local $cont v128) (local $vals v128) (local $bad v128)
+        (local $b i32) (local $c i32) (local $hi i32) (local $err i32)
+        (local.set $start (i32.load (local.get $at)))
+        (local.set $end (i32.add (local.get $start) (i32.load offset=4 (local.get $at))))
+        ;; The ASCII prefix stays as it is; all ASCII: done.
+        (local.set $p (local.get $start))
+        (block $found
+          (loop $scan
+            (br_if $found (i32.gt_u (i32.add (local.get $p) (i32.const 16)) (local.get $end)))
+            (br_if $found (i8x16.bitmask (v128.load (local.get $p))))
+            (local.set $p (i32.add (local.get $p) (i32.const 16)))
+            (br $scan)))
+        (block $found
+          (loop $scan
+            (br_if $found (i32.ge_u (local.get $p) (local.get $end)))
+            (br_if $found (i32.ge_u (i32.load8_u (local.get $p)) (i32.const 0x80)))
+            (local.set $p (i32.add (local.get $p) (i32.const 1)))
+            (br $scan)))
+        (if (i32.eq (local.get $p) (local.get $end)) (then (return)))
+        (local.set $o (local.get $p))
+        (block $tail
+          (loop $blocks
+            (br_if $tail (i32.gt_u (i32.add (local.get $p) (i32.const 16)) (local.get $end)))
+            (local.set $v (v128.load (local.get $p)))
+            (if (i32.eqz (i8x16.bitmask (local.get $v)))
+              (then
+                (v128.store (local.get $o) (local.get $v))
+                (local.set $p (i32.add (local.get $p) (i32.const 16)))
+                (local.set $o (i32.add (local.get $o) (i32.const 16)))
+                (br $blocks)))
+            (local.set $cont (i8x16.eq
+              (v128.and (local.get $v)
+                        (v128.const i8x16 0xc0 0xc0 0xc0 0xc0 0xc0 0xc0 0xc0 0xc0
+                                          0xc0 0xc0 0xc0 0xc0 0xc0 0xc0 0xc0 0xc0))
+              (v128.const i8x16 0x80 0x80 0x80 0x80 0x80 0x80 0x80 0x80
+                                0x80 0x80 0x80 0x80 0x80 0x80 0x80 0x80)))
+            (local.set $lead (i8x16.eq
+              (v128.and (local.get $v)
+                        (v128.const i8x16 0xfe 0xfe 0xfe 0xfe 0xfe 0xfe 0xfe 0xfe
+                                          0xfe 0xfe 0xfe 0xfe 0xfe 0xfe 0xfe 0xfe))
+              (v128.const i8x16 0xc2 0xc2 0xc2 0xc2 0xc2 0xc2 0xc2 0xc2
+                                0xc2 0xc2 0xc2 0xc2 0xc2 0xc2 0xc2 0xc2)))
+            (local.set $bad (v128.or (local.get $bad)
+              (v128.or
+                ;; continuation byte <=> lead byte in the lane before
+                (v128.xor (local.get $cont)
+                  (i8x16.shuffle 0 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30
+                    (v128.const i64x2 0 0) (local.get $lead)))
+                ;; >= 0x80 but neither
+                (v128.andnot (local.get $v) (v128.or (local.get $lead) (local.get $cont))))))
+            (local.set $vals (v128.bitselect
+              (v128.or
+                (i8x16.shl (local.get $v) (i32.const 6))
+                (v128.and (v128.load offset=1 (local.get $p))
+                          (v128.const i8x16 0x3f 0x3f 0x3f 0x3f 0x3f 0x3f 0x3f 0x3f
+                                            0x3f 0x3f 0x3f 0x3f 0x3f 0x3f 0x3f 0x3f)))
+              (local.get $v)
+              (local.get $lead)))
+            (local.set $last (i32.and (i8x16.extract_lane_u 15 (local.get $lead)) (i32.const 1)))
+            (local.set $keep
+              (i32.and (i32.xor (i8x16.bitmask (local.get $cont)) (i32.const 0xffff))
+                       (i32.xor (i32.shl (local.get $last) (i32.const 15)) (i32.const 0xffff))))
+            ;; PACK: the kept lanes of each half, in order (8 bytes stored, popcnt kept)
+            (local.set $k0 (i32.and (local.get $keep) (i32.const 0xff)))
+            (local.set $k1 (i32.shr_u (local.get $keep) (i32.const 8)))
+            (i64.store (local.get $o) (i64x2.extract_lane 0 (i8x16.swizzle (local.get $vals)
+              (v128.load64_zero offset=0x40 (i32.shl (local.get $k0) (i32.const 3))))))
+            (local.set $o (i32.add (local.get $o) (i32.popcnt (local.get $k0))))
+            (i64.store (local.get $o) (i64x2.extract_lane 0 (i8x16.swizzle (local.get $vals)
+              (i8x16.add (v128.load64_zero offset=0x40 (i32.shl (local.get $k1) (i32.const 3)))
+                         (v128.const i8x16 8 8 8 8 8 8 8 8 0 0 0 0 0 0 0 0)))))
+            (local.set $o (i32.add (local.get $o) (i32.popcnt (local.get $k1))))
+            (local.set $p (i32.sub (i32.add (local.get $p) (i32.const 16)) (local.get $last)))
+            (br $blocks)))
+        ;; The last bytes, one char at a time (reading the byte after the
+        ;; char even when there is none).
+        (block $done
+          (loop $chars
+            (br_if $done (i32.ge_u (local.get $p) (local.get $end)))
+            (local.set $b (i32.load8_u (local.get $p)))
+            (local.set $c (i32.load8_u offset=1 (local.get $p)))
+            (local.set $hi (i32.shr_u (local.get $b) (i32.const 7)))
+            (i32.store8 (local.get $o)
+              (select
+                (i32.or (i32.shl (local.get $b) (i32.const 6))
+                        (i32.and (local.get $c) (i32.const 0x3f)))
+                (local.get $b)
+                (local.get $hi)))
+            (local.set $err (i32.or (local.get $err)
+              (i32.and (local.get $hi)
+                (i32.or
+                  (i32.ne (i32.and (local.get $b) (i32.const 0xfe)) (i32.const 0xc2))
+                  (i32.ne (i32.and (local.get $c) (i32.const 0xc0)) (i32.const 0x80))))))
+            (local.set $o (i32.add (local.get $o) (i32.const 1)))
+            (local.set $p (i32.add (local.get $p) (i32.add (local.get $hi) (i32.const 1))))
+            (br $chars)))
+        ;; (p > end: the text ended inside a char)
+        (if (i32.or (i32.or (local.get $err) (i8x16.bitmask (local.get $bad)))
+                    (i32.ne (local.get $p) (local.get $end)))
+          (then unreachable))
+        (i32.store offset=4 (local.get $at) (i32.sub (local.get $o) (local.get $start))))
+
+      ;; The (ptr, len) at $at is bytes; it becomes the UTF-8 text of the
+      ;; chars U+0000..U+00FF they stand for (left as it is when every byte
+      ;; is ASCII, else in a new block): b < 0x80 is b, any other b is
+      ;; 0xC0 | b >> 6, 0x80 | b & 0x3F.
+      ;;
+      ;; A block of 16 bytes becomes the pairs (lead, continuation) of its
+      ;; bytes, 8 bytes -> 16 lanes at a time; each half of those lanes is
+      ;; packed with PACK, keeping every lead and the continuations of the
+      ;; bytes >= 0x80 (for an ASCII byte, "lead" is the byte itself).
+      (func $bytes-to-text (param $at i32)
+        (local $src i32) (local $p i32) (local $end i32) (local $len i32) (local $extra i32)
+        (local $dst i32) (local $o i32) (local $keep i32) (local $k0 i32) (local $k1 i32)
+        (local $b i32) (local $hi32 i32)
+        (local $v v128) (local $hi v128) (local $lead v128) (local $cont v128) (local $pairs v128)
         (local.set $src (i32.load (local.get $at)))
         (local.set $len (i32.load offset=4 (local.get $at)))
-        (if (i32.lt_s (local.get $len) (i32.const 0))
-          (then
-            ;; UTF-16: at most 3 bytes per code unit (a pair: 4 bytes for 2).
-            (local.set $len (i32.and (local.get $len) (i32.const 0x7fffffff)))
-            (if (i32.gt_u (local.get $len) (i32.const 0x3fffffff)) (then unreachable))
-            (local.set $dst (call $realloc (i32.const 0) (i32.const 0) (i32.const 1)
-                              (i32.mul (local.get $len) (i32.const 3))))
-            (local.set $o (local.get $dst))
-            (block $done
-              (loop $next
-                (br_if $done (i32.ge_u (local.get $i) (local.get $len)))
-                (local.set $c (i32.load16_u
-                  (i32.add (local.get $src) (i32.shl (local.get $i) (i32.const 1)))))
-                (local.set $i (i32.add (local.get $i) (i32.const 1)))
-                (if (i32.ne (i32.and (local.get $c) (i32.const 0xf800)) (i32.const 0xd800))
-                  (then
-                    (local.set $o (call $put-bmp (local.get $o) (local.get $c)))
-                    (br $next)))
-                ;; A surrogate: a high one followed by a low one, or invalid.
-                (if (i32.or (i32.ge_u (local.get $c) (i32.const 0xdc00))
-                            (i32.ge_u (local.get $i) (local.get $len)))
-                  (then unreachable))
-                (local.set $lo (i32.load16_u
-                  (i32.add (local.get $src) (i32.shl (local.get $i) (i32.const 1)))))
-                (if (i32.ne (i32.and (local.get $lo) (i32.const 0xfc00)) (i32.const 0xdc00))
-                  (then unreachable))
-                (local.set $i (i32.add (local.get $i) (i32.const 1)))
-                (local.set $c (i32.add (i32.const 0x10000)
-                  (i32.or (i32.shl (i32.and (local.get $c) (i32.const 0x3ff)) (i32.const 10))
-                          (i32.and (local.get $lo) (i32.const 0x3ff)))))
-                (i32.store8 (local.get $o)
-                  (i32.or (i32.const 0xf0) (i32.shr_u (local.get $c) (i32.const 18))))
-                (i32.store8 offset=1 (local.get $o)
-                  (i32.or (i32.const 0x80)
-                    (i32.and (i32.shr_u (local.get $c) (i32.const 12)) (i32.const 0x3f))))
-                (i32.store8 offset=2 (local.get $o)
-                  (i32.or (i32.const 0x80)
-                    (i32.and (i32.shr_u (local.get $c) (i32.const 6)) (i32.const 0x3f))))
-                (i32.store8 offset=3 (local.get $o)
-                  (i32.or (i32.const 0x80) (i32.and (local.get $c) (i32.const 0x3f))))
-                (local.set $o (i32.add (local.get $o) (i32.const 4)))
-                (br $next)))
-            (i32.store (local.get $at) (local.get $dst))
-            (i32.store offset=4 (local.get $at) (i32.sub (local.get $o) (local.get $dst)))
-            (return)))
-        ;; latin1: ASCII is UTF-8 already; each byte >= 0x80 takes 2 bytes.
+        (local.set $end (i32.add (local.get $src) (local.get $len)))
+        ;; Count the bytes >= 0x80: each takes one more byte.
+        (local.set $p (local.get $src))
         (block $counted
           (loop $count
-            (br_if $counted (i32.ge_u (local.get $i) (local.get $len)))
+            (br_if $counted (i32.gt_u (i32.add (local.get $p) (i32.const 16)) (local.get $end)))
             (local.set $extra (i32.add (local.get $extra)
-              (i32.shr_u (i32.load8_u (i32.add (local.get $src) (local.get $i))) (i32.const 7))))
-            (local.set $i (i32.add (local.get $i) (i32.const 1)))
+              (i32.popcnt (i8x16.bitmask (v128.load (local.get $p))))))
+            (local.set $p (i32.add (local.get $p) (i32.const 16)))
+            (br $count)))
+        (block $counted
+          (loop $count
+            (br_if $counted (i32.ge_u (local.get $p) (local.get $end)))
+            (local.set $extra (i32.add (local.get $extra)
+              (i32.shr_u (i32.load8_u (local.get $p)) (i32.const 7))))
+            (local.set $p (i32.add (local.get $p) (i32.const 1)))
             (br $count)))
         (if (i32.eqz (local.get $extra)) (then (return)))
         (local.set $dst (call $realloc (i32.const 0) (i32.const 0) (i32.const 1)
                           (i32.add (local.get $len) (local.get $extra))))
         (local.set $o (local.get $dst))
-        (local.set $i (i32.const 0))
+        (local.set $p (local.get $src))
+        (block $tail
+          (loop $blocks
+            (br_if $tail (i32.gt_u (i32.add (local.get $p) (i32.const 16)) (local.get $end)))
+            (local.set $v (v128.load (local.get $p)))
+            (local.set $p (i32.add (local.get $p) (i32.const 16)))
+            (if (i32.eqz (i8x16.bitmask (local.get $v)))
+              (then
+                (v128.store (local.get $o) (local.get $v))
+                (local.set $o (i32.add (local.get $o) (i32.const 16)))
+                (br $blocks)))
+            (local.set $hi (i8x16.lt_s (local.get $v) (v128.const i64x2 0 0)))
+            (local.set $lead (v128.bitselect
+              (v128.or (i8x16.shr_u (local.get $v) (i32.const 6))
+                       (v128.const i8x16 0xc0 0xc0 0xc0 0xc0 0xc0 0xc0 0xc0 0xc0
+                                         0xc0 0xc0 0xc0 0xc0 0xc0 0xc0 0xc0 0xc0))
+              (local.get $v)
+              (local.get $hi)))
+            (local.set $cont (v128.or
+              (v128.and (local.get $v)
+                        (v128.const i8x16 0x3f 0x3f 0x3f 0x3f 0x3f 0x3f 0x3f 0x3f
+                                          0x3f 0x3f 0x3f 0x3f 0x3f 0x3f 0x3f 0x3f))
+              (v128.const i8x16 0x80 0x80 0x80 0x80 0x80 0x80 0x80 0x80
+                                0x80 0x80 0x80 0x80 0x80 0x80 0x80 0x80)))
+            ;; bytes 0-7, then 8-15: (lead, cont) pairs, the cont kept for >= 0x80,
+            ;; packed with PACK as in $text-to-bytes
+            (local.set $pairs (i8x16.shuffle
+              0 16 1 17 2 18 3 19 4 20 5 21 6 22 7 23
+              (local.get $lead) (local.get $cont)))
+            (local.set $keep (i8x16.bitmask (i8x16.shuffle
+              0 16 1 17 2 18 3 19 4 20 5 21 6 22 7 23
+              (v128.const i64x2 -1 -1) (local.get $hi))))
+            (local.set $k0 (i32.and (local.get $keep) (i32.const 0xff)))
+            (local.set $k1 (i32.shr_u (local.get $keep) (i32.const 8)))
+            (i64.store (local.get $o) (i64x2.extract_lane 0 (i8x16.swizzle (local.get $pairs)
+              (v128.load64_zero offset=0x40 (i32.shl (local.get $k0) (i32.const 3))))))
+            (local.set $o (i32.add (local.get $o) (i32.popcnt (local.get $k0))))
+            (i64.store (local.get $o) (i64x2.extract_lane 0 (i8x16.swizzle (local.get $pairs)
+              (i8x16.add (v128.load64_zero offset=0x40 (i32.shl (local.get $k1) (i32.const 3)))
+                         (v128.const i8x16 8 8 8 8 8 8 8 8 0 0 0 0 0 0 0 0)))))
+            (local.set $o (i32.add (local.get $o) (i32.popcnt (local.get $k1))))
+            (local.set $pairs (i8x16.shuffle
+              8 24 9 25 10 26 11 27 12 28 13 29 14 30 15 31
+              (local.get $lead) (local.get $cont)))
+            (local.set $keep (i8x16.bitmask (i8x16.shuffle
+              8 24 9 25 10 26 11 27 12 28 13 29 14 30 15 31
+              (v128.const i64x2 -1 -1) (local.get $hi))))
+            (local.set $k0 (i32.and (local.get $keep) (i32.const 0xff)))
+            (local.set $k1 (i32.shr_u (local.get $keep) (i32.const 8)))
+            (i64.store (local.get $o) (i64x2.extract_lane 0 (i8x16.swizzle (local.get $pairs)
+              (v128.load64_zero offset=0x40 (i32.shl (local.get $k0) (i32.const 3))))))
+            (local.set $o (i32.add (local.get $o) (i32.popcnt (local.get $k0))))
+            (i64.store (local.get $o) (i64x2.extract_lane 0 (i8x16.swizzle (local.get $pairs)
+              (i8x16.add (v128.load64_zero offset=0x40 (i32.shl (local.get $k1) (i32.const 3)))
+                         (v128.const i8x16 8 8 8 8 8 8 8 8 0 0 0 0 0 0 0 0)))))
+            (local.set $o (i32.add (local.get $o) (i32.popcnt (local.get $k1))))
+            (br $blocks)))
+        ;; The last bytes, one at a time: 2 bytes written, 1 or 2 kept.
         (block $done
-          (loop $next
-            (br_if $done (i32.ge_u (local.get $i) (local.get $len)))
-            (local.set $o (call $put-bmp (local.get $o)
-              (i32.load8_u (i32.add (local.get $src) (local.get $i)))))
-            (local.set $i (i32.add (local.get $i) (i32.const 1)))
-            (br $next)))
+          (loop $bytes
+            (br_if $done (i32.ge_u (local.get $p) (local.get $end)))
+            (local.set $b (i32.load8_u (local.get $p)))
+            (local.set $hi32 (i32.shr_u (local.get $b) (i32.const 7)))
+            (i32.store16 (local.get $o)
+              (select
+                (i32.or
+                  (i32.or (i32.const 0x80c0) (i32.shr_u (local.get $b) (i32.const 6)))
+                  (i32.shl (i32.and (local.get $b) (i32.const 0x3f)) (i32.const 8)))
+                (local.get $b)
+                (local.get $hi32)))
+            (local.set $o (i32.add (local.get $o) (i32.add (local.get $hi32) (i32.const 1))))
+            (local.set $p (i32.add (local.get $p) (i32.const 1)))
+            (br $bytes)))
         (i32.store (local.get $at) (local.get $dst))
         (i32.store offset=4 (local.get $at) (i32.add (local.get $len) (local.get $extra))))
 
-      ;; Decode one UTF-8 sequence at $p (before $end): (code point, length).
-      ;; Malformed, overlong, surrogate or > U+10FFFF: trap.
-      (func $decode (param $p i32) (param $end i32) (result i32 i32)
-        (local $b i32) (local $n i32) (local $c i32) (local $k i32) (local $min i32)
-        (local.set $b (i32.load8_u (local.get $p)))
-        (if (i32.lt_u (local.get $b) (i32.const 0x80))
-          (then (return (local.get $b) (i32.const 1))))
-        (if (i32.lt_u (local.get $b) (i32.const 0xc2)) (then unreachable))
-        (if (i32.lt_u (local.get $b) (i32.const 0xe0))
-          (then
-            (local.set $n (i32.const 2))
-            (local.set $c (i32.and (local.get $b) (i32.const 0x1f)))
-            (local.set $min (i32.const 0x80)))
-          (else
-            (if (i32.lt_u (local.get $b) (i32.const 0xf0))
-              (then
-                (local.set $n (i32.const 3))
-                (local.set $c (i32.and (local.get $b) (i32.const 0x0f)))
-                (local.set $min (i32.const 0x800)))
-              (else
-                (if (i32.ge_u (local.get $b) (i32.const 0xf5)) (then unreachable))
-                (local.set $n (i32.const 4))
-                (local.set $c (i32.and (local.get $b) (i32.const 0x07)))
-                (local.set $min (i32.const 0x10000))))))
-        (if (i32.gt_u (local.get $n) (i32.sub (local.get $end) (local.get $p)))
-          (then unreachable))
-        (local.set $k (i32.const 1))
-        (loop $more
-          (local.set $b (i32.load8_u (i32.add (local.get $p) (local.get $k))))
-          (if (i32.ne (i32.and (local.get $b) (i32.const 0xc0)) (i32.const 0x80))
-            (then unreachable))
-          (local.set $c (i32.or (i32.shl (local.get $c) (i32.const 6))
-                                (i32.and (local.get $b) (i32.const 0x3f))))
-          (local.set $k (i32.add (local.get $k) (i32.const 1)))
-          (br_if $more (i32.lt_u (local.get $k) (local.get $n))))
-        (if (i32.or (i32.lt_u (local.get $c) (local.get $min))
-              (i32.or (i32.gt_u (local.get $c) (i32.const 0x10ffff))
-                      (i32.eq (i32.and (local.get $c) (i32.const 0xfffff800))
-                              (i32.const 0xd800))))
-          (then unreachable))
-        (local.get $c)
-        (local.get $n))
-
-      ;; The UTF-8 (ptr, len) string at $at becomes latin1+utf16: latin1 when
-      ;; every code point is <= U+00FF, else UTF-16 with the tag bit set.
-      (func $from-utf8 (param $at i32)
-        (local $src i32) (local $end i32) (local $p i32) (local $c i32) (local $n i32)
-        (local $max i32) (local $units i32) (local $latin1 i32) (local $dst i32) (local $o i32)
-        (local.set $src (i32.load (local.get $at)))
-        (local.set $end (i32.add (local.get $src) (i32.load offset=4 (local.get $at))))
-        ;; Pass 1: validate; largest code point; length in UTF-16 code units.
-        (local.set $p (local.get $src))
-        (block $done
-          (loop $next
-            (br_if $done (i32.ge_u (local.get $p) (local.get $end)))
-            (call $decode (local.get $p) (local.get $end))
-            (local.set $n)
-            (local.set $c)
-            (local.set $p (i32.add (local.get $p) (local.get $n)))
-            (if (i32.gt_u (local.get $c) (local.get $max)) (then (local.set $max (local.get $c))))
-            (local.set $units (i32.add (local.get $units)
-              (select (i32.const 2) (i32.const 1) (i32.ge_u (local.get $c) (i32.const 0x10000)))))
-            (br $next)))
-        (if (i32.lt_u (local.get $max) (i32.const 0x80)) (then (return)))
-        (local.set $latin1 (i32.le_u (local.get $max) (i32.const 0xff)))
-        (local.set $dst (call $realloc (i32.const 0) (i32.const 0) (i32.const 2)
-          (select (local.get $units) (i32.shl (local.get $units) (i32.const 1))
-                  (local.get $latin1))))
-        ;; Pass 2: write.
-        (local.set $o (local.get $dst))
-        (local.set $p (local.get $src))
-        (block $done
-          (loop $next
-            (br_if $done (i32.ge_u (local.get $p) (local.get $end)))
-            (call $decode (local.get $p) (local.get $end))
-            (local.set $n)
-            (local.set $c)
-            (local.set $p (i32.add (local.get $p) (local.get $n)))
-            (if (local.get $latin1)
-              (then
-                (i32.store8 (local.get $o) (local.get $c))
-                (local.set $o (i32.add (local.get $o) (i32.const 1))))
-              (else
-                (if (i32.ge_u (local.get $c) (i32.const 0x10000))
-                  (then
-                    (local.set $c (i32.sub (local.get $c) (i32.const 0x10000)))
-                    (i32.store16 (local.get $o)
-                      (i32.or (i32.const 0xd800) (i32.shr_u (local.get $c) (i32.const 10))))
-                    (i32.store16 offset=2 (local.get $o)
-                      (i32.or (i32.const 0xdc00) (i32.and (local.get $c) (i32.const 0x3ff))))
-                    (local.set $o (i32.add (local.get $o) (i32.const 4))))
-                  (else
-                    (i32.store16 (local.get $o) (local.get $c))
-                    (local.set $o (i32.add (local.get $o) (i32.const 2)))))))
-            (br $next)))
-        (i32.store (local.get $at) (local.get $dst))
-        (i32.store offset=4 (local.get $at)
-          (select (local.get $units) (i32.or (local.get $units) (i32.const 0x80000000))
-                  (local.get $latin1))))
-
-      ;; Every string of a component-message (offsets: see the file header).
-      (func $message-to-utf8 (param $msg i32)
-        (call $to-utf8 (local.get $msg))                              ;; sender.namespace
-        (call $to-utf8 (i32.add (local.get $msg) (i32.const 8)))      ;; sender.name
-        (call $to-utf8 (i32.add (local.get $msg) (i32.const 16)))     ;; sender.instance
-        (if (i32.load8_u offset=32 (local.get $msg))                  ;; correlation-id
-          (then (call $to-utf8 (i32.add (local.get $msg) (i32.const 36)))))
-        (if (i32.load8_u offset=44 (local.get $msg))                  ;; reply-to
-          (then
-            (call $to-utf8 (i32.add (local.get $msg) (i32.const 48)))
-            (call $to-utf8 (i32.add (local.get $msg) (i32.const 56)))
-            (call $to-utf8 (i32.add (local.get $msg) (i32.const 64)))))
-        (if (i32.load8_u offset=88 (local.get $msg))                  ;; content-type
-          (then (call $to-utf8 (i32.add (local.get $msg) (i32.const 92))))))
-
-      ;; result<_, wasm-error> / result<option<list<u8>>, wasm-error> at $ret:
-      ;; every err case but timeout (3) carries a string at +8.
-      (func $error-from-utf8 (param $ret i32)
-        (if (i32.and (i32.eq (i32.load8_u (local.get $ret)) (i32.const 1))
-                     (i32.ne (i32.load8_u offset=4 (local.get $ret)) (i32.const 3)))
-          (then (call $from-utf8 (i32.add (local.get $ret) (i32.const 8))))))
-
+      ;; The guest has its copy of the message before it runs, and wasmtime
+      ;; copies its results in after: the message is dead by then, so the
+      ;; results reuse its memory ($recycle before the call), and the host's
+      ;; next call reuses everything ($recycle after it).
       (func (export "handle-message") (param $msg i32) (result i32)
-        (call $message-to-utf8 (local.get $msg))
+        (call $text-to-bytes (i32.add (local.get $msg) (i32.const 24)))
+        (call $recycle)
         (call $guest-handle-message (local.get $msg) (i32.const 0x00))
-        (call $error-from-utf8 (i32.const 0x00))
-        (call $call-end)
+        ;; ok(some(reply)): the reply's bytes become text
+        (if (i32.eqz (i32.load8_u (i32.const 0x00)))
+          (then
+            (if (i32.load8_u (i32.const 0x04))
+              (then (call $bytes-to-text (i32.const 0x08))))))
+        (call $recycle)
         (i32.const 0x00))
 
       (func (export "handle-callback") (param $msg i32) (result i32)
-        (call $message-to-utf8 (local.get $msg))
+        (call $text-to-bytes (i32.add (local.get $msg) (i32.const 24)))
+        (call $recycle)
         (call $guest-handle-callback (local.get $msg) (i32.const 0x20))
-        (call $error-from-utf8 (i32.const 0x20))
-        (call $call-end)
+        (call $recycle)
         (i32.const 0x20))
     )
     (core instance $main (instantiate $Main
@@ -521,11 +625,11 @@
     (func $handle-message (param "msg" $string-message)
       (result (result (option string) (error $wasm-error)))
       (canon lift (core func $handle-message-core)
-        string-encoding=latin1+utf16 (memory $mem) (realloc $realloc)))
+        string-encoding=utf8 (memory $mem) (realloc $realloc)))
     (func $handle-callback (param "msg" $string-message)
       (result (result (error $wasm-error)))
       (canon lift (core func $handle-callback-core)
-        string-encoding=latin1+utf16 (memory $mem) (realloc $realloc)))
+        string-encoding=utf8 (memory $mem) (realloc $realloc)))
 
     (instance $fast
       (export "component-id" (type $component-id))
@@ -535,6 +639,6 @@
       (export "wasm-error" (type $wasm-error))
       (export "handle-message" (func $handle-message))
       (export "handle-callback" (func $handle-callback)))
-    (export "wactor:fast/lifecycle@0.1.0" (instance $fast))
+    (export "wactor:fast/lifecycle@0.2.0" (instance $fast))
   )
 )

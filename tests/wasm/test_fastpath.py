@@ -25,7 +25,7 @@ import pytest
 import wasmtime
 from wasmtime.component import Component, Linker, Record, Variant
 
-from conftest import CACHE_ROOT, ROOT, wat_binary
+from conftest import CACHE_ROOT, wat_binary
 from wactor._ids import ComponentId
 from wactor.messaging import Envelope
 from wactor.wasm import ComponentInstance, InstanceLimits, WasmEngine, build_linker
@@ -808,11 +808,11 @@ def test_invalid_utf8_error_string_traps(
 # ------------------------------------------------------------------------------------------------
 
 
-def _cached_echo_guest() -> Path | None:
-    from wactor.tooling._build import cache_key
+def _cached_echo_guest() -> Path:
+    """The componentize-py echo guest of the examples, built (once) if it is not cached yet."""
+    from conftest import guest_binary
 
-    path = CACHE_ROOT / "guests" / f"{cache_key(ROOT / 'examples' / 'echo' / 'app.py')}.wasm"
-    return path if path.is_file() else None
+    return guest_binary("examples/echo")
 
 
 def _compile_cached(engine: wasmtime.Engine, data: bytes) -> Component:
@@ -859,8 +859,6 @@ def fuel_engine() -> wasmtime.Engine:
 @pytest.fixture(scope="module")
 def python_echo(fuel_engine: wasmtime.Engine) -> Component:
     path = _cached_echo_guest()
-    if path is None:
-        pytest.skip("examples/echo has no cached componentize-py build in .fixture-cache/guests")
     return _compile_cached(fuel_engine, wrap_component(path.read_bytes()))
 
 

@@ -20,7 +20,7 @@ from wasmtime.component import Component, ComponentInstanceType, FuncType
 
 from wactor.errors import InvalidComponentError
 from wactor.wasm._cache import CacheStats, CompileCache, stat_marker
-from wactor.wasm._fastpath import FAST_INTERFACE, wrap_component
+from wactor.wasm._fastpath import FAST_INTERFACE, adapter_wat, wrap_component
 
 __all__ = [
     "LIFECYCLE_EXPORTS",
@@ -50,6 +50,8 @@ WORLD_IMPORTS = (
 )
 
 _MAGIC = b"\x00asm"
+# Part of the cache key of wrapped guests: a changed adapter never reuses an old build.
+ADAPTER_DIGEST = hashlib.sha256(adapter_wat().encode()).hexdigest()[:16]
 _CORE_VERSION = b"\x01\x00\x00\x00"
 _COMPONENT_LAYER = b"\x0d\x00\x01\x00"
 
@@ -214,7 +216,7 @@ class WasmEngine:
     ) -> tuple[Component, bool]:
         """The wrapped (fast-path) component when the guest can be wrapped, else the guest."""
         cache = self.cache
-        fast_key = f"{digest}+{FAST_INTERFACE}"
+        fast_key = f"{digest}+{FAST_INTERFACE}+{ADAPTER_DIGEST}"
         if self.settings.fast_path and not (cache is not None and cache.is_marked(fast_key)):
             try:
                 if cache is None:

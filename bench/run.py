@@ -38,6 +38,7 @@ def _figures() -> list[tuple[str, str, FigureFn]]:
     import _fig_actors
     import _fig_calls
     import _fig_checks
+    import _fig_nats
     import _fig_scale
     import _fig_startup
 
@@ -54,7 +55,7 @@ def _figures() -> list[tuple[str, str, FigureFn]]:
             "8. Capability check and storage cost",
             _fig_checks.run_capability_storage,
         ),
-        ("nats", "9. NATS between two hosts", _fig_checks.run_nats),
+        ("nats", "9. NATS between two hosts", _fig_nats.run_nats),
     ]
 
 

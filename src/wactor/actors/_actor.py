@@ -254,9 +254,11 @@ class ActorCell(Generic[M]):
             if letter.message is _STOP:
                 await self._exit(actor, None)
                 return
-            batch = [letter]
-            if actor.batch_limit > 1 and len(mailbox):
-                batch.extend(mailbox.take_ready(actor.batch_limit - 1))
+            if actor.batch_limit == 1 or not len(mailbox):
+                if not await self._handle_one(actor, letter):
+                    return
+                continue
+            batch = [letter, *mailbox.take_ready(actor.batch_limit - 1)]
             # An asker that gave up before we started needs no answer; a stop request ends the
             # batch (it is put back and taken next).
             for i, item in enumerate(batch):
@@ -268,18 +270,29 @@ class ActorCell(Generic[M]):
             if not batch:
                 continue
             self._inflight = batch
-            if len(batch) == 1:
-                try:
-                    outcomes: list[Outcome] = [(True, await actor.on_message(batch[0].message))]
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:  # noqa: BLE001 - goes to the asker and the hook
-                    outcomes = [(False, exc)]
-            else:
-                outcomes = await actor.on_batch([b.message for b in batch])
+            outcomes = await actor.on_batch([b.message for b in batch])
             self._inflight = []
             if not await self._settle(actor, batch, outcomes):
                 return
+
+    async def _handle_one(self, actor: Actor[M], letter: _Letter[M]) -> bool:
+        """Handle a single message (the common, unbatched case); False if the actor crashed."""
+        reply = letter.reply
+        if reply is not None and reply.done():  # the asker gave up before we started
+            return True
+        self._inflight = [letter]
+        try:
+            result = await actor.on_message(letter.message)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - goes to the asker and the hook
+            self._inflight = []
+            return await self._settle(actor, [letter], [(False, exc)])
+        self._inflight = []
+        self.processed += 1
+        if reply is not None and not reply.done():
+            reply.set_result(result)
+        return True
 
     async def _settle(
         self, actor: Actor[M], batch: list[_Letter[M]], outcomes: list[Outcome]

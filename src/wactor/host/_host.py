@@ -567,13 +567,18 @@ class Host:
                     action=event.kind,
                     reason=event.reason or "",
                 )
-        quiet = event.kind in ("started", "stopped", "restarted") or event.reason in (
-            "shutdown",
-            "terminated",
-        )
-        level = logging.INFO if quiet else logging.WARNING
-        suffix = f": {event.reason}" if event.reason else ""
-        _log.log(level, "%s %s%s", event.kind, event.child, suffix)
+        routine = event.reason in ("shutdown", "terminated")
+        # "started" is logged by Host.start (with the digest); a routine removal follows its stop
+        if event.kind != "started" and not (event.kind == "removed" and routine):
+            quiet = event.kind in ("stopped", "restarted") or routine
+            suffix = f": {event.reason}" if event.reason else ""
+            _log.log(
+                logging.INFO if quiet else logging.WARNING,
+                "%s %s%s",
+                event.kind,
+                event.child,
+                suffix,
+            )
         if event.kind == "removed" and event.child in self.registry:
             with contextlib.suppress(ValueError):
                 self._forget(ComponentId.parse(event.child))

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Final, Literal, get_args
 
 from wactor._ids import ComponentId
+from wactor._sqlitedb import open_database
 from wactor.errors import ConfigError, StorageIOError
 from wactor.security._audit import AuditLog
 from wactor.security._policy import (
@@ -58,7 +59,6 @@ _COLUMNS = (
     "id, component, wasm_digest, manifest_digest, status, requested, granted, created, "
     "decided, reason"
 )
-_BUSY_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,26 +104,7 @@ class ApprovalStore:
         self._path = Path(path)
         self._audit = audit
         self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
-        try:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(
-                self._path,
-                timeout=_BUSY_TIMEOUT_S,
-                isolation_level=None,  # we issue BEGIN IMMEDIATE / COMMIT ourselves
-                check_same_thread=False,  # the lock below makes sharing across threads safe
-            )
-        except (OSError, sqlite3.Error) as exc:
-            raise StorageIOError(f"{self._path}: cannot open approvals: {exc}") from exc
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")  # a decision that returned survives power loss
-            for statement in _SCHEMA:
-                conn.execute(statement)
-        except sqlite3.Error as exc:
-            conn.close()
-            raise StorageIOError(f"{self._path}: cannot open approvals: {exc}") from exc
-        self._conn = conn
+        self._conn: sqlite3.Connection | None = open_database(self._path, _SCHEMA, what="approvals")
 
     @classmethod
     def for_state_dir(cls, state_dir: Path, *, audit: AuditLog | None = None) -> ApprovalStore:

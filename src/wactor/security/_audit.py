@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal, get_args
 
+from wactor._sqlitedb import open_database
 from wactor.errors import StorageIOError
 
 __all__ = ["AUDIT_EVENTS", "AuditEntry", "AuditEvent", "AuditLog"]
@@ -60,7 +61,6 @@ _INSERT = (
     "VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 
-_BUSY_TIMEOUT_S = 30.0
 _DEFAULT_QUEUE_LIMIT = 100_000
 _BATCH_LIMIT = 2048  # entries per transaction: one fsync amortised, a bounded commit latency
 _RETRY_DELAY_S = 0.5  # after a failed batch (disk full, locked …) the writer keeps it and retries
@@ -112,25 +112,7 @@ class AuditLog:
         self._limit = max(1, queue_limit)
         self._wake = threading.Event()
         self._idle = False
-        try:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(
-                self._path,
-                timeout=_BUSY_TIMEOUT_S,
-                isolation_level=None,
-                check_same_thread=False,  # the writer thread and readers share it under _lock
-            )
-        except (OSError, sqlite3.Error) as exc:
-            raise StorageIOError(f"{self._path}: cannot open audit log: {exc}") from exc
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            for statement in _SCHEMA:
-                conn.execute(statement)
-        except sqlite3.Error as exc:
-            conn.close()
-            raise StorageIOError(f"{self._path}: cannot open audit log: {exc}") from exc
-        self._conn = conn
+        self._conn = open_database(self._path, _SCHEMA, what="audit log")
         self._writer = threading.Thread(
             target=self._run, name=f"wactor-audit:{self._path.name}", daemon=True
         )

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from wactor._sqlitedb import open_database
 from wactor.errors import QuotaExceededError, StorageIOError
 from wactor.storage._base import StorageUsage, encode_key, encode_prefix
 
@@ -44,7 +45,6 @@ _UPSERT_USAGE = (
 )
 
 # How long a writer waits for another connection's write transaction before giving up.
-_BUSY_TIMEOUT_S = 30.0
 
 
 def _successor(prefix: bytes) -> bytes | None:
@@ -66,29 +66,7 @@ class SqliteStorage:
     def __init__(self, path: str | Path) -> None:
         self._path = Path(path)
         self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
-        try:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StorageIOError(f"{self._path.parent}: cannot create directory: {exc}") from exc
-        try:
-            conn = sqlite3.connect(
-                self._path,
-                timeout=_BUSY_TIMEOUT_S,
-                isolation_level=None,  # we issue BEGIN IMMEDIATE / COMMIT ourselves
-                check_same_thread=False,  # the lock below makes sharing across threads safe
-            )
-        except sqlite3.Error as exc:
-            raise StorageIOError(f"{self._path}: cannot open: {exc}") from exc
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")  # a write that returned survives power loss
-            for statement in _SCHEMA:
-                conn.execute(statement)
-        except sqlite3.Error as exc:
-            conn.close()
-            raise StorageIOError(f"{self._path}: cannot open: {exc}") from exc
-        self._conn = conn
+        self._conn: sqlite3.Connection | None = open_database(self._path, _SCHEMA, what="storage")
 
     @property
     def path(self) -> Path:

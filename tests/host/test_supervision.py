@@ -218,3 +218,32 @@ async def test_shutdown_of_a_component_stuck_in_a_loop_completes_within_its_time
     with pytest.raises(WactorError) as info:
         await spinning
     assert isinstance(info.value, ActorStoppedError | TrapError)
+
+
+async def test_backoff_pauses_grow_and_are_bounded_for_a_crash_looping_component(
+    config_for,
+    manifest: ManifestFactory,  # type: ignore[no-untyped-def]
+) -> None:
+    async with Host.open(config_for("one_for_one", max_restarts=20)) as host:
+        await _crash_loop(host, manifest)
+
+
+async def _crash_loop(host: Host, manifest: ManifestFactory) -> None:
+    extra = (
+        '[supervision]\nrestart = "permanent"\nmax-restarts = 20\nwithin-seconds = 60\n'
+        "backoff = { initial-ms = 20, max-ms = 80 }\n"
+    )
+    await host.start(manifest("t/loopy/0", wat_binary("trap"), extra=extra))
+    gaps = []
+    for n in range(1, 6):
+        await _boom(host, "t/loopy/0")
+        crashed = time.monotonic()
+        event = await host.wait_event("restarted", "t/loopy/0", count=n)
+        gaps.append(time.monotonic() - crashed)
+        assert event.backoff is not None
+    pauses = [e.backoff for e in host.events if e.kind == "restarted"]
+    base = [0.02, 0.04, 0.08, 0.08, 0.08]  # doubling from 20 ms, capped at 80 ms
+    for pause, expected in zip(pauses, base, strict=True):
+        assert pause is not None
+        assert expected * 0.8 <= pause <= min(0.08, expected * 1.2)  # jitter of ±20 %, capped
+    assert all(gap >= pause for gap, pause in zip(gaps, pauses, strict=True))  # really waited

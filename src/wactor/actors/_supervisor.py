@@ -102,6 +102,7 @@ class SupervisorEvent:
     child: str
     reason: str | None
     time: float
+    backoff: float | None = None  # for "restarted": the pause (s) taken before the restart
 
 
 class _Child(Protocol):
@@ -318,7 +319,8 @@ class Supervisor:
             sib = self._entries[cid]
             await sib.child.suspend(sib.shutdown_timeout)
         attempt = len(entry.history) - 1
-        await asyncio.sleep(entry.backoff.delay(attempt, self._rng))
+        pause = entry.backoff.delay(attempt, self._rng)
+        await asyncio.sleep(pause)
         for cid in group:
             target = self._entries.get(cid)
             if target is None or self._closing:
@@ -331,7 +333,12 @@ class Supervisor:
                 continue
             target.restarting = False
             self.restarts += 1
-            self._emit("restarted", cid, reason if cid == failed_id else f"sibling {failed_id}")
+            self._emit(
+                "restarted",
+                cid,
+                reason if cid == failed_id else f"sibling {failed_id}",
+                backoff=pause,
+            )
 
     async def _give_up(self, reason: str) -> None:
         self._emit("gave_up", self.id, reason)
@@ -352,8 +359,10 @@ class Supervisor:
                 await self._on_give_up(self, reason)
             self.terminate(reason)
 
-    def _emit(self, kind: EventKind, child: str, reason: str | None) -> None:
-        event = SupervisorEvent(kind, self.id, child, reason, time.time())
+    def _emit(
+        self, kind: EventKind, child: str, reason: str | None, *, backoff: float | None = None
+    ) -> None:
+        event = SupervisorEvent(kind, self.id, child, reason, time.time(), backoff)
         self.events.append(event)
         if self._on_event is not None:
             self._on_event(event)

@@ -62,7 +62,7 @@ async def test_list_components_and_metadata(probe: Host) -> None:
 
 
 async def test_sleep_blocks_only_the_calling_component(probe: Host) -> None:
-    sleeper = asyncio.create_task(probe.request("t/probe/0", b"sleep 700", timeout=30))
+    sleeper = asyncio.create_task(probe.request("t/probe/0", b"sleep 1500", timeout=30))
     await asyncio.sleep(0.05)
     assert await probe.request("t/echo/0", b"quick") == b"quick"
     assert not sleeper.done()  # the echo answered while the probe was still asleep

@@ -138,12 +138,12 @@ async def test_approval_can_narrow_capabilities(tmp_path: Path) -> None:
 async def test_message_flood_is_rate_limited_and_audited(
     host: Host, manifest: ManifestFactory
 ) -> None:
-    extra = 'message-rate = 20\n\n[capabilities.messaging]\nsend = ["t/**"]\n'
+    extra = 'message-rate = 5\n\n[capabilities.messaging]\nsend = ["t/**"]\n'
     await host.start(manifest("t/flood/0", guest_binary("probe"), extra=extra))
     await host.start(manifest("t/echo/0", wat_binary("echo")))
     replies = [await host.request("t/flood/0", b"send t/echo/0 x", timeout=60) for _ in range(100)]
     refused = [r for r in replies if r is not None and b"rate limit" in r]
-    assert refused, "100 sends in a burst against a 20/s budget"
+    assert refused, "100 sends in a burst against a 5/s budget"
     assert len(refused) < 100
     assert all(r.startswith(b"err delivery-failed denied") for r in refused)
     entries = host.audit.query(component="t/flood/0", denied_only=True)

@@ -392,7 +392,10 @@ class Host:
             reply_to=HOST_SENDER,
             content_type=content_type,
         )
-        return await self.broker.request(env, timeout)
+        try:
+            return await self.broker.request(env, timeout)
+        except TargetNotFoundError as exc:
+            raise self._why_missing(cid) or exc from None
 
     async def send(
         self, target: ComponentId | str, payload: bytes, *, content_type: str | None = None
@@ -401,7 +404,14 @@ class Host:
         cid = _as_id(target)
         self._check_payload(payload)
         env = Envelope(HOST_SENDER, cid, payload, kind="send", content_type=content_type)
-        await self.broker.send(env)
+        try:
+            await self.broker.send(env)
+        except TargetNotFoundError as exc:
+            raise self._why_missing(cid) or exc from None
+
+    def _why_missing(self, cid: ComponentId) -> WactorError | None:
+        """The load failure of a configured component that is not running, if that is why."""
+        return next((f.error for f in self.load_failures if f.component == cid), None)
 
     async def publish(
         self, subject: str, payload: bytes, *, content_type: str | None = None

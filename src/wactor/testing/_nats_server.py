@@ -25,7 +25,7 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, Self
 
 __all__ = ["NatsCluster", "NatsServer", "NatsServerError", "find_nats_server"]
 
@@ -73,7 +73,48 @@ def _get_json(url: str) -> tuple[int, Any]:
         return 0, None
 
 
-class NatsServer:
+class _StartClose:
+    """``with`` / ``async with`` for anything with ``start()`` and an idempotent ``close()``:
+    started on entry (closed again if starting fails), closed on exit."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        try:
+            return self.start()
+        except BaseException:
+            self.close()
+            raise
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        try:
+            return await asyncio.to_thread(self.start)
+        except BaseException:
+            await asyncio.to_thread(self.close)
+            raise
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await asyncio.to_thread(self.close)
+
+
+class NatsServer(_StartClose):
     """One ``nats-server`` process on loopback ports, JetStream enabled, store in a temp dir.
 
     Use it as a context manager (``with`` or ``async with``), or call ``start()`` and
@@ -288,44 +329,12 @@ class NatsServer:
         self._closed = True
         shutil.rmtree(self._workdir, ignore_errors=True)
 
-    # --- context managers --------------------------------------------------------------------
-
-    def __enter__(self) -> NatsServer:
-        try:
-            return self.start()
-        except BaseException:
-            self.close()
-            raise
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    async def __aenter__(self) -> NatsServer:
-        try:
-            return await asyncio.to_thread(self.start)
-        except BaseException:
-            await asyncio.to_thread(self.close)
-            raise
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await asyncio.to_thread(self.close)
-
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
         return f"<NatsServer {self._name or ''} {self.url} {state}>"
 
 
-class NatsCluster:
+class NatsCluster(_StartClose):
     """``size`` JetStream nodes joined by routes (one cluster name, distinct server names).
 
     Startup waits until every node is healthy and all agree on a JetStream meta leader.
@@ -404,36 +413,6 @@ class NatsCluster:
         """Stop every node and remove their directories; idempotent."""
         for node in self.nodes:
             node.close()
-
-    def __enter__(self) -> NatsCluster:
-        try:
-            return self.start()
-        except BaseException:
-            self.close()
-            raise
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    async def __aenter__(self) -> NatsCluster:
-        try:
-            return await asyncio.to_thread(self.start)
-        except BaseException:
-            await asyncio.to_thread(self.close)
-            raise
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await asyncio.to_thread(self.close)
 
 
 @atexit.register

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
-import hashlib
 import os
 import statistics
 import sys
@@ -37,37 +36,22 @@ UNMETERED_FUEL = 1 << 62
 FAR_EPOCH = 1 << 40  # ticks: the stock baseline never hits the engine's epoch deadline
 
 
-# --- fixtures (the few lines of tests/conftest.py we need, copied so the bench does not depend
-# --- on pytest fixtures that others may be changing) --------------------------------------------
+# --- fixtures: the test suite's own helpers (tests/conftest.py), so both build and cache the
+# --- components the same way ------------------------------------------------------------------
+
+if str(ROOT / "tests") not in sys.path:
+    sys.path.insert(0, str(ROOT / "tests"))
+import conftest as _fixtures  # noqa: E402 - needs tests/ on the path first
 
 
 def wat_binary(name: str) -> Path:
     """Assemble ``tests/fixtures/wat/<name>.wat`` into a component (cached by content)."""
-    import wasmtime
-
-    text = (WAT_DIR / f"{name}.wat").read_text()
-    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-    out = CACHE_ROOT / "wat" / f"{name}-{digest}.wasm"
-    if not out.exists():
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(bytes(wasmtime.wat2wasm(text)))
-        tmp.replace(out)
-    return out
+    return _fixtures.wat_binary(name)
 
 
 def python_guest(name: str = "examples/echo") -> Path:
     """Build (or fetch from the shared build cache) a componentize-py guest."""
-    tests = str(ROOT / "tests")
-    if tests not in sys.path:
-        sys.path.insert(0, tests)
-    try:
-        from guests._build import built_guest
-    except ImportError:  # the helper moved: build through the same cache directly
-        from wactor.tooling import build_guest_cached
-
-        return build_guest_cached(ROOT / name / "app.py", CACHE_ROOT / "guests")
-    return built_guest(name)
+    return _fixtures.guest_binary(name)
 
 
 def write_manifest(
@@ -79,15 +63,10 @@ def write_manifest(
     timeout_ms: int = 10_000,
     extra: str = "",
 ) -> Path:
-    """Write a component.toml for ``wasm`` (one folder per id) and return its path."""
-    folder = directory / component_id.replace("/", "_")
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "component.toml"
-    path.write_text(
-        f'[component]\nid = "{component_id}"\nwasm = "{wasm}"\nversion = "1.0.0"\n\n'
-        f'[resources]\nmemory = "{memory}"\ntimeout-ms = {timeout_ms}\n\n{extra}\n'
+    """Write a component.toml for ``wasm`` (one folder per id); a generous default timeout."""
+    return _fixtures.write_manifest(
+        directory, component_id, wasm, memory=memory, timeout_ms=timeout_ms, extra=extra
     )
-    return path
 
 
 KV_EXTRA = '[capabilities.storage]\nquota = "4MiB"\n'

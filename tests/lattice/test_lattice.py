@@ -18,7 +18,7 @@ from conftest import guest_binary, wat_binary, write_host_config, write_manifest
 from wactor._ids import ComponentId
 from wactor.errors import TargetNotFoundError
 from wactor.host import Host, HostConfig
-from wactor.host._lattice import read_lattice
+from wactor.host._lattice import HostEntry, read_lattice
 from wactor.messaging import component_subject
 from wactor.testing import NatsCluster, NatsServer
 
@@ -73,10 +73,20 @@ def _host(
     return HostProcess(write_host_config(folder, manifests), url)
 
 
+async def _lattice_view(url: str) -> list[HostEntry]:
+    """The registry as a reader sees it; empty while the servers cannot answer yet (a cluster
+    electing its JetStream leader times out requests for a moment)."""
+    try:
+        return await read_lattice(url, "default")
+    except Exception:  # noqa: BLE001 - not ready: the callers retry until their deadline
+        return []
+
+
 async def _wait_for(url: str, *ids: str, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
+    seen: set[str] = set()
     while time.monotonic() < deadline:
-        seen = {c for e in await read_lattice(url, "default") for c in e.components}
+        seen = {c for e in await _lattice_view(url) for c in e.components}
         if set(ids) <= seen:
             return
         await asyncio.sleep(0.1)
@@ -87,7 +97,7 @@ async def _wait_hosts(url: str, ok: Callable[[int], bool], timeout: float = 60) 
     deadline = time.monotonic() + timeout
     count = -1
     for _ in range(int(timeout * 10)):
-        count = len(await read_lattice(url, "default"))
+        count = len(await _lattice_view(url))
         if ok(count) or time.monotonic() > deadline:
             break
         await asyncio.sleep(0.1)

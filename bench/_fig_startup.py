@@ -50,11 +50,12 @@ async def _ours_start(ctx: Ctx, manifest: Path, cache_dir: Path | None = None) -
     }
 
 
-def _stock_start(ctx: Ctx, wasm: Path, *, wasi: bool, cold: bool) -> dict[str, float]:
-    """Stock wasmtime-py: load (``deserialize_file`` of the host's cached artifact, or compile
-    with ``Component.from_file``), then Store, instantiate and ``initialize``. Engine and Linker
-    are made outside the timer (the host makes them when it opens, outside ``start`` too). Reading
-    and hashing the ``.wasm`` (what the host does to find its cache entry) is timed apart and not
+def _stock_start(wasm: Path, artifact: Path | None, *, wasi: bool) -> dict[str, float]:
+    """Stock wasmtime-py: load (``deserialize_file`` of ``artifact``, a serialized compile of
+    the same ``.wasm`` made outside the timer, or compile with ``Component.from_file`` when
+    ``artifact`` is None), then Store, instantiate and ``initialize``. Engine and Linker are made
+    outside the timer (the host makes them when it opens, outside ``start`` too). Reading and
+    hashing the ``.wasm`` (what the host does to check the bytes it runs) is timed apart and not
     counted: a user of stock wasmtime-py who keeps the artifact's path needs neither."""
     from wasmtime.component import Component
 
@@ -64,15 +65,12 @@ def _stock_start(ctx: Ctx, wasm: Path, *, wasi: bool, cold: bool) -> dict[str, f
     try:
         t0 = perf()
         data = wasm.read_bytes()
-        digest = hashlib.sha256(data).hexdigest()
+        hashlib.sha256(data).hexdigest()
         t1 = perf()
-        if cold:
+        if artifact is None:
             component = Component.from_file(engine.engine, str(wasm))
         else:
-            key = _cache_key(ctx, digest)
-            component = Component.deserialize_file(
-                engine.engine, str(ctx.cache_dir / f"{key}.cwasm")
-            )
+            component = Component.deserialize_file(engine.engine, str(artifact))
         t2 = perf()
         linker = stock_linker(engine.engine, component, wasi=wasi)
         t3 = perf()
@@ -91,13 +89,18 @@ def _stock_start(ctx: Ctx, wasm: Path, *, wasi: bool, cold: bool) -> dict[str, f
     }
 
 
-def _cache_key(ctx: Ctx, digest: str) -> str:
+def _stock_artifact(ctx: Ctx, wasm: Path) -> Path:
+    """Compile ``wasm`` with the host's engine settings and serialize it, as a stock user would
+    keep it; the stock side never reads the host's compile cache (its layout is the host's)."""
+    from wasmtime.component import Component
+
     from wactor.wasm import WasmEngine
 
-    engine = WasmEngine(ctx.cache_dir)
+    engine = WasmEngine(None)
     try:
-        assert engine.cache is not None
-        return engine.cache.key(digest)
+        out = ctx.fresh_dir("stock-artifact") / f"{wasm.stem}.cwasm"
+        out.write_bytes(Component.from_file(engine.engine, str(wasm)).serialize())
+        return out
     finally:
         engine.close()
 
@@ -110,9 +113,10 @@ async def _start_pair(
     ctx: Ctx, wasm: Path, *, wasi: bool, memory: str, cold: bool, reps: int, budget: float | None
 ) -> dict[str, Any]:
     manifest = write_manifest(ctx.fresh_dir("m"), "bench/start/0", wasm, memory=memory)
+    artifact = None if cold else _stock_artifact(ctx, wasm)
     if not cold:  # make sure the cache entry exists, and warm up the code paths
         await _ours_start(ctx, manifest)
-        _stock_start(ctx, wasm, wasi=wasi, cold=False)
+        _stock_start(wasm, artifact, wasi=wasi)
     ours: list[dict[str, float]] = []
     base: list[dict[str, float]] = []
     began = perf()
@@ -121,7 +125,7 @@ async def _start_pair(
         if budget is not None and i > 0 and (perf() - began) * (i + 1) / i > budget:
             break
         collect()
-        base.append(_stock_start(ctx, wasm, wasi=wasi, cold=cold))
+        base.append(_stock_start(wasm, artifact, wasi=wasi))
         cache = ctx.fresh_dir("cold-cache") if cold else None
         try:
             ours.append(await _ours_start(ctx, manifest, cache_dir=cache))

@@ -8,6 +8,7 @@ import pytest
 
 from conftest import ManifestFactory, guest_binary, wat_binary
 from wactor.host import Host
+from waiting import wait_until
 
 GRANTS = """
 [capabilities.messaging]
@@ -77,6 +78,12 @@ async def test_cancelled_request_gets_no_callback(net: Host) -> None:
     assert await _ask(net, "t/alice/0", f"cancel {correlation}") == "ok"
     assert net.correlator.statistics().cancelled == 1
     assert (await _ask(net, "t/alice/0", f"cancel {correlation}")).startswith("err invalid-message")
+    # The target's call ends (its 3 s limit) and fails; that outcome must be dropped, not
+    # delivered to alice. Wait until it has reached the correlator, then ask alice.
+    await net.wait_event("restarted", "t/loop/0")
+    await wait_until(
+        lambda: net.correlator.statistics().dropped_late == 1, "the cancelled outcome to drop"
+    )
     assert await _ask(net, "t/alice/0", "callbacks") == ""
 
 

@@ -1,0 +1,29 @@
+"""Waiting for a condition the tests can observe, instead of sleeping and hoping."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from wactor.host import Host
+
+
+async def wait_until(condition: Callable[[], bool], what: str, *, timeout: float = 30.0) -> None:
+    """Poll ``condition`` on the loop until it holds; fail naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.005)
+
+
+async def wait_busy(host: Host, component: str, *, processed: int = 0) -> None:
+    """Wait until ``component`` has taken a message from its mailbox and is handling it: nothing
+    queued, and no more than ``processed`` messages finished (so the one taken is still running)."""
+
+    def busy() -> bool:
+        (stats,) = [c.actor for c in host.components() if str(c.id) == component]
+        return stats.depth == 0 and stats.processed == processed and stats.state == "ready"
+
+    await wait_until(busy, f"{component} to be handling a message")

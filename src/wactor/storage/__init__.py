@@ -1,11 +1,19 @@
-"""Key-value storage scoped by component: the Protocol and its backends (memory, SQLite, NATS)."""
+"""Key-value storage scoped by component: the Protocol and its backends (memory, SQLite, NATS).
+
+The NATS KV backend is imported on first use, so local storage never loads a NATS client.
+"""
 
 from __future__ import annotations
 
+import importlib
+import typing
+
 from wactor.storage._base import MAX_KEY_BYTES, StorageBackend, StorageUsage
 from wactor.storage._memory import MemoryStorage
-from wactor.storage._nats_kv import NatsKvStorage
 from wactor.storage._sqlite import SqliteStorage
+
+if typing.TYPE_CHECKING:
+    from wactor.storage._nats_kv import NatsKvStorage
 
 __all__ = [
     "MAX_KEY_BYTES",
@@ -15,3 +23,11 @@ __all__ = [
     "StorageBackend",
     "StorageUsage",
 ]
+
+
+def __getattr__(name: str) -> typing.Any:
+    if name != "NatsKvStorage":
+        raise AttributeError(f"module 'wactor.storage' has no attribute {name!r}")
+    value = importlib.import_module("wactor.storage._nats_kv").NatsKvStorage
+    globals()[name] = value
+    return value

@@ -1,0 +1,44 @@
+"""Importing the actor core, the root package or a layer below wasm loads neither wasmtime nor
+a NATS client; they load when a host (or a NATS backend) is used."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("wasmtime", "nats")
+
+
+def _loaded_after(code: str) -> list[str]:
+    probe = (
+        f"import sys\n{code}\n"
+        "import json\n"
+        f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    loaded: list[str] = json.loads(out.stdout)
+    return loaded
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["wactor", "wactor.actors", "wactor.errors", "wactor.messaging", "wactor.storage",
+     "wactor.security"],
+)
+def test_importing_does_not_load_the_engine_or_nats(module: str) -> None:
+    assert _loaded_after(f"import {module}") == []
+
+
+def test_host_is_loaded_on_first_use_from_the_root() -> None:
+    loaded = _loaded_after("import wactor\nwactor.Host")
+    assert "wasmtime" in loaded
+
+
+def test_the_nats_backends_load_when_asked_for() -> None:
+    assert "nats" in _loaded_after("from wactor.messaging import NatsBroker")
+    assert "nats" in _loaded_after("from wactor.storage import NatsKvStorage")

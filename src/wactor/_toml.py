@@ -6,10 +6,13 @@ Every problem becomes one ``ConfigError`` subclass line naming the file, the dot
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import re
+import stat
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from difflib import get_close_matches
 from pathlib import Path
 from typing import NoReturn, TypeVar
@@ -17,7 +20,7 @@ from typing import NoReturn, TypeVar
 from wactor._units import format_size, parse_size
 from wactor.errors import ConfigError
 
-__all__ = ["ConfigTable", "read_config_file"]
+__all__ = ["ConfigTable", "quote_key", "read_config_file"]
 
 _S = TypeVar("_S", bound=str)
 
@@ -26,6 +29,13 @@ _INT_MAX = 2**63 - 1
 
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 
+# An operator's or author's file is small; a bigger one is a mistake (or /dev/zero), not config.
+MAX_CONFIG_BYTES = 1024 * 1024
+
+# A key from the file is shown as is unless it could be misread (a dot, a quote, a space) or break
+# the one-line error (a newline, a control character): then quoted and escaped, as TOML writes it.
+_PLAIN_KEY = re.compile(r"^[^\s.\"'\[\]]+$")
+
 
 def read_config_file(
     path: Path, error: type[ConfigError], *, allowed: Sequence[str]
@@ -33,9 +43,12 @@ def read_config_file(
     """Parse the TOML file at ``path`` and return its root table, checked against ``allowed``."""
     file = str(path)
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise error(f"cannot read file: {exc.strerror or exc}", file=file) from exc
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise error(f"file is larger than {format_size(MAX_CONFIG_BYTES)}", file=file)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -45,6 +58,8 @@ def read_config_file(
     except tomllib.TOMLDecodeError as exc:
         # tomllib's message already ends with "(at line L, column C)".
         raise error(f"invalid TOML: {exc}", file=file) from exc
+    except RecursionError as exc:  # tomllib parses nested arrays and inline tables recursively
+        raise error("invalid TOML: arrays or tables nested too deeply", file=file) from exc
     return ConfigTable(data, file=file, prefix="", error=error, allowed=allowed)
 
 
@@ -62,6 +77,11 @@ def _type_name(value: object) -> str:
     if isinstance(value, dict):
         return "table"
     return type(value).__name__  # dates and times
+
+
+def quote_key(name: str) -> str:
+    """Show a key from the file as TOML would write it: bare, or quoted and escaped."""
+    return name if _PLAIN_KEY.match(name) and name.isprintable() else json.dumps(name)
 
 
 def _show(value: object) -> str:
@@ -93,7 +113,7 @@ class ConfigTable:
                 hint = get_close_matches(name, allowed, n=1)
                 suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
                 self.fail(
-                    name,
+                    quote_key(name),
                     f"unknown {what}{suggestion}",
                     expected="one of " + ", ".join(allowed) if allowed else "no keys here",
                 )
@@ -175,9 +195,13 @@ class ConfigTable:
         expected = "a number > 0"
         if isinstance(value, bool) or not isinstance(value, int | float):
             self._wrong_type(name, value, expected)
-        if not math.isfinite(value) or value <= 0:
-            self.fail(name, f"{value} is out of range", expected=expected)
-        return float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer past the float range (TOML's parser has no bound)
+            number = math.inf
+        if not math.isfinite(number) or number <= 0:
+            self.fail(name, f"{_show(value)} is out of range", expected=expected)
+        return number
 
     def size(self, name: str, default: int, *, minimum: int) -> int:
         """Return the byte size ``name`` (``"64MiB"`` or an integer of bytes)."""
@@ -224,10 +248,46 @@ class ConfigTable:
         text = self.opt_str(name)
         return None if text is None else self._path(name, text, base)
 
-    def _path(self, name: str, text: str, base: Path) -> Path:
+    def dir_list(self, name: str, base: Path) -> tuple[Path, ...]:
+        """Return the array of paths ``name`` resolved against ``base``; each must be an
+        existing directory."""
+        return self._existing(name, base, stat.S_ISDIR, "directory")
+
+    def file_list(self, name: str, base: Path) -> tuple[Path, ...]:
+        """Return the array of paths ``name`` resolved against ``base``; each must be an
+        existing regular file."""
+        return self._existing(name, base, stat.S_ISREG, "file")
+
+    def _existing(
+        self, name: str, base: Path, is_kind: Callable[[int], bool], kind: str
+    ) -> tuple[Path, ...]:
+        paths = self.path_list(name, base)
+        for index, path in enumerate(paths):
+            problem = _kind_problem(path, is_kind, kind)
+            if problem:
+                self.fail(f"{name}[{index}]", f"{problem}: {path}", expected=f"an existing {kind}")
+        return paths
+
+    def req_file(self, name: str, base: Path, *, expected: str) -> Path:
+        """Return the required path ``name`` resolved against ``base``; it must be an existing
+        regular file."""
+        path = self._path(name, self.req_str(name), base, expected=expected)
+        problem = _kind_problem(path, stat.S_ISREG, "file")
+        if problem:
+            self.fail(name, f"{problem}: {path}", expected=expected)
+        return path
+
+    def _path(
+        self, name: str, text: str, base: Path, *, expected: str = "a non-empty path"
+    ) -> Path:
         if not text or "\0" in text:
-            self.fail(name, f"bad path {text!r}", expected="a non-empty path")
-        return (base / Path(text).expanduser()).resolve()
+            self.fail(name, f"bad path {_show(text)}", expected=expected)
+        try:
+            return (base / Path(text).expanduser()).resolve()
+        except (OSError, RuntimeError, ValueError) as exc:
+            # "~nobody/x" (no such user), a symlink loop, a name too long for the OS
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            self.fail(name, f"bad path {_show(text)}: {reason}", expected=expected)
 
     def digest(self, name: str, text: str) -> str:
         """Normalise ``sha256:HEX`` or ``HEX`` (the value of ``name``) to lowercase hex."""
@@ -247,7 +307,7 @@ class ConfigTable:
             self._wrong_type(name, value, "a table of strings")
         for key, item in value.items():
             if not isinstance(item, str):
-                self._wrong_type(f"{name}.{key}", item, "a string")
+                self._wrong_type(f"{name}.{quote_key(key)}", item, "a string")
         return dict(value)
 
     def table(self, name: str, allowed: Sequence[str]) -> ConfigTable | None:
@@ -260,3 +320,14 @@ class ConfigTable:
         return ConfigTable(
             value, file=self._file, prefix=self.key(name), error=self._error, allowed=allowed
         )
+
+
+def _kind_problem(path: Path, is_kind: Callable[[int], bool], kind: str) -> str | None:
+    """Say why ``path`` is not an existing ``kind`` (symlinks followed), or ``None``."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return f"{kind} not found"
+    except OSError as exc:
+        return f"cannot use this {kind}: {exc.strerror or exc}"
+    return None if is_kind(mode) else f"not a {kind}"

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import tomllib
 from pathlib import Path
 
 from cli.test_call import wactor
-from conftest import write_host_config
+from conftest import ROOT, write_host_config
 
 
 def test_scaffolded_guest_builds_and_answers(tmp_path: Path) -> None:
@@ -50,3 +54,44 @@ def test_build_error_is_one_line_naming_the_file(tmp_path: Path) -> None:
     assert "broken.py" in last
     assert "SyntaxError" in last
     assert "Traceback" not in result.stderr
+
+
+def test_guest_toolchain_is_a_dependency_not_an_extra() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert "componentize-py==0.25.1" in project["dependencies"]
+    # `pip install 'wactor[build]'` keeps working, and brings nothing more than plain wactor.
+    assert project["optional-dependencies"].get("build", []) == []
+
+
+def test_missing_toolchain_is_one_line_without_pointing_to_an_extra(tmp_path: Path) -> None:
+    """Only an install made with --no-deps lacks componentize-py: the error says to reinstall."""
+    app = tmp_path / "app.py"
+    app.write_text("x = 1\n")
+    without_toolchain = (
+        "import sys\n"
+        "sys.modules['componentize_py'] = None\n"  # not importable
+        "sys.executable = '/nonexistent/python'\n"  # no script next to the interpreter
+        "from wactor.cli import main\n"
+        f"sys.argv = ['wactor', 'build', {str(app)!r}, '-o', {str(tmp_path / 'app.wasm')!r}, "
+        "'--no-cache']\n"
+        "main()\n"
+    )
+    env = {**os.environ, "PATH": str(tmp_path / "empty")}  # and none on PATH
+    result = subprocess.run(
+        [sys.executable, "-c", without_toolchain],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: componentize-py")
+    assert "reinstall wactor" in line
+    assert "[build]" not in line
+
+
+def test_scaffolded_readme_does_not_ask_for_an_extra(tmp_path: Path) -> None:
+    assert wactor("new", "plain", "--dir", str(tmp_path)).returncode == 0
+    assert "wactor[build]" not in (tmp_path / "plain" / "README.md").read_text()

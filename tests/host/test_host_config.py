@@ -83,6 +83,10 @@ def test_empty_file_gives_the_defaults(tmp_path: Path) -> None:
 
 
 def test_full_config_is_parsed_with_paths_relative_to_the_file(tmp_path: Path) -> None:
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys" / "release.pub").write_text(
+        "a key file must exist; its contents are read later"
+    )
     config = load_host_config(write_config(tmp_path, FULL))
     base = tmp_path.resolve()
     assert config.state_dir == base / "state"

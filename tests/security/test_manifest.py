@@ -52,7 +52,7 @@ quota = "10MiB"
 
 [capabilities.filesystem]
 read = ["./assets"]
-write = ["/tmp/out"]
+write = ["{out}"]
 
 [capabilities.network]
 connect = ["API.example.com:443", "*.internal:8000-8100", "[::1]:*", "10.0.0.1:5432", "*:80"]
@@ -81,6 +81,14 @@ def write_manifest(tmp_path: Path, text: str, *, wasm: str = "cart.wasm") -> Pat
     path = tmp_path / "component.toml"
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def write_full_manifest(tmp_path: Path, digest: str) -> Path:
+    """FULL, with the directories it exposes created (preopens must exist)."""
+    (tmp_path / "assets").mkdir()
+    out = tmp_path / "elsewhere" / "out"  # an absolute path
+    out.mkdir(parents=True)
+    return write_manifest(tmp_path, FULL.format(digest=digest, out=out), wasm="build/cart.wasm")
 
 
 def load_error(tmp_path: Path, text: str) -> ManifestError:
@@ -134,7 +142,8 @@ def test_minimal_manifest_gets_the_documented_defaults(tmp_path: Path) -> None:
 
 def test_full_manifest_is_parsed(tmp_path: Path) -> None:
     digest = hashlib.sha256(WASM).hexdigest().upper()
-    path = write_manifest(tmp_path, FULL.format(digest=digest), wasm="build/cart.wasm")
+    path = write_full_manifest(tmp_path, digest)
+    out = tmp_path / "elsewhere" / "out"
     manifest = load_manifest(path)
     assert manifest.id == ComponentId("shop", "cart", "1")
     assert manifest.wasm == (tmp_path / "build" / "cart.wasm").resolve()
@@ -148,7 +157,7 @@ def test_full_manifest_is_parsed(tmp_path: Path) -> None:
     assert caps.broadcast == ()
     assert caps.storage_quota == 10 * 1024 * 1024
     assert caps.fs_read == ((tmp_path / "assets").resolve(),)
-    assert caps.fs_write == (Path("/tmp/out").resolve(),)
+    assert caps.fs_write == (out.resolve(),)
     assert caps.net_connect[0] == "api.example.com:443"
     assert caps.env == ("HOME", "LANG")
     assert manifest.supervision == SupervisionSpec("transient", 5, 2.5, 20, 500, 100, 1000, 2)
@@ -241,9 +250,7 @@ def test_network_capability_matches_host_and_port(
     tmp_path: Path, host: str, port: int, allowed: bool
 ) -> None:
     digest = hashlib.sha256(WASM).hexdigest()
-    manifest = load_manifest(
-        write_manifest(tmp_path, FULL.format(digest=digest), wasm="build/cart.wasm")
-    )
+    manifest = load_manifest(write_full_manifest(tmp_path, digest))
     assert manifest.capabilities.allows_connect(host, port) is allowed
 
 

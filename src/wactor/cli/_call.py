@@ -61,9 +61,8 @@ async def _call(
     logging.getLogger("wactor.host").setLevel(logging.CRITICAL)
     code = 0
     async with Host.open(config) as host:
+        _raise_why_missing(host, cid)
         for failure in host.load_failures:
-            if failure.component == cid:
-                raise failure.error
             click.echo(f"warning: {failure.error}", err=True)
         for payload in payloads:
             try:
@@ -83,6 +82,21 @@ async def _call(
             else:
                 click.echo("")
     return code
+
+
+def _raise_why_missing(host: Host, cid: ComponentId) -> None:
+    """Raise the load failure of the config's component that TARGET names, if it failed.
+
+    A manifest whose id cannot be read (``id = 42``) may be the one TARGET means: when TARGET
+    is not running here and no lattice could have it, that failure is the answer too.
+    """
+    for failure in host.load_failures:
+        if failure.component == cid:
+            raise failure.error
+    if host.lattice is None and all(status.id != cid for status in host.components()):
+        for failure in host.load_failures:
+            if failure.component is None:
+                raise failure.error
 
 
 @cli.command()

@@ -26,10 +26,24 @@ class _Group(click.Group):
         except WactorError as exc:
             if ctx.obj and ctx.obj.get("debug"):
                 raise
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"error: {_one_line(str(exc))}", err=True)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             sys.exit(130)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise  # usage errors and --help: click prints and exits itself
+        except Exception as exc:
+            # A bug, not a user error: still one line, the traceback only with --debug.
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            text = _one_line(f"{type(exc).__name__}: {exc}")
+            click.echo(f"error: unexpected {text} (--debug shows the traceback)", err=True)
+            sys.exit(1)
+
+
+def _one_line(text: str) -> str:
+    """Keep an error on one line whatever it quotes (a key or value with a newline in it)."""
+    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
 
 
 @click.group(cls=_Group)

@@ -27,8 +27,7 @@ async def _run(config_path: Path, once: bool, nats_url: str | None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with Host.open(config) as host:
-        for failure in host.load_failures:
-            click.echo(f"failed: {failure.manifest}: {failure.error}", err=True)
+        # Each load failure has been logged as it happened, one line naming file and key.
         for component in host.components():
             click.echo(
                 f"running {component.id} v{component.version} ({component.health})", err=True
@@ -53,7 +52,9 @@ async def _run(config_path: Path, once: bool, nats_url: str | None) -> int:
     if host.failure is not None:
         click.echo(f"error: host supervisor gave up: {host.failure}", err=True)
         return 4
-    return 2 if host.load_failures and not host.components() else 0
+    if host.load_failures and (once or not host.components()):
+        return host.load_failures[0].error.exit_code
+    return 0
 
 
 def _write_snapshot(host: Host, path: Path) -> None:
@@ -73,7 +74,11 @@ async def _write_status(host: Host, path: Path) -> None:
 
 @cli.command()
 @click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--once", is_flag=True, help="Start everything, report, and stop (a smoke check).")
+@click.option(
+    "--once",
+    is_flag=True,
+    help="Start everything, report, and stop (a smoke check: fails if any component failed).",
+)
 @nats_option
 def run(config: Path, once: bool, nats_url: str | None) -> None:
     """Run a host with the components of CONFIG until interrupted."""

@@ -136,7 +136,7 @@ def load_host_config(path: str | os.PathLike[str]) -> HostConfig:
     default = HostConfig(path=None, state_dir=base / ".wactor")
     return HostConfig(
         path=given.resolve(),
-        state_dir=root.opt_path("state-dir", base) or default.state_dir,
+        state_dir=_dir_to_be(root, "state-dir", base) or default.state_dir,
         dev=root.boolean("dev", default.dev),
         components=_components(root, base),
         broker=_broker(root.table("broker", ("type", "url", "lattice"))),
@@ -144,12 +144,20 @@ def load_host_config(path: str | os.PathLike[str]) -> HostConfig:
             root.table("supervision", ("strategy", "max-restarts", "within-seconds"))
         ),
         trust=_trust(root.table("trust", ("keys", "digests", "paths")), base),
-        cache_dir=root.opt_path("cache-dir", base),
+        cache_dir=_dir_to_be(root, "cache-dir", base),
         storage=root.choice("storage", _STORAGE_TYPES, default.storage),
         storage_replicas=root.integer("storage-replicas", 1, minimum=1, maximum=5),
         max_payload_bytes=root.size("max-payload", default.max_payload_bytes, minimum=1),
         log_level=root.choice("log-level", _LOG_LEVELS, default.log_level),
     )
+
+
+def _dir_to_be(root: ConfigTable, name: str, base: Path) -> Path | None:
+    """The directory ``name``: the host creates it when absent; anything else there is an error."""
+    path = root.opt_path(name, base)
+    if path is not None and os.path.exists(path) and not os.path.isdir(path):
+        root.fail(name, f"not a directory: {path}", expected="a directory (created when absent)")
+    return path
 
 
 def _components(root: ConfigTable, base: Path) -> tuple[Path, ...]:
@@ -222,7 +230,7 @@ def _trust(table: ConfigTable | None, base: Path) -> TrustConfig:
         for index, text in enumerate(table.str_list("digests"))
     )
     return TrustConfig(
-        keys=table.path_list("keys", base),
+        keys=table.file_list("keys", base),
         digests=digests,
         paths=table.path_list("paths", base),
     )

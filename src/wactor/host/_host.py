@@ -35,6 +35,7 @@ from wactor.actors import (
 )
 from wactor.errors import (
     CapabilityDeniedError,
+    ComponentError,
     ConfigError,
     InvalidMessageError,
     ManifestError,
@@ -244,9 +245,15 @@ class Host:
             try:
                 handles.append(await self.start(path))
             except WactorError as exc:
-                self.load_failures.append(LoadFailure(path, exc, _declared_id(path)))
-                _log.error("%s", exc)
+                self._load_failed(path, exc)
+            except Exception as exc:  # noqa: BLE001 - one component's surprise must not stop the rest
+                _log.debug("starting %s failed", path, exc_info=True)
+                self._load_failed(path, ComponentError(f"{path}: cannot start: {exc}"))
         return handles
+
+    def _load_failed(self, path: Path, error: WactorError) -> None:
+        self.load_failures.append(LoadFailure(path, error, _declared_id(path)))
+        _log.error("%s", error)
 
     async def add_group(
         self,
@@ -716,7 +723,8 @@ def _declared_id(path: Path) -> ComponentId | None:
     """Best effort: the id a (possibly invalid) manifest declares, to attribute its failure."""
     try:
         with path.open("rb") as f:
-            return ComponentId.parse(tomllib.load(f)["component"]["id"])
+            declared = tomllib.load(f)["component"]["id"]
+        return ComponentId.parse(declared) if isinstance(declared, str) else None
     except (OSError, ValueError, KeyError, TypeError, tomllib.TOMLDecodeError):
         return None
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 from wactor._ids import ComponentId, TargetPattern
-from wactor._toml import ConfigTable, read_config_file
+from wactor._toml import ConfigTable, quote_key, read_config_file
 from wactor._units import KIB, MIB
 from wactor.actors import Backpressure, RestartType
 from wactor.errors import DigestMismatchError, ManifestError
@@ -52,6 +52,9 @@ _MESSAGING_ACTIONS: tuple[MessagingAction, ...] = ("send", "request", "broadcast
 # A storage section without a quota still means "this component uses storage"; 10 MiB is the
 # example the design uses and is generous for state, small for a runaway loop.
 DEFAULT_STORAGE_QUOTA = 10 * MIB
+
+# Ids in this namespace belong to the host itself (its sender id is wactor/host/0).
+RESERVED_NAMESPACE = "wactor"
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
@@ -234,20 +237,21 @@ def verify_digest(manifest: Manifest, wasm_bytes: bytes | str) -> str:
 def _component_id(table: ConfigTable) -> ComponentId:
     text = table.req_str("id")
     try:
-        return ComponentId.parse(text)
+        component_id = ComponentId.parse(text)
     except ValueError as exc:
         table.fail("id", str(exc), expected="namespace/name/instance")
+    if component_id.namespace.lower() == RESERVED_NAMESPACE:
+        # The host speaks as wactor/host/0: a component under that name could pose as it.
+        table.fail(
+            "id",
+            f"namespace {component_id.namespace!r} is reserved for the host",
+            expected="an id in a namespace of your own",
+        )
+    return component_id
 
 
 def _wasm_path(table: ConfigTable, base: Path) -> Path:
-    text = table.req_str("wasm")
-    if not text or "\0" in text:
-        table.fail("wasm", f"bad path {text!r}", expected="a path relative to the manifest")
-    wasm = (base / text).resolve()
-    if not wasm.is_file():
-        reason = "is not a file" if wasm.exists() else "file not found"
-        table.fail("wasm", f"{reason}: {wasm}")
-    return wasm
+    return table.req_file("wasm", base, expected="a wasm file, relative to the manifest")
 
 
 def _digest(table: ConfigTable, name: str) -> str | None:
@@ -295,8 +299,8 @@ def _capabilities(table: ConfigTable | None, base: Path) -> Capabilities:
     fs_write: tuple[Path, ...] = ()
     filesystem = table.table("filesystem", ("read", "write"))
     if filesystem is not None:
-        fs_read = filesystem.path_list("read", base)
-        fs_write = filesystem.path_list("write", base)
+        fs_read = filesystem.dir_list("read", base)
+        fs_write = filesystem.dir_list("write", base)
 
     connect: tuple[str, ...] = ()
     network = table.table("network", ("connect",))
@@ -416,7 +420,7 @@ def _config(table: ConfigTable | None) -> ComponentConfig:
     for name, value in env.items():
         if not name or "=" in name or "\0" in name or "\0" in value:
             table.fail(
-                f"env.{name}",
+                f"env.{quote_key(name)}",
                 "bad environment entry",
                 expected="a non-empty name without '=' or NUL and a value without NUL",
             )

@@ -115,8 +115,11 @@ def _componentize_command() -> list[str]:
     found = shutil.which("componentize-py")
     if found:
         return [found]
+    # It is a dependency of wactor: only an install made with --no-deps (or a package removed
+    # afterwards) gets here.
     raise BuildError(
-        "componentize-py is not installed; install it with: pip install 'wactor[build]'"
+        "componentize-py, a dependency of wactor, is missing from this Python environment; "
+        "reinstall wactor with its dependencies: pip install --force-reinstall wactor"
     )
 
 

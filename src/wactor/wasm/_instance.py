@@ -118,9 +118,9 @@ def _wasi_config(spec: WasiSpec, output: Callable[[bytes], None] | None) -> wasm
     if spec.env:
         cfg.env = [list(pair) for pair in spec.env]
     for host, guest in spec.read_dirs:
-        cfg.preopen_dir(host, guest, fs_mutable=False)
+        _preopen(cfg, host, guest, mutable=False)
     for host, guest in spec.write_dirs:
-        cfg.preopen_dir(host, guest, fs_mutable=True)
+        _preopen(cfg, host, guest, mutable=True)
     if spec.network:
         ffi.wasi_config_inherit_network(cfg.ptr())
         ffi.wasi_config_allow_ip_name_lookup(cfg.ptr(), True)
@@ -128,6 +128,16 @@ def _wasi_config(spec: WasiSpec, output: Callable[[bytes], None] | None) -> wasm
         cfg.stdout_custom = output
         cfg.stderr_custom = output
     return cfg
+
+
+def _preopen(cfg: wasmtime.WasiConfig, host: str, guest: str, *, mutable: bool) -> None:
+    try:
+        cfg.preopen_dir(host, guest, fs_mutable=mutable)
+    except wasmtime.WasmtimeError as exc:
+        # The manifest loader checked the directory; it was removed or replaced since.
+        raise InstantiationError(
+            f"cannot open directory {host} for the guest (it must exist and be a directory)"
+        ) from exc
 
 
 class ComponentInstance:

@@ -23,6 +23,7 @@ from wactor.security import (
     Gatekeeper,
     capabilities_from_dict,
     capabilities_to_dict,
+    limits_to_dict,
     load_manifest,
     manifest_digest,
     narrow_capabilities,
@@ -311,7 +312,10 @@ def test_unknown_component_waits_for_approval_and_says_what_to_run(
     )
     assert pending.wasm_digest == hashlib.sha256(wasm).hexdigest()
     assert pending.manifest_digest == manifest_digest(manifest)
-    assert pending.requested == capabilities_to_dict(manifest.capabilities)
+    # what the manifest declares, and beside it the resource limits it asks for
+    assert pending.requested == capabilities_to_dict(manifest.capabilities) | {
+        "limits": limits_to_dict(manifest.limits)
+    }
     with pytest.raises(ApprovalPendingError):
         gate_for(store, audit).admit(manifest, wasm)  # asking again files nothing new
     assert len(store.list()) == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 from wactor.host._config import (
     BrokerConfig,
     HostConfig,
+    HostLimits,
     HostSupervision,
     TrustConfig,
     load_host_config,
@@ -18,6 +19,7 @@ __all__ = [
     "ComponentStatus",
     "Host",
     "HostConfig",
+    "HostLimits",
     "HostSupervision",
     "LoadFailure",
     "TrustConfig",

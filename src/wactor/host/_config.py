@@ -15,14 +15,16 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from wactor._toml import ConfigTable, read_config_file
-from wactor._units import MIB
+from wactor._units import KIB, MIB
 from wactor.errors import HostConfigError
+from wactor.security import HostLimits
 
 __all__ = [
     "DEFAULT_NATS_URL",
     "BrokerConfig",
     "BrokerType",
     "HostConfig",
+    "HostLimits",
     "HostSupervision",
     "LogLevel",
     "StorageType",
@@ -92,6 +94,7 @@ class HostConfig:
     storage_replicas: int = 1  # JetStream replicas of the KV bucket, for storage = "nats"
     max_payload_bytes: int = 16 * MIB
     log_level: LogLevel = "info"
+    limits: HostLimits = field(default_factory=HostLimits)  # [limits]: defaults and ceilings
 
     @classmethod
     def default(
@@ -130,6 +133,7 @@ def load_host_config(path: str | os.PathLike[str]) -> HostConfig:
             "broker",
             "supervision",
             "trust",
+            "limits",
         ),
     )
     base = given.resolve().parent
@@ -149,6 +153,7 @@ def load_host_config(path: str | os.PathLike[str]) -> HostConfig:
         storage_replicas=root.integer("storage-replicas", 1, minimum=1, maximum=5),
         max_payload_bytes=root.size("max-payload", default.max_payload_bytes, minimum=1),
         log_level=root.choice("log-level", _LOG_LEVELS, default.log_level),
+        limits=_limits(root.table("limits", _LIMIT_KEYS)),
     )
 
 
@@ -234,3 +239,56 @@ def _trust(table: ConfigTable | None, base: Path) -> TrustConfig:
         digests=digests,
         paths=table.path_list("paths", base),
     )
+
+
+_LIMIT_KEYS = (
+    "message-rate",
+    "max-message-rate",
+    "memory",
+    "max-memory",
+    "timeout-ms",
+    "max-timeout-ms",
+    "mailbox",
+    "max-mailbox",
+    "fuel",
+    "max-fuel",
+    "table-elements",
+    "tables",
+    "memories",
+    "instances",
+    "log-line",
+    "log-lines-per-second",
+    "audit-per-second",
+    "broadcast-targets",
+)
+
+
+def _limits(table: ConfigTable | None) -> HostLimits:
+    d = HostLimits()
+    if table is None:
+        return d
+    limits = HostLimits(
+        message_rate=table.integer("message-rate", d.message_rate, minimum=1),
+        max_message_rate=table.integer("max-message-rate", d.max_message_rate, minimum=1),
+        memory_bytes=table.size("memory", d.memory_bytes, minimum=64 * KIB),
+        max_memory_bytes=table.size("max-memory", d.max_memory_bytes, minimum=64 * KIB),
+        timeout_ms=table.integer("timeout-ms", d.timeout_ms, minimum=1),
+        max_timeout_ms=table.integer("max-timeout-ms", d.max_timeout_ms, minimum=1),
+        mailbox=table.integer("mailbox", d.mailbox, minimum=1),
+        max_mailbox=table.integer("max-mailbox", d.max_mailbox, minimum=1),
+        fuel=table.opt_integer("fuel", minimum=1),
+        max_fuel=table.opt_integer("max-fuel", minimum=1),
+        table_elements=table.integer("table-elements", d.table_elements, minimum=1),
+        tables=table.integer("tables", d.tables, minimum=1),
+        memories=table.integer("memories", d.memories, minimum=1),
+        instances=table.integer("instances", d.instances, minimum=1),
+        log_line_bytes=table.size("log-line", d.log_line_bytes, minimum=80),
+        log_lines_per_second=table.integer(
+            "log-lines-per-second", d.log_lines_per_second, minimum=1
+        ),
+        audit_per_second=table.integer("audit-per-second", d.audit_per_second, minimum=1),
+        broadcast_targets=table.integer("broadcast-targets", d.broadcast_targets, minimum=1),
+    )
+    for key, problem in limits.check():
+        table.fail(key, problem, expected="a default at most its ceiling")
+    return limits

@@ -68,6 +68,7 @@ from wactor.security import (
     AuditLog,
     Gatekeeper,
     Manifest,
+    apply_host_limits,
     load_manifest,
     verify_digest,
 )
@@ -156,7 +157,9 @@ class Host:
             self.broker = MemoryBroker()
         self.correlator = Correlator(self._request_timed_out)
         self.dead_letters = DeadLetterLog(config.state_dir / DEAD_LETTERS_FILE)
-        self.audit = AuditLog.for_state_dir(config.state_dir)
+        self.audit = AuditLog.for_state_dir(
+            config.state_dir, component_rate=config.limits.audit_per_second
+        )
         self.approvals = ApprovalStore.for_state_dir(config.state_dir, audit=self.audit)
         self.gate = Gatekeeper(
             config.trust, self.approvals, self.audit, dev=config.dev, config_path=config.path
@@ -278,6 +281,7 @@ class Host:
     ) -> ComponentHandle:
         """Load, check, compile (or fetch from cache), instantiate and initialize a component."""
         manifest = source if isinstance(source, Manifest) else load_manifest(Path(source))
+        manifest = apply_host_limits(manifest, self.config.limits, self.config.path)
         if manifest.id in self._runtimes:
             raise ConfigError(
                 f"component {manifest.id} is already running",
@@ -332,7 +336,9 @@ class Host:
             digest = self.engine.digest_of(manifest.wasm)
             verify_digest(manifest, digest)
             admission = self.gate.admit(manifest, digest)
-            granted = dataclasses.replace(manifest, capabilities=admission.capabilities)
+            granted = dataclasses.replace(
+                manifest, capabilities=admission.capabilities, limits=admission.limits
+            )
             return self.engine.load_file(manifest.wasm, digest), granted
         except OSError as exc:
             raise ManifestError(

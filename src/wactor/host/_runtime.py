@@ -30,6 +30,7 @@ from wactor.errors import (
     TargetNotFoundError,
     WactorError,
 )
+from wactor.host._guestlog import LogGate, clean_log_text
 from wactor.messaging import ERROR_CONTENT_TYPE, Envelope, PendingRequest, Subscription
 from wactor.security import Manifest, MessagingAction, MessagingPolicy
 from wactor.storage import StorageBackend
@@ -118,6 +119,7 @@ class ComponentRuntime:
             TokenBucket(rate, manifest.limits.message_burst or rate) if rate is not None else None
         )
         self._rate_limited = 0
+        self._log_gate = LogGate(host.config.limits.log_lines_per_second)
         self.subscriptions: dict[str, Subscription] = {}
         self.metadata: GuestMetadata | None = None
         self.health = "unknown"
@@ -149,14 +151,15 @@ class ComponentRuntime:
         self.policy.check(action, target)  # raises CapabilityDeniedError; denials are audited
         if self._bucket is not None and not self._bucket.take():
             self._rate_limited += 1
-            if self._rate_limited == 1 or self._rate_limited % 1000 == 0:
-                # audited at the first refusal and then every 1000th: a flood stays small
-                self.report(
-                    "denial",
-                    action=f"messaging.{action}",
-                    target=str(target),
-                    reason=f"rate limit ({self._rate_limited} refused so far)",
-                )
+            # every refusal is audited; the audit log's per-component budget sheds a flood
+            # and writes one summary saying how many it shed
+            self.report(
+                "denial",
+                action=f"messaging.{action}",
+                target=str(target),
+                reason=f"rate limit of {self.manifest.limits.message_rate}/s "
+                f"({self._rate_limited} refused so far)",
+            )
             raise RateLimitedError(
                 f"{self._id}: message rate limit of {self.manifest.limits.message_rate}/s exceeded",
                 capability="resources.message-rate",
@@ -209,6 +212,12 @@ class ComponentRuntime:
             raise InvalidMessageError(f"{self._id}: no pending request {request_id!r}")
 
     def broadcast(self, targets: Sequence[ComponentId], payload: bytes) -> None:
+        targets = list(dict.fromkeys(targets))  # each target gets one copy, in the given order
+        fan_out = self.host.config.limits.broadcast_targets
+        if len(targets) > fan_out:
+            reason = f"broadcast to {len(targets)} targets exceeds the limit of {fan_out}"
+            self.report("denial", action="messaging.broadcast", reason=reason)
+            raise InvalidMessageError(f"{self._id}: {reason} ([limits] broadcast-targets)")
         for target in targets:
             self._check("broadcast", target)
         self._check_payload(payload)
@@ -270,12 +279,18 @@ class ComponentRuntime:
         )
 
     def log(self, level: str, message: str, context: Sequence[tuple[str, str]]) -> None:
+        note = self._log_gate.take()
+        if note is None:
+            return
+        cap = self.host.config.limits.log_line_bytes
+        fields = {clean_log_text(k, 200): clean_log_text(v, cap) for k, v in list(context)[:32]}
         _guest_log.log(
             _LEVELS.get(level, logging.INFO),
-            "%s: %s",
+            "%s: %s%s",
             self._id,
-            message,
-            extra={"component": str(self._id), "guest_context": dict(context)},
+            clean_log_text(message, cap),
+            note,
+            extra={"component": str(self._id), "guest_context": fields},
         )
 
     def list_components(self) -> list[ComponentId]:
@@ -298,7 +313,16 @@ class ComponentRuntime:
     def new_instance(self) -> ComponentInstance:
         """Instantiate and initialize a fresh instance (blocking; run on a worker thread)."""
         m = self.manifest
-        limits = InstanceLimits(m.limits.memory_bytes, m.limits.timeout_ms, m.limits.fuel)
+        host_caps = self.host.config.limits
+        limits = InstanceLimits(
+            m.limits.memory_bytes,
+            m.limits.timeout_ms,
+            m.limits.fuel,
+            table_elements=host_caps.table_elements,
+            instances=host_caps.instances,
+            tables=host_caps.tables,
+            memories=host_caps.memories,
+        )
         caps = m.capabilities
         granted_env = tuple((n, os.environ[n]) for n in caps.env if n in os.environ)
         wasi = WasiSpec(
@@ -325,8 +349,15 @@ class ComponentRuntime:
 
     def _guest_output(self, data: bytes) -> None:
         text = data.decode("utf-8", "replace").rstrip()
-        if text:
-            _guest_log.info("%s: %s", self._id, text, extra={"component": str(self._id)})
+        note = self._log_gate.take() if text else None
+        if note is not None:
+            _guest_log.info(
+                "%s: %s%s",
+                self._id,
+                clean_log_text(text, self.host.config.limits.log_line_bytes),
+                note,
+                extra={"component": str(self._id)},
+            )
 
 
 class ComponentActor(Actor["Envelope | HealthCheck"]):

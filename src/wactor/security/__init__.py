@@ -11,6 +11,7 @@ from wactor.security._gate import (
     TrustSources,
     manifest_digest,
 )
+from wactor.security._limits import HostLimits, apply_host_limits, limits_to_dict, narrow_limits
 from wactor.security._manifest import (
     Capabilities,
     ComponentConfig,
@@ -50,6 +51,7 @@ __all__ = [
     "Capabilities",
     "ComponentConfig",
     "Gatekeeper",
+    "HostLimits",
     "Limits",
     "Manifest",
     "MessagingAction",
@@ -57,12 +59,15 @@ __all__ = [
     "RestartType",
     "SupervisionSpec",
     "TrustSources",
+    "apply_host_limits",
     "capabilities_from_dict",
     "capabilities_to_dict",
     "generate_keypair",
+    "limits_to_dict",
     "load_manifest",
     "manifest_digest",
     "narrow_capabilities",
+    "narrow_limits",
     "public_key_fingerprint",
     "sign_manifest",
     "signature_message",

@@ -8,6 +8,9 @@ CLI next to a running host) share the file through SQLite's own locking.
 
 Capabilities are stored in the dict form of ``wactor.security._policy``; ``granted`` is the full
 narrowed set, so ``narrow_capabilities(manifest.capabilities, approval.granted)`` reproduces it.
+Beside them, under ``"limits"``, the resource limits the component asked for (after the host's
+defaults filled in what its manifest left out) in the form of ``wactor.security._limits``; an
+approval may lower them (``{"limits": {"message-rate": 10}}``).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from wactor._ids import ComponentId
 from wactor._sqlitedb import open_database
 from wactor.errors import ConfigError, StorageIOError
 from wactor.security._audit import AuditLog
+from wactor.security._limits import check_narrowing
 from wactor.security._policy import (
     capabilities_from_dict,
     capabilities_to_dict,
@@ -159,6 +163,8 @@ class ApprovalStore:
         """Return the request for this exact binary and manifest, creating a pending one."""
         # Validate, and store the full normal form: "granted == requested" then means unnarrowed.
         normal = capabilities_to_dict(capabilities_from_dict(requested))
+        if requested.get("limits") is not None:
+            normal["limits"] = check_narrowing(None, requested["limits"])
         requested_json = json.dumps(normal, sort_keys=True)
         component = str(component_id)
         with self._transaction() as conn:
@@ -262,6 +268,11 @@ class ApprovalStore:
             requested = capabilities_from_dict(current.requested)
             granted_caps = requested if narrow is None else narrow_capabilities(requested, narrow)
             granted = capabilities_to_dict(granted_caps)
+            limits = current.requested.get("limits")
+            if narrow is not None and "limits" in narrow:
+                limits = check_narrowing(limits, narrow["limits"])
+            if limits is not None:
+                granted["limits"] = limits
             reason = "" if narrow is None else f"narrowed: {json.dumps(narrow, sort_keys=True)}"
             conn.execute(
                 "UPDATE approvals SET status = 'approved', granted = ?, decided = ?, reason = ? "

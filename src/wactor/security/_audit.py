@@ -3,8 +3,11 @@
 ``record`` only queues the entry (a few microseconds, any thread); one background writer thread
 drains the queue and writes each batch in one transaction (WAL, ``synchronous=FULL``). The queue
 is bounded: when it is full, entries are shed and counted, and as soon as the writer frees room it
-writes one ``audit-shed`` entry saying how many were lost, so a gap is never silent. ``flush``
-waits until everything queued before it is durable; ``close`` flushes and stops (idempotent).
+writes one ``audit-shed`` entry saying how many were lost, so a gap is never silent. Entries a
+guest can cause at will (grants, denials, quota breaches) also have a budget per component per
+second: past it they are shed and one ``audit-shed`` entry for that component says how many.
+``flush`` waits until everything queued before it is durable; ``close`` flushes and stops
+(idempotent).
 
 Schema: ``audit(id INTEGER PRIMARY KEY, time REAL, event TEXT, component TEXT NULL,
 allowed INTEGER, action TEXT, target TEXT, reason TEXT)``; ``time`` is Unix seconds.
@@ -67,6 +70,59 @@ _RETRY_DELAY_S = 0.5  # after a failed batch (disk full, locked …) the writer 
 
 _Row = tuple[float, str, str | None, int, str, str, str]
 
+# What a guest can make the host record as often as it likes; each component gets a budget per
+# second of these (lifecycle and operator decisions are never shed).
+_METERED: Final = frozenset({"grant", "denial", "quota-breach"})
+
+
+class _ComponentMeter:
+    """Admit at most ``rate`` metered entries per component per one-second window; count the rest.
+
+    A window with shed entries yields one ``audit-shed`` row for that component once it ends (or
+    at a flush), so the log says how many were lost and when.
+    """
+
+    def __init__(self, rate: int) -> None:
+        self._rate = rate
+        self._lock = threading.Lock()
+        self._windows: dict[str, list[float]] = {}  # component -> [start, admitted, shed]
+        self.pending = False  # some window has shed entries not yet summarised
+
+    def admit(self, component: str, now: float) -> tuple[bool, _Row | None]:
+        """Tell whether to keep this entry, and the summary row of the window just ended."""
+        with self._lock:
+            window = self._windows.get(component)
+            summary = None
+            if window is None or now - window[0] >= 1.0:
+                if window is not None and window[2]:
+                    summary = self._summary(component, int(window[2]))
+                self._windows[component] = [now, 1, 0]
+                return True, summary
+            if window[1] < self._rate:
+                window[1] += 1
+                return True, None
+            window[2] += 1
+            self.pending = True
+            return False, None
+
+    def drain(self, now: float, *, force: bool) -> list[_Row]:
+        """Return the summaries of ended windows (of every window with ``force``)."""
+        rows = []
+        with self._lock:
+            for component, window in list(self._windows.items()):
+                ended = now - window[0] >= 1.0
+                if window[2] and (ended or force):
+                    rows.append(self._summary(component, int(window[2])))
+                    window[2] = 0
+                if ended:
+                    del self._windows[component]
+            self.pending = any(w[2] for w in self._windows.values())
+        return rows
+
+    def _summary(self, component: str, shed: int) -> _Row:
+        reason = f"{shed} audit entries shed: more than {self._rate} per second from this component"
+        return (time.time(), "audit-shed", component, 0, "audit", "", reason)
+
 
 @dataclass(frozen=True, slots=True)
 class AuditEntry:
@@ -98,8 +154,16 @@ class AuditLog:
 
     filename: Final = "audit.sqlite3"
 
-    def __init__(self, path: str | Path, *, queue_limit: int = _DEFAULT_QUEUE_LIMIT) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        queue_limit: int = _DEFAULT_QUEUE_LIMIT,
+        component_rate: int | None = None,
+    ) -> None:
         self._path = Path(path)
+        # None: no per-component budget (tools that only read or record operator decisions)
+        self._meter = _ComponentMeter(component_rate) if component_rate else None
         self._lock = threading.Lock()  # guards the connection
         self._state_lock = threading.Lock()  # orders record() against close()
         self._shed_lock = threading.Lock()
@@ -149,9 +213,18 @@ class AuditLog:
     ) -> None:
         """Queue one entry; never blocks. Raise ``StorageIOError`` once the log is closed."""
         row: _Row = (time.time(), event, component, int(allowed), action, target, reason)
+        summary = None
+        if self._meter is not None and component is not None and event in _METERED:
+            keep, summary = self._meter.admit(component, time.monotonic())
+            if not keep:
+                if self._closed:
+                    raise StorageIOError(f"{self._path}: audit log is closed ({event} lost)")
+                return
         with self._state_lock:
             if self._closed:
                 raise StorageIOError(f"{self._path}: audit log is closed ({event} not recorded)")
+            if summary is not None:
+                self._buffer.append(summary)  # never shed: it is what tells of a gap
             if len(self._buffer) < self._limit:
                 self._buffer.append(row)
                 if self._idle:
@@ -170,6 +243,7 @@ class AuditLog:
         with self._state_lock:
             if self._closed:
                 return  # close() already flushed
+            self._buffer.extend(self._summaries(force=True))
             self._buffer.append(marker)
             self._wake.set()
         if not marker.event.wait(timeout):
@@ -184,6 +258,7 @@ class AuditLog:
             if self._closed:
                 return
             self._closed = True  # from here on nothing can enter the buffer behind the marker
+            self._buffer.extend(self._summaries(force=True))
             self._buffer.append(marker)
             self._wake.set()
         atexit.unregister(self.close)
@@ -199,6 +274,12 @@ class AuditLog:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _summaries(self, *, force: bool) -> list[_Row]:
+        meter = self._meter
+        if meter is None or not meter.pending:
+            return []
+        return meter.drain(time.monotonic(), force=force)
+
     def _run(self) -> None:
         pending: list[_Row] = []
         markers: list[_Marker] = []
@@ -207,9 +288,17 @@ class AuditLog:
             if not pending and not markers and not self._shed:
                 self._idle = True
                 if not buffer:  # checked after _idle is set: a record() in between wakes us
-                    self._wake.wait()
+                    # a window with shed entries is summarised once it ends, even if the
+                    # component records nothing more
+                    meter_pending = self._meter is not None and self._meter.pending
+                    self._wake.wait(1.0 if meter_pending else None)
                 self._wake.clear()
                 self._idle = False
+                late = self._summaries(force=False)
+                if late:
+                    with self._state_lock:
+                        if not self._closed:
+                            buffer.extend(late)
             while buffer and len(pending) < _BATCH_LIMIT and not any(m.stop for m in markers):
                 item = buffer.popleft()
                 if isinstance(item, _Marker):

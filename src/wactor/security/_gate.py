@@ -33,7 +33,8 @@ from wactor.errors import (
 )
 from wactor.security._approvals import ApprovalStore
 from wactor.security._audit import AuditLog
-from wactor.security._manifest import Capabilities, Manifest
+from wactor.security._limits import limits_to_dict, narrow_limits
+from wactor.security._manifest import Capabilities, Limits, Manifest
 from wactor.security._policy import capabilities_to_dict, narrow_capabilities
 from wactor.security._trust import verify_signature, wasm_sha256
 
@@ -64,6 +65,7 @@ class Admission:
     level: AdmissionLevel
     capabilities: Capabilities
     reason: str
+    limits: Limits  # the manifest's, or lower where an approval narrowed them
 
 
 def manifest_digest(manifest: Manifest) -> str:
@@ -133,6 +135,7 @@ class Gatekeeper:
         if decision is not None and decision.status == "approved":
             granted = decision.granted if decision.granted is not None else {}
             try:
+                limits = narrow_limits(manifest.limits, granted.get("limits"))
                 capabilities = narrow_capabilities(manifest.capabilities, granted)
             except ConfigError as exc:
                 # Same bytes, other absolute paths (the component's directory moved).
@@ -147,6 +150,7 @@ class Gatekeeper:
                 "approved",
                 f"approved by an operator (request {decision.id})",
                 capabilities,
+                limits,
             )
         if decision is not None and decision.status == "denied":
             detail = f": {decision.reason}" if decision.reason else ""
@@ -174,9 +178,9 @@ class Gatekeeper:
             )
             return self._grant(manifest, "dev", "dev mode: no trust source, no approval")
 
-        pending = decision or self._approvals.request(
-            component, wasm_digest, digest, capabilities_to_dict(manifest.capabilities)
-        )
+        requested = capabilities_to_dict(manifest.capabilities)
+        requested["limits"] = limits_to_dict(manifest.limits)
+        pending = decision or self._approvals.request(component, wasm_digest, digest, requested)
         config = str(self._config_path) if self._config_path is not None else "<wactor.toml>"
         self._audit.record(
             "approval-requested",
@@ -199,10 +203,14 @@ class Gatekeeper:
         level: AdmissionLevel,
         reason: str,
         capabilities: Capabilities | None = None,
+        limits: Limits | None = None,
     ) -> Admission:
         self._audit.record(
             "grant", str(manifest.id), allowed=True, action="admit", target=level, reason=reason
         )
         return Admission(
-            level, manifest.capabilities if capabilities is None else capabilities, reason
+            level,
+            manifest.capabilities if capabilities is None else capabilities,
+            reason,
+            manifest.limits if limits is None else limits,
         )

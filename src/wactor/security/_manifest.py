@@ -74,6 +74,9 @@ class Limits:
     backpressure: Backpressure = "reject"  # full mailbox: refuse at once, or make senders wait
     message_rate: int | None = None  # messages/s the component may emit (token bucket)
     message_burst: int | None = None  # bucket size; default: one second's worth
+    # The [resources] keys the manifest wrote (None: built in Python, every value is meant).
+    # Silent ones are filled from the host's [limits] when the component starts.
+    declared: frozenset[str] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,7 +264,7 @@ def _digest(table: ConfigTable, name: str) -> str | None:
 
 def _limits(table: ConfigTable | None) -> Limits:
     if table is None:
-        return Limits()
+        return Limits(declared=frozenset())
     default = Limits()
     return Limits(
         memory_bytes=table.size("memory", default.memory_bytes, minimum=64 * KIB),
@@ -271,6 +274,7 @@ def _limits(table: ConfigTable | None) -> Limits:
         backpressure=table.choice("backpressure", _BACKPRESSURE, default.backpressure),
         message_rate=table.opt_integer("message-rate", minimum=1),
         message_burst=table.opt_integer("message-burst", minimum=1),
+        declared=frozenset(key for key in _RESOURCE_KEYS if table.has(key)),
     )
 
 

@@ -55,6 +55,8 @@ _SECTIONS: dict[str, tuple[str, ...]] = {
     "environment": ("allow",),
 }
 
+_LIMITS = "limits"
+
 # A guest can name arbitrarily many distinct targets; past this many cached decisions the cache
 # starts over rather than growing without bound (grants are then audited once more).
 _POLICY_CACHE_LIMIT = 4096
@@ -209,8 +211,12 @@ def _check_keys(data: Mapping[str, Any]) -> None:
     if not isinstance(data, Mapping):
         raise ConfigError("capabilities must be a JSON object", expected="an object")
     for name, value in data.items():
+        if name == _LIMITS:
+            continue  # resource limits travel beside capabilities; wactor.security._limits checks
         if name not in _SECTIONS:
-            raise ConfigError(f"unknown capability section {name!r}", expected=", ".join(_SECTIONS))
+            raise ConfigError(
+                f"unknown capability section {name!r}", expected=", ".join((*_SECTIONS, _LIMITS))
+            )
         if value is None:
             if name != "storage":
                 raise ConfigError("null is only allowed for storage", key=name)

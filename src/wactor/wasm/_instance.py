@@ -86,6 +86,11 @@ class InstanceLimits:
     memory_bytes: int
     timeout_ms: int
     fuel: int | None = None
+    # store-wide caps from the host's [limits] (-1: wasmtime's default, unlimited)
+    table_elements: int = -1
+    instances: int = -1
+    tables: int = -1
+    memories: int = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +166,13 @@ class ComponentInstance:
         self.calls = 0
         self._label = str(context.component_id)
         store = wasmtime.Store(engine.engine)
-        store.set_limits(memory_size=limits.memory_bytes)
+        store.set_limits(
+            limits.memory_bytes,
+            limits.table_elements,
+            limits.instances,
+            limits.tables,
+            limits.memories,
+        )
         self._deadline = float("inf")
         self._cancelled = False
         key = next(_next_key)

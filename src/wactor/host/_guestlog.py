@@ -1,0 +1,69 @@
+"""What a guest writes to the host's log: escaped, cut to a size, and rate-limited per component.
+
+A guest must not be able to forge log lines (a newline followed by something that looks like the
+host's own output), drive the operator's terminal (escape sequences), reorder text (bidi
+controls), or drown the log. Every control character is written as a visible escape, a line past
+``[limits] log-line`` bytes is cut (saying how long it was), and lines past ``log-lines-per-second``
+are dropped; the next line that passes says how many were.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+__all__ = ["LogGate", "clean_log_text"]
+
+# C0 and C1 controls and DEL, the Unicode line/paragraph separators and the bidi controls.
+_SPECIAL = [
+    *range(0x20),
+    *range(0x7F, 0xA0),
+    0x200E,
+    0x200F,
+    0x2028,
+    0x2029,
+    *range(0x202A, 0x202F),
+    *range(0x2066, 0x206A),
+]
+_ESCAPES = {c: (f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}") for c in _SPECIAL}
+_ESCAPES[0x09] = "\\t"
+_ESCAPES[0x0A] = "\\n"
+_ESCAPES[0x0D] = "\\r"
+
+
+def clean_log_text(text: str, limit: int) -> str:
+    """Return ``text`` with control characters escaped, at most about ``limit`` UTF-8 bytes."""
+    size = len(text.encode("utf-8", "replace"))
+    # escaping only lengthens, so the first `limit` characters hold everything that can be kept
+    out = text[:limit].translate(_ESCAPES)
+    encoded = out.encode("utf-8", "replace")
+    if size <= limit and len(encoded) <= limit:
+        return out
+    kept = encoded[:limit].decode("utf-8", "ignore")
+    return f"{kept}... [line of {size} bytes cut to {limit}]"
+
+
+class LogGate:
+    """Let ``rate`` lines per second through (bursts of ``rate``), counting the ones dropped."""
+
+    def __init__(self, rate: int) -> None:
+        self._rate = float(rate)
+        self._tokens = float(rate)
+        self._stamp = time.monotonic()
+        self._dropped = 0
+        self._lock = threading.Lock()
+
+    def take(self) -> str | None:
+        """Return ``None`` to drop this line, else a note to append (``""`` when none was lost)."""
+        with self._lock:
+            now = time.monotonic()
+            self._tokens = min(self._rate, self._tokens + (now - self._stamp) * self._rate)
+            self._stamp = now
+            if self._tokens < 1.0:
+                self._dropped += 1
+                return None
+            self._tokens -= 1.0
+            dropped, self._dropped = self._dropped, 0
+        if not dropped:
+            return ""
+        return f" [{dropped} earlier lines dropped: over {self._rate:.0f} lines/s]"

@@ -28,12 +28,15 @@ _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
 def read_config_file(
-    path: Path, error: type[ConfigError], *, allowed: Sequence[str]
+    path: Path, error: type[ConfigError], *, allowed: Sequence[str], content: bytes | None = None
 ) -> ConfigTable:
-    """Parse the TOML file at ``path`` and return its root table, checked against ``allowed``."""
+    """Parse the TOML file at ``path`` and return its root table, checked against ``allowed``.
+
+    ``content``: the file's bytes when the caller has read them already (then parsed as given).
+    """
     file = str(path)
     try:
-        raw = path.read_bytes()
+        raw = path.read_bytes() if content is None else content
     except OSError as exc:
         raise error(f"cannot read file: {exc.strerror or exc}", file=file) from exc
     try:

@@ -53,7 +53,9 @@ async def _run(config_path: Path, once: bool, nats_url: str | None) -> int:
     if host.failure is not None:
         click.echo(f"error: host supervisor gave up: {host.failure}", err=True)
         return 4
-    return 2 if host.load_failures and not host.components() else 0
+    if host.load_failures and not host.components():
+        return host.load_failures[0].error.exit_code  # 3 when security refused it, 2 for config
+    return 0
 
 
 def _write_snapshot(host: Host, path: Path) -> None:

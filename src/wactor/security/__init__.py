@@ -9,7 +9,6 @@ from wactor.security._gate import (
     AdmissionLevel,
     Gatekeeper,
     TrustSources,
-    manifest_digest,
 )
 from wactor.security._manifest import (
     Capabilities,
@@ -20,6 +19,7 @@ from wactor.security._manifest import (
     RestartType,
     SupervisionSpec,
     load_manifest,
+    manifest_digest,
     verify_digest,
 )
 from wactor.security._policy import (

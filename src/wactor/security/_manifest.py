@@ -31,6 +31,7 @@ __all__ = [
     "RestartType",
     "SupervisionSpec",
     "load_manifest",
+    "manifest_digest",
     "verify_digest",
 ]
 
@@ -156,6 +157,9 @@ class Manifest:
     capabilities: Capabilities = field(default_factory=Capabilities)
     supervision: SupervisionSpec = field(default_factory=SupervisionSpec)
     config: ComponentConfig = field(default_factory=ComponentConfig)
+    # sha256 hex of the exact bytes this was parsed from (what signatures, pins and approvals
+    # cover); None for a manifest built in code
+    file_sha256: str | None = field(default=None, compare=False)
 
 
 # --- loading ---------------------------------------------------------------------------------
@@ -164,10 +168,15 @@ class Manifest:
 def load_manifest(path: str | os.PathLike[str]) -> Manifest:
     """Read and validate the manifest at ``path``; raise ``ManifestError`` on any problem."""
     given = Path(path)
+    try:
+        raw = given.read_bytes()  # read once: these bytes are parsed, hashed and trusted
+    except OSError as exc:
+        raise ManifestError(f"cannot read file: {exc.strerror or exc}", file=str(given)) from exc
     root = read_config_file(
         given,
         ManifestError,
         allowed=("component", "resources", "capabilities", "supervision", "config"),
+        content=raw,
     )
     base = given.resolve().parent
 
@@ -213,7 +222,26 @@ def load_manifest(path: str | os.PathLike[str]) -> Manifest:
             )
         ),
         config=_config(root.table("config", ("env", "data"))),
+        file_sha256=hashlib.sha256(raw).hexdigest(),
     )
+
+
+def manifest_digest(manifest: Manifest) -> str:
+    """Return the sha256 hex of the bytes ``manifest`` was parsed from.
+
+    A manifest built in code has none: its file is parsed again and must say exactly the same,
+    so that what a signature, pin or approval covers is what runs.
+    """
+    if manifest.file_sha256 is not None:
+        return manifest.file_sha256
+    reread = load_manifest(manifest.path)
+    if reread != manifest:
+        raise ManifestError(
+            "the Manifest given differs from this file; pass the file's path or load_manifest()",
+            file=str(manifest.path),
+            component=str(manifest.id),
+        )
+    return str(reread.file_sha256)
 
 
 def verify_digest(manifest: Manifest, wasm_bytes: bytes | str) -> str:

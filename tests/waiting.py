@@ -18,12 +18,13 @@ async def wait_until(condition: Callable[[], bool], what: str, *, timeout: float
         await asyncio.sleep(0.005)
 
 
-async def wait_busy(host: Host, component: str, *, processed: int = 0) -> None:
-    """Wait until ``component`` has taken a message from its mailbox and is handling it: nothing
-    queued, and no more than ``processed`` messages finished (so the one taken is still running)."""
+async def wait_busy(host: Host, component: str) -> None:
+    """Wait until ``component`` has taken a message from its mailbox and not finished it."""
+    cell = host.registry.lookup(component)
+    assert cell is not None, f"{component} is not running"
 
     def busy() -> bool:
-        (stats,) = [c.actor for c in host.components() if str(c.id) == component]
-        return stats.depth == 0 and stats.processed == processed and stats.state == "ready"
+        box = cell.mailbox.statistics()
+        return box.accepted - box.depth > cell.processed + cell.failed
 
     await wait_until(busy, f"{component} to be handling a message")

@@ -38,13 +38,18 @@ _PLAIN_KEY = re.compile(r"^[^\s.\"'\[\]]+$")
 
 
 def read_config_file(
-    path: Path, error: type[ConfigError], *, allowed: Sequence[str]
+    path: Path, error: type[ConfigError], *, allowed: Sequence[str], content: bytes | None = None
 ) -> ConfigTable:
-    """Parse the TOML file at ``path`` and return its root table, checked against ``allowed``."""
+    """Parse the TOML file at ``path`` and return its root table, checked against ``allowed``.
+
+    ``content``: the file's bytes when the caller has read them already (then parsed as given).
+    """
     file = str(path)
     try:
-        with path.open("rb") as f:
-            raw = f.read(MAX_CONFIG_BYTES + 1)
+        if content is None:
+            with path.open("rb") as f:
+                content = f.read(MAX_CONFIG_BYTES + 1)
+        raw = content
     except OSError as exc:
         raise error(f"cannot read file: {exc.strerror or exc}", file=file) from exc
     if len(raw) > MAX_CONFIG_BYTES:

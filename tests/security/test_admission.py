@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import shutil
 from pathlib import Path
 
@@ -14,11 +15,12 @@ from cli.test_call import wactor
 from conftest import ManifestFactory, guest_binary, wat_binary
 from wactor.errors import (
     ApprovalPendingError,
+    CapabilityDeniedError,
     InvalidMessageError,
     SignatureError,
 )
 from wactor.host import Host, HostConfig, TrustConfig
-from wactor.security import generate_keypair, sign_manifest
+from wactor.security import AuditLog, generate_keypair, sign_manifest
 
 
 def _component(tmp_path: Path, name: str, wasm: Path, extra: str = "") -> Path:
@@ -184,3 +186,120 @@ async def test_denied_messaging_is_audited_with_who_what_why(
     assert entry.event == "denial"
     assert entry.target == "t/victim/0"
     assert "send" in entry.action
+
+
+# --- trust is decided on the bytes that run ----------------------------------------------------
+
+
+def _rewrite_in_place_keeping_mtime(wasm: Path) -> None:
+    """Rewrite the WAT echo in place into another valid component (its metadata name changed;
+    same inode, same size) and put its mtime back."""
+    before = wasm.stat()
+    data = wasm.read_bytes()
+    assert b"wat-echo" in data
+    with wasm.open("r+b") as f:
+        f.write(data.replace(b"wat-echo", b"WAT-ECHO"))
+    os.utime(wasm, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = wasm.stat()
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (
+        before.st_ino,
+        before.st_size,
+        before.st_mtime_ns,
+    )
+
+
+async def test_signed_wasm_rewritten_in_place_with_its_mtime_put_back_is_refused(
+    tmp_path: Path,
+) -> None:
+    private, public = generate_keypair(tmp_path / "keys" / "release")
+    manifest = _component(tmp_path, "inplace", wat_binary("echo"))
+    sign_manifest(manifest, private)
+    config = _strict(tmp_path, keys=(public,))
+    async with Host.open(config) as host:
+        await host.start(manifest)
+        assert await host.request("x/inplace/0", b"hi") == b"hi"
+
+    _rewrite_in_place_keeping_mtime(manifest.parent / "app.wasm")
+    async with Host.open(config) as host:
+        with pytest.raises(SignatureError, match=r"app\.wasm changed after signing") as info:
+            await host.start(manifest)
+        assert info.value.exit_code == 3
+        denied = host.audit.query(component="x/inplace/0", denied_only=True)
+        assert [e.event for e in denied] == ["signature-bad"]
+        assert host.components() == []
+
+
+def test_in_place_rewrite_with_its_mtime_put_back_makes_run_and_call_exit_3(
+    tmp_path: Path,
+) -> None:
+    private, public = generate_keypair(tmp_path / "keys" / "release")
+    manifest = _component(tmp_path, "cli", wat_binary("echo"))
+    sign_manifest(manifest, private)
+    config = tmp_path / "wactor.toml"
+    config.write_text(
+        f'state-dir = "{tmp_path / "state"}"\ncomponents = ["{manifest}"]\n\n'
+        f'[trust]\nkeys = ["{public}"]\n'
+    )
+    called = wactor("call", "x/cli/0", "hello", "--config", str(config))
+    assert (called.returncode, called.stdout) == (0, "hello\n"), called.stderr
+
+    _rewrite_in_place_keeping_mtime(manifest.parent / "app.wasm")
+    called = wactor("call", "x/cli/0", "hello", "--config", str(config))
+    assert called.returncode == 3, called.stderr
+    assert called.stdout == ""
+    assert "app.wasm changed after signing" in called.stderr
+    assert "Traceback" not in called.stderr
+    ran = wactor("run", "--once", str(config))
+    assert ran.returncode == 3, ran.stderr
+    assert "app.wasm changed after signing" in ran.stderr
+    audit = AuditLog.for_state_dir(tmp_path / "state")
+    try:
+        denied = audit.query(component="x/cli/0", denied_only=True)
+    finally:
+        audit.close()
+    assert [e.event for e in denied] == ["signature-bad", "signature-bad"]
+
+
+@pytest.mark.parametrize(
+    ("grant", "where", "what"),
+    [
+        ("read", "state", "state directory"),
+        ("write", "state/sub", "state directory"),
+        ("read", ".", "state directory"),  # contains the state dir (and the rest)
+        ("write", "cache", "compile cache"),
+        ("read", "keys", "trusted key"),
+        ("read", "link-to-state", "state directory"),  # a symlink is resolved
+    ],
+)
+async def test_preopens_reaching_host_state_cache_or_keys_are_refused(
+    tmp_path: Path, grant: str, where: str, what: str
+) -> None:
+    _, public = generate_keypair(tmp_path / "keys" / "release")
+    (tmp_path / "state" / "sub").mkdir(parents=True)
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "link-to-state").symlink_to(tmp_path / "state")
+    wanted = tmp_path / where
+    manifest = _component(
+        tmp_path,
+        "reach",
+        wat_binary("echo"),
+        f'\n[capabilities.filesystem]\n{grant} = ["{wanted}"]\n',
+    )
+    config = HostConfig(
+        path=None,
+        state_dir=tmp_path / "state",
+        cache_dir=tmp_path / "cache",
+        trust=TrustConfig(keys=(public,), paths=(tmp_path / "untrusted",)),
+    )
+    async with Host.open(config) as host:
+        with pytest.raises(CapabilityDeniedError) as info:
+            await host.start(manifest)
+        message = str(info.value)
+        assert info.value.exit_code == 3
+        assert "\n" not in message
+        assert f"capabilities.filesystem.{grant}[0]: {wanted.resolve()} reaches" in message
+        assert f"host's {what}" in message
+        assert host.components() == []
+        (entry,) = host.audit.query(component="x/reach/0", denied_only=True)
+        assert entry.event == "denial"
+        assert entry.target == f"capabilities.filesystem.{grant}[0]"

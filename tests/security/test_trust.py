@@ -14,7 +14,12 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from conftest import wat_binary
-from wactor.errors import ConfigError, DigestMismatchError, SignatureError
+from wactor.errors import (
+    ApprovalPendingError,
+    ConfigError,
+    DigestMismatchError,
+    SignatureError,
+)
 from wactor.host import TrustConfig
 from wactor.security import (
     ApprovalStore,
@@ -277,14 +282,58 @@ def test_gate_refuses_a_bad_signature_even_in_dev_mode(
     assert state[0].list() == []  # no approval request for a tampered component
 
 
-def test_gate_trusts_a_pinned_digest(
+def test_gate_trusts_a_pinned_wasm_with_its_pinned_manifest(
     component: Path, state: tuple[ApprovalStore, AuditLog]
 ) -> None:
     digest = hashlib.sha256(wasm_of(component)).hexdigest()
-    gate = Gatekeeper(TrustConfig(digests=(digest,)), *state, dev=False)
+    manifest_sha = hashlib.sha256(component.read_bytes()).hexdigest()
+    gate = Gatekeeper(TrustConfig(digests=(digest, manifest_sha)), *state, dev=False)
     admission = gate.admit(load_manifest(component), wasm_of(component))
     assert admission.level == "trusted"
     assert digest in admission.reason
+    assert manifest_sha in admission.reason
+
+
+def test_a_pinned_wasm_under_a_widened_manifest_waits_for_approval(
+    component: Path, state: tuple[ApprovalStore, AuditLog]
+) -> None:
+    digest = hashlib.sha256(wasm_of(component)).hexdigest()
+    manifest_sha = hashlib.sha256(component.read_bytes()).hexdigest()
+    gate = Gatekeeper(TrustConfig(digests=(digest, manifest_sha)), *state, dev=False)
+    component.write_text(MANIFEST.replace('["shop/cart/*"]', '["**"]'))
+    widened = load_manifest(component)
+    with pytest.raises(ApprovalPendingError, match=r"its manifest sha256:[0-9a-f]{64} is not"):
+        gate.admit(widened, wasm_of(component))
+    [request] = state[0].list()
+    assert request.status == "pending"
+    assert request.manifest_digest == widened.file_sha256
+    [entry] = state[1].query(denied_only=True)
+    assert entry.event == "approval-requested"
+    assert "[trust] digests" in entry.reason
+
+
+def test_the_signature_is_checked_over_the_manifest_bytes_that_were_parsed(
+    component: Path, keys: tuple[Path, Path], state: tuple[ApprovalStore, AuditLog]
+) -> None:
+    sign_manifest(component, keys[0])
+    signed = component.read_bytes()
+    widened_text = MANIFEST.replace('["shop/cart/*"]', '["**"]')
+    gate = Gatekeeper(TrustConfig(keys=(keys[1],)), *state, dev=False)
+
+    # Parsed widened, then the signed bytes swapped back in before the check: refused.
+    component.write_text(widened_text)
+    widened = load_manifest(component)
+    component.write_bytes(signed)
+    with pytest.raises(SignatureError, match="manifest changed after signing"):
+        gate.admit(widened, wasm_of(component))
+
+    # Parsed signed, then widened on disk: what was parsed (and signed) is what is granted.
+    parsed = load_manifest(component)
+    component.write_text(widened_text)
+    admission = gate.admit(parsed, wasm_of(component))
+    assert admission.level == "trusted"
+    assert admission.capabilities == parsed.capabilities
+    assert parsed.file_sha256 == hashlib.sha256(signed).hexdigest()
 
 
 def test_gate_trusts_a_component_under_a_trusted_path(

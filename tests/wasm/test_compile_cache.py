@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import shutil
 from pathlib import Path
+
+import pytest
 
 from conftest import wat_binary
 from wactor._ids import ComponentId
@@ -19,7 +25,7 @@ class _Ctx:
     storage_quota = 0
 
 
-def _load_and_echo(cache: Path) -> tuple[bytes | None, CacheStats]:
+def _load_and_echo(cache: Path, payload: bytes = b"cached") -> tuple[bytes | None, CacheStats]:
     engine = WasmEngine(cache)
     try:
         loaded = engine.load(wat_binary("echo").read_bytes(), "echo.wasm")
@@ -30,7 +36,7 @@ def _load_and_echo(cache: Path) -> tuple[bytes | None, CacheStats]:
             context=_Ctx(),  # type: ignore[arg-type]
             limits=InstanceLimits(1 << 24, 1000),
         )
-        env = Envelope(ComponentId("a", "b", "0"), _Ctx.component_id, b"cached")
+        env = Envelope(ComponentId("a", "b", "0"), _Ctx.component_id, payload)
         reply = instance.handle_message(env)
         stats = engine.cache_statistics()
         assert stats is not None
@@ -75,3 +81,51 @@ def test_entry_from_other_engine_settings_is_not_used(tmp_path: Path) -> None:
     meta = blob.with_suffix(".json")
     meta.write_text(meta.read_text().replace('"digest": "', '"digest": "stale'))
     assert _load_and_echo(tmp_path)[1].rebuilt == 1
+
+
+def test_planted_entry_with_a_matching_sidecar_is_never_deserialized(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    _load_and_echo(cache)
+    blob = _entry(cache)
+    # What anyone who can write the cache directory can make without the host's secret: another
+    # real component (it traps on "boom") compiled under the same engine settings, with every
+    # checksum recomputed.
+    other = WasmEngine(tmp_path / "other")
+    try:
+        planted = other.load(wat_binary("trap").read_bytes(), "trap.wasm").component.serialize()
+    finally:
+        other.close()
+    blob.write_bytes(planted)
+    meta_path = blob.with_suffix(".json")
+    meta = json.loads(meta_path.read_text())
+    meta.update(size=len(planted), sha256=hashlib.sha256(planted).hexdigest())
+    meta.pop("verified_stat", None)
+    meta_path.write_text(json.dumps(meta))
+    assert _load_and_echo(cache, b"boom") == (b"boom", CacheStats(hits=0, misses=0, rebuilt=1))
+    assert _load_and_echo(cache, b"boom") == (b"boom", CacheStats(hits=1, misses=0, rebuilt=0))
+
+
+def test_a_cache_directory_copied_from_elsewhere_is_recompiled(tmp_path: Path) -> None:
+    _load_and_echo(tmp_path / "a" / "cache")
+    shutil.copytree(tmp_path / "a" / "cache", tmp_path / "b" / "cache")
+    assert _load_and_echo(tmp_path / "b" / "cache")[1] == CacheStats(hits=0, misses=0, rebuilt=1)
+
+
+def test_a_cache_directory_others_can_write_is_not_used(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cache = tmp_path / "cache"
+    _load_and_echo(cache)
+    cache.chmod(0o777)
+    assert _load_and_echo(cache) == (b"cached", CacheStats(hits=0, misses=1, rebuilt=0))
+    assert "writable by group or others" in caplog.text
+    assert "compile cache not used" in caplog.text
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file away needs root")
+def test_an_entry_owned_by_another_user_is_not_deserialized(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    _load_and_echo(cache)
+    os.chown(_entry(cache), 65534, 65534)
+    assert _load_and_echo(cache) == (b"cached", CacheStats(hits=0, misses=0, rebuilt=1))
+    assert _entry(cache).stat().st_uid == os.geteuid()

@@ -73,7 +73,7 @@ from wactor.security import (
     verify_digest,
 )
 from wactor.storage import MemoryStorage, NatsKvStorage, SqliteStorage, StorageBackend
-from wactor.wasm import LoadedComponent, WasmEngine, build_linker
+from wactor.wasm import LoadedComponent, WasmBytes, WasmEngine, build_linker
 
 __all__ = [
     "DEAD_LETTERS_FILE",
@@ -161,8 +161,16 @@ class Host:
             config.state_dir, component_rate=config.limits.audit_per_second
         )
         self.approvals = ApprovalStore.for_state_dir(config.state_dir, audit=self.audit)
+        cache = self.engine.cache
         self.gate = Gatekeeper(
-            config.trust, self.approvals, self.audit, dev=config.dev, config_path=config.path
+            config.trust,
+            self.approvals,
+            self.audit,
+            dev=config.dev,
+            config_path=config.path,
+            protected=[("state directory", config.state_dir)]
+            + ([] if cache is None else [("compile cache", cache.directory)])
+            + ([] if cache is None else [("compile cache key", cache.key_path)]),
         )
         self.load_failures: list[LoadFailure] = []
         sup = config.supervision
@@ -331,21 +339,25 @@ class Host:
         return ComponentHandle(manifest.id, manifest, loaded.digest)
 
     def _load(self, manifest: Manifest) -> tuple[LoadedComponent, Manifest]:
-        """Check digest and trust, then compile; return the manifest with what was granted."""
+        """Check digest and trust, then compile; return the manifest with what was granted.
+
+        The wasm file is read once: trust is decided on those bytes and they are what gets
+        compiled (or looked up in the compile cache by their digest).
+        """
         try:
-            digest = self.engine.digest_of(manifest.wasm)
-            verify_digest(manifest, digest)
-            admission = self.gate.admit(manifest, digest)
-            granted = dataclasses.replace(
-                manifest, capabilities=admission.capabilities, limits=admission.limits
-            )
-            return self.engine.load_file(manifest.wasm, digest), granted
+            source = WasmBytes.read(manifest.wasm)
         except OSError as exc:
             raise ManifestError(
                 f"cannot read wasm file {manifest.wasm}: {exc.strerror}",
                 file=str(manifest.path),
                 key="component.wasm",
             ) from exc
+        verify_digest(manifest, source.digest)
+        admission = self.gate.admit(manifest, source.digest)
+        granted = dataclasses.replace(
+            manifest, capabilities=admission.capabilities, limits=admission.limits
+        )
+        return self.engine.load_bytes(source), granted
 
     async def stop(self, target: ComponentId | str, timeout: float | None = None) -> None:
         """Stop a component: let its current message finish, call ``shutdown``, remove it."""

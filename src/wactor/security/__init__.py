@@ -9,7 +9,6 @@ from wactor.security._gate import (
     AdmissionLevel,
     Gatekeeper,
     TrustSources,
-    manifest_digest,
 )
 from wactor.security._limits import HostLimits, apply_host_limits, limits_to_dict, narrow_limits
 from wactor.security._manifest import (
@@ -21,6 +20,7 @@ from wactor.security._manifest import (
     RestartType,
     SupervisionSpec,
     load_manifest,
+    manifest_digest,
     verify_digest,
 )
 from wactor.security._policy import (

@@ -4,7 +4,9 @@ Order (DESIGN §1.3):
 
 1. a ``<manifest>.sig`` that does not verify → ``SignatureError``, even in dev mode;
 2. signed by a key in ``[trust] keys`` → *trusted*;
-3. wasm sha256 in ``[trust] digests`` → *trusted*;
+3. wasm sha256 *and* manifest sha256 both in ``[trust] digests`` → *trusted*. A pin covers
+   the bytes it names and nothing else: a pinned wasm whose manifest is not pinned (a manifest
+   may ask for any capability) goes on to steps 4-6, i.e. usually to the approval queue;
 4. both the manifest and its wasm file (symlinks resolved) under ``[trust] paths`` → *trusted*.
    The manifest must be inside too: it is what declares the capabilities, so a manifest written
    elsewhere that points at a trusted binary is not trusted;
@@ -13,13 +15,17 @@ Order (DESIGN §1.3):
 6. no decision: dev mode → *dev* with a loud warning each time; otherwise a pending request is
    filed and ``ApprovalPendingError`` tells the operator what to run.
 
+Before any of that, a component whose filesystem preopens (read or write, symlinks resolved)
+equal, contain or lie inside the host's protected paths (state directory, compile cache and its
+key, trusted key files) is refused with ``CapabilityDeniedError``, whatever its trust.
+
 Every outcome is audited.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
@@ -27,18 +33,18 @@ from typing import Literal, Protocol
 from wactor.errors import (
     ApprovalDeniedError,
     ApprovalPendingError,
+    CapabilityDeniedError,
     ConfigError,
-    ManifestError,
     SignatureError,
 )
 from wactor.security._approvals import ApprovalStore
 from wactor.security._audit import AuditLog
 from wactor.security._limits import limits_to_dict, narrow_limits
-from wactor.security._manifest import Capabilities, Limits, Manifest
+from wactor.security._manifest import Capabilities, Limits, Manifest, manifest_digest
 from wactor.security._policy import capabilities_to_dict, narrow_capabilities
 from wactor.security._trust import verify_signature, wasm_sha256
 
-__all__ = ["Admission", "AdmissionLevel", "Gatekeeper", "TrustSources", "manifest_digest"]
+__all__ = ["Admission", "AdmissionLevel", "Gatekeeper", "TrustSources"]
 
 AdmissionLevel = Literal["trusted", "approved", "dev"]
 
@@ -68,16 +74,6 @@ class Admission:
     limits: Limits  # the manifest's, or lower where an approval narrowed them
 
 
-def manifest_digest(manifest: Manifest) -> str:
-    """Return the sha256 hex digest of the manifest file's bytes (what approvals are keyed by)."""
-    try:
-        return hashlib.sha256(manifest.path.read_bytes()).hexdigest()
-    except OSError as exc:
-        raise ManifestError(
-            f"cannot read manifest: {exc.strerror}", file=str(manifest.path)
-        ) from exc
-
-
 def _under(path: Path, roots: tuple[Path, ...]) -> bool:
     resolved = path.resolve()
     return any(resolved.is_relative_to(root.resolve()) for root in roots)
@@ -94,8 +90,14 @@ class Gatekeeper:
         *,
         dev: bool,
         config_path: Path | None = None,
+        protected: Sequence[tuple[str, Path]] = (),
     ) -> None:
         self._trust = trust
+        # (what it is, where): paths no guest preopen may reach; trusted keys always among them
+        self._protected = tuple(
+            (label, Path(path).resolve())
+            for label, path in (*protected, *(("trusted key", k) for k in trust.keys))
+        )
         self._approvals = approvals
         self._audit = audit
         self._dev = dev
@@ -108,6 +110,8 @@ class Gatekeeper:
         """
         component = str(manifest.id)
         wasm_digest = wasm_sha256(wasm_bytes)
+        self._check_reach(manifest)
+        digest = manifest_digest(manifest)  # of the bytes parsed, not of the file now
 
         try:
             fingerprint = verify_signature(manifest, wasm_bytes, self._trust.keys)
@@ -121,8 +125,20 @@ class Gatekeeper:
                 "signature-ok", component, allowed=True, action="admit", target=fingerprint
             )
             return self._grant(manifest, "trusted", f"signed by trusted key {fingerprint}")
-        if wasm_digest in self._trust.digests:
-            return self._grant(manifest, "trusted", f"pinned digest sha256:{wasm_digest}")
+        pins = self._trust.digests
+        if wasm_digest in pins and digest in pins:
+            return self._grant(
+                manifest,
+                "trusted",
+                f"pinned digests: wasm sha256:{wasm_digest}, manifest sha256:{digest}",
+            )
+        # A pinned binary with an unpinned manifest is not trusted: it would run with whatever
+        # capabilities a rewritten manifest asks for.
+        unpinned = (
+            f" (its wasm is pinned in [trust] digests, its manifest sha256:{digest} is not)"
+            if wasm_digest in pins
+            else ""
+        )
         if (
             self._trust.paths
             and _under(manifest.path, self._trust.paths)
@@ -130,7 +146,6 @@ class Gatekeeper:
         ):
             return self._grant(manifest, "trusted", "under a trusted path")
 
-        digest = manifest_digest(manifest)
         decision = self._approvals.decision(component, wasm_digest, digest)
         if decision is not None and decision.status == "approved":
             granted = decision.granted if decision.granted is not None else {}
@@ -188,14 +203,39 @@ class Gatekeeper:
             allowed=False,
             action="admit",
             target=pending.id,
-            reason="unknown component waits for an operator's approval",
+            reason=f"unknown component waits for an operator's approval{unpinned}",
         )
         raise ApprovalPendingError(
-            f"{component} is not trusted and waits for approval (request {pending.id}); "
+            f"{component} is not trusted{unpinned} and waits for approval (request {pending.id}); "
             f"run: wactor approvals approve {pending.id} --config {config}",
             request_id=pending.id,
             component=component,
         )
+
+    def _check_reach(self, manifest: Manifest) -> None:
+        """Refuse preopens that reach the state directory, the compile cache or trust material."""
+        caps = manifest.capabilities
+        for kind, paths in (("read", caps.fs_read), ("write", caps.fs_write)):
+            for index, path in enumerate(paths):
+                wanted = Path(path).resolve()
+                for label, protected in self._protected:
+                    if not (wanted.is_relative_to(protected) or protected.is_relative_to(wanted)):
+                        continue
+                    key = f"capabilities.filesystem.{kind}[{index}]"
+                    reason = f"{wanted} reaches the host's {label} {protected}"
+                    self._audit.record(
+                        "denial",
+                        str(manifest.id),
+                        allowed=False,
+                        action="admit",
+                        target=key,
+                        reason=reason,
+                    )
+                    raise CapabilityDeniedError(
+                        f"{manifest.path}: {key}: {reason}; a guest may never see it",
+                        capability=f"filesystem.{kind}",
+                        component=str(manifest.id),
+                    )
 
     def _grant(
         self,

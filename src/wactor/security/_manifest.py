@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 from wactor._ids import ComponentId, TargetPattern
-from wactor._toml import ConfigTable, quote_key, read_config_file
+from wactor._toml import MAX_CONFIG_BYTES, ConfigTable, quote_key, read_config_file
 from wactor._units import KIB, MIB
 from wactor.actors import Backpressure, RestartType
 from wactor.errors import DigestMismatchError, ManifestError
@@ -31,6 +31,7 @@ __all__ = [
     "RestartType",
     "SupervisionSpec",
     "load_manifest",
+    "manifest_digest",
     "verify_digest",
 ]
 
@@ -162,6 +163,9 @@ class Manifest:
     capabilities: Capabilities = field(default_factory=Capabilities)
     supervision: SupervisionSpec = field(default_factory=SupervisionSpec)
     config: ComponentConfig = field(default_factory=ComponentConfig)
+    # sha256 hex of the exact bytes this was parsed from (what signatures, pins and approvals
+    # cover); None for a manifest built in code
+    file_sha256: str | None = field(default=None, compare=False)
 
 
 # --- loading ---------------------------------------------------------------------------------
@@ -170,10 +174,16 @@ class Manifest:
 def load_manifest(path: str | os.PathLike[str]) -> Manifest:
     """Read and validate the manifest at ``path``; raise ``ManifestError`` on any problem."""
     given = Path(path)
+    try:
+        with given.open("rb") as f:  # read once: these bytes are parsed, hashed and trusted
+            raw = f.read(MAX_CONFIG_BYTES + 1)  # (a larger file is refused by the parser)
+    except OSError as exc:
+        raise ManifestError(f"cannot read file: {exc.strerror or exc}", file=str(given)) from exc
     root = read_config_file(
         given,
         ManifestError,
         allowed=("component", "resources", "capabilities", "supervision", "config"),
+        content=raw,
     )
     base = given.resolve().parent
 
@@ -219,7 +229,26 @@ def load_manifest(path: str | os.PathLike[str]) -> Manifest:
             )
         ),
         config=_config(root.table("config", ("env", "data"))),
+        file_sha256=hashlib.sha256(raw).hexdigest(),
     )
+
+
+def manifest_digest(manifest: Manifest) -> str:
+    """Return the sha256 hex of the bytes ``manifest`` was parsed from.
+
+    A manifest built in code has none: its file is parsed again and must say exactly the same,
+    so that what a signature, pin or approval covers is what runs.
+    """
+    if manifest.file_sha256 is not None:
+        return manifest.file_sha256
+    reread = load_manifest(manifest.path)
+    if reread != manifest:
+        raise ManifestError(
+            "the Manifest given differs from this file; pass the file's path or load_manifest()",
+            file=str(manifest.path),
+            component=str(manifest.id),
+        )
+    return str(reread.file_sha256)
 
 
 def verify_digest(manifest: Manifest, wasm_bytes: bytes | str) -> str:

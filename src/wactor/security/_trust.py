@@ -16,9 +16,10 @@ The signature is over the canonical message (ASCII, lowercase hex, no trailing n
     b"wactor-signature-v1\\n" + sha256(wasm bytes).hex + b"\\n" + sha256(manifest file bytes).hex
 
 so it binds the exact binary and the exact manifest bytes (capabilities included): changing
-either one after signing breaks it. The digests recorded in the JSON are informative only; the
-verifier always recomputes them. A key fingerprint is ``sha256:`` + the hex sha256 of the raw
-32-byte public key.
+either one after signing breaks it. The manifest digest is that of the bytes the manifest was
+parsed from (``Manifest.file_sha256``), never of a second read of the file. The digests
+recorded in the JSON are informative only; the verifier always recomputes them. A key
+fingerprint is ``sha256:`` + the hex sha256 of the raw 32-byte public key.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from wactor.errors import ConfigError, HostConfigError, SignatureError
-from wactor.security._manifest import Manifest, load_manifest, verify_digest
+from wactor.security._manifest import Manifest, load_manifest, manifest_digest, verify_digest
 
 __all__ = [
     "SIGNATURE_VERSION",
@@ -200,13 +201,12 @@ def sign_manifest(manifest_path: Path, private_key: Path) -> Path:
     key = _load_private_key(Path(private_key))
     try:
         wasm_bytes = manifest.wasm.read_bytes()
-        manifest_bytes = manifest.path.read_bytes()
     except OSError as exc:
         raise ConfigError(
             f"cannot read {exc.filename}: {exc.strerror}", file=str(manifest.path)
         ) from exc
     wasm_sha = verify_digest(manifest, wasm_bytes)
-    manifest_sha = hashlib.sha256(manifest_bytes).hexdigest()
+    manifest_sha = manifest_digest(manifest)  # the bytes that were validated, not a re-read
     signature = key.sign(signature_message(wasm_sha, manifest_sha))
     document = {
         "version": SIGNATURE_VERSION,
@@ -294,14 +294,8 @@ def verify_signature(
     where = str(manifest.path)
     component = str(manifest.id)
     document = _read_signature(manifest, path)
-    try:
-        manifest_bytes = manifest.path.read_bytes()
-    except OSError as exc:
-        raise SignatureError(
-            where, f"cannot read the manifest: {exc.strerror}", component=component
-        ) from exc
     wasm_sha = wasm_sha256(wasm_bytes)
-    manifest_sha = hashlib.sha256(manifest_bytes).hexdigest()
+    manifest_sha = manifest_digest(manifest)  # of the bytes that were parsed, never re-read
     try:
         signature = base64.b64decode(document["signature"], validate=True)
     except (ValueError, binascii.Error) as exc:

@@ -1,7 +1,7 @@
 """The wasm layer: engine, compile cache, calling layer, instances and host functions."""
 
 from wactor.wasm._context import ComponentInfo, GuestContext
-from wactor.wasm._engine import EngineSettings, LoadedComponent, WasmEngine
+from wactor.wasm._engine import EngineSettings, LoadedComponent, WasmBytes, WasmEngine
 from wactor.wasm._instance import ComponentInstance, GuestMetadata, InstanceLimits, WasiSpec
 from wactor.wasm._linker import build_linker
 
@@ -14,6 +14,7 @@ __all__ = [
     "InstanceLimits",
     "LoadedComponent",
     "WasiSpec",
+    "WasmBytes",
     "WasmEngine",
     "build_linker",
 ]

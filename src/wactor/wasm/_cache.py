@@ -1,20 +1,34 @@
-"""The on-disk compile cache: serialized components keyed by digest, engine and settings.
+"""The on-disk compile cache: serialized components keyed by source digest, engine and settings.
 
-An entry is ``<key>.cwasm`` plus ``<key>.json`` (what it was built from, its size, sha256 and the
-file's stat when it was last verified). An entry is used only when its sidecar matches the key and
-the file's stat still matches the verified one; otherwise its sha256 is checked in full, and an
-entry that fails any check is discarded and rebuilt — a cache file is never trusted blindly, since
-wasmtime maps it as executable code. Writes go to a temporary file renamed into place, so a reader
-sees a whole entry or none.
+Deserializing an entry maps it as executable code, so an entry is only ever used when the host
+itself wrote it, for exactly the source bytes it is looked up by:
+
+- the directory (symlinks resolved) must be owned by the host's user and writable by nobody
+  else; otherwise the cache is not used at all (components are compiled every time) and a
+  warning says why;
+- a secret key (32 random bytes, mode 0600) lives beside the directory, not in it
+  (``<dir>.key``: a copied or planted cache directory does not bring a valid key along);
+- an entry is ``<key>.cwasm`` plus ``<key>.json``; the sidecar holds an HMAC-SHA256, under that
+  key, over the cache key, the source digest, the engine settings and the sha256 of the artifact;
+- before use, the artifact is opened without following symlinks, checked (regular file, owned by
+  the host's user, writable by nobody else), read and hashed through that descriptor, and the
+  HMAC recomputed; only then is it deserialized, from that same open file. An entry that fails
+  any check is never deserialized: it is recompiled and replaced.
+
+Writes go to a temporary file renamed into place, so a reader sees a whole entry or none.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 import importlib.metadata
 import json
+import logging
 import os
+import secrets
+import stat
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,10 +38,15 @@ from typing import Any
 import wasmtime
 from wasmtime.component import Component
 
-__all__ = ["CacheStats", "CompileCache", "stat_marker"]
+__all__ = ["CacheStats", "CompileCache"]
 
-_FORMAT = 1
+_FORMAT = 2
 _WASMTIME_VERSION = importlib.metadata.version("wasmtime")
+_MAC_PREFIX = b"wactor-compile-cache-v2\n"
+_KEY_BYTES = 32
+_PROC_FD = Path("/proc/self/fd")
+
+_log = logging.getLogger("wactor.wasm")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,87 +58,120 @@ class CacheStats:
     rebuilt: int
 
 
-def _file_hash(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def stat_marker(path: Path) -> list[int]:
-    """Size, modification time and inode: what tells that a file changed."""
-    return _stat_marker(path)
-
-
-def _stat_marker(path: Path) -> list[int]:
-    st = path.stat()
-    return [st.st_size, st.st_mtime_ns, st.st_ino]
+def unsafe_reason(st: os.stat_result, what: str) -> str | None:
+    """Why a file or directory with this stat cannot be trusted by this user, or ``None``."""
+    if st.st_uid != os.geteuid():
+        return f"{what} is owned by uid {st.st_uid}, not by this user (uid {os.geteuid()})"
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return f"{what} is writable by group or others (mode {stat.S_IMODE(st.st_mode):o})"
+    return None
 
 
 class CompileCache:
     """Serialized compiled components in one directory, shared by every host of a user."""
 
     def __init__(self, directory: Path, engine_fingerprint: str) -> None:
-        self.directory = directory
+        self.directory = Path(directory).expanduser().resolve()
+        self.key_path = self.directory.with_name(self.directory.name + ".key")
         self._fingerprint = engine_fingerprint
+        self._secret: bytes | None = None
+        self._disabled: str | None = None
         self._hits = 0
         self._misses = 0
         self._rebuilt = 0
 
     def statistics(self) -> CacheStats:
-        """Return counts of hits, misses and rebuilt (corrupt or stale) entries."""
+        """Return counts of hits, misses and rebuilt (corrupt, stale or foreign) entries."""
         return CacheStats(self._hits, self._misses, self._rebuilt)
-
-    def known_digest(self, path: Path) -> str | None:
-        """The sha256 of a wasm file read earlier, if the file is unchanged since (by stat)."""
-        try:
-            marker = _stat_marker(path)
-            meta = json.loads(self._digest_path(path).read_text())
-        except (OSError, ValueError):
-            return None
-        if not isinstance(meta, dict) or meta.get("stat") != marker:
-            return None
-        digest = meta.get("digest")
-        return digest if isinstance(digest, str) else None
-
-    def remember_digest(self, path: Path, digest: str, marker: list[int]) -> None:
-        """Remember ``digest`` for ``path`` as long as its stat stays ``marker``."""
-        with contextlib.suppress(OSError):
-            target = self._digest_path(path)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            self._write_json(target, {"path": str(path), "stat": marker, "digest": digest})
-
-    def _digest_path(self, path: Path) -> Path:
-        name = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:32]
-        return self.directory / "digests" / f"{name}.json"
 
     def key(self, digest: str) -> str:
         """The cache key of a component digest under this engine's settings."""
         raw = f"{_FORMAT}|{digest}|{_WASMTIME_VERSION}"
         return hashlib.sha256(f"{raw}|{self._fingerprint}".encode()).hexdigest()[:40]
 
+    # --- the directory and its key ----------------------------------------------------------
+
+    def _ready(self) -> bytes | None:
+        """The MAC key once the directory is checked, or ``None`` when the cache is unusable."""
+        if self._secret is not None or self._disabled is not None:
+            return self._secret
+        try:
+            self._secret = self._open_dir()
+        except OSError as exc:
+            self._disabled = f"cannot use {self.directory}: {exc.strerror or exc}"
+        except _Unsafe as exc:
+            self._disabled = str(exc)
+        why = self._disabled
+        if why is not None:
+            _log.warning("compile cache not used (components compile every time): %s", why)
+        return self._secret
+
+    def _open_dir(self) -> bytes:
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        reason = unsafe_reason(self.directory.stat(), f"cache directory {self.directory}")
+        parent = self.directory.parent
+        st = parent.stat()
+        # The key lives in the parent: it may be a sticky shared directory such as /tmp (others
+        # cannot replace our files there), otherwise nobody else may write to it either.
+        if reason is None and not (st.st_uid == 0 and st.st_mode & stat.S_ISVTX):
+            reason = unsafe_reason(st, f"directory {parent}")
+        if reason is not None:
+            raise _Unsafe(reason)
+        return self._read_or_create_key()
+
+    def _read_or_create_key(self) -> bytes:
+        path = self.key_path
+        for _ in range(2):
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+            except FileNotFoundError:
+                self._create_key()
+                continue
+            with os.fdopen(fd, "rb") as f:
+                st = os.fstat(f.fileno())
+                reason = unsafe_reason(st, f"cache key {path}")
+                if reason is None and st.st_mode & 0o077:
+                    reason = f"cache key {path} is readable by others (mode {st.st_mode & 0o777:o})"
+                if reason is not None or not stat.S_ISREG(st.st_mode):
+                    raise _Unsafe(reason or f"cache key {path} is not a regular file")
+                secret = f.read(_KEY_BYTES + 1)
+            if len(secret) != _KEY_BYTES:
+                raise _Unsafe(f"cache key {path} is not {_KEY_BYTES} bytes")
+            return secret
+        raise _Unsafe(f"cache key {path} could not be created")
+
+    def _create_key(self) -> None:
+        # Written whole under a temporary name, then linked: two hosts starting at once agree.
+        fd, tmp = tempfile.mkstemp(dir=self.key_path.parent, prefix=".key-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                os.fchmod(f.fileno(), 0o600)
+                f.write(secrets.token_bytes(_KEY_BYTES))
+                f.flush()
+                os.fsync(f.fileno())
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, self.key_path)
+        finally:
+            os.unlink(tmp)
+
+    def _mac(self, secret: bytes, key: str, digest: str, artifact_sha256: str) -> str:
+        text = f"{key}\n{digest}\n{self._fingerprint}\n{_WASMTIME_VERSION}\n{artifact_sha256}"
+        return hmac.new(secret, _MAC_PREFIX + text.encode(), hashlib.sha256).hexdigest()
+
+    # --- marks ------------------------------------------------------------------------------
+
     def mark(self, name: str) -> None:
         """Remember a negative fact about ``name`` (e.g. "cannot be wrapped")."""
+        if self._ready() is None:
+            return
         with contextlib.suppress(OSError):
-            self.directory.mkdir(parents=True, exist_ok=True)
-            (self.directory / f"{self.key(name)}.mark").touch()
+            (self.directory / f"{self.key(name)}.mark").touch(mode=0o600)
 
     def is_marked(self, name: str) -> bool:
         """Tell whether :meth:`mark` was called for ``name``."""
-        return (self.directory / f"{self.key(name)}.mark").exists()
+        return self._ready() is not None and (self.directory / f"{self.key(name)}.mark").exists()
 
-    def has_sound_entry(self, digest: str) -> bool:
-        """Tell (cheaply, by stat) whether a usable entry for ``digest`` is on disk."""
-        key = self.key(digest)
-        blob = self.directory / f"{key}.cwasm"
-        meta = self._read_meta(self.directory / f"{key}.json")
-        if meta is None or meta.get("key") != key or meta.get("digest") != digest:
-            return False
-        try:
-            return stat_marker(blob) == meta.get("verified_stat")
-        except OSError:
-            return False
+    # --- entries ----------------------------------------------------------------------------
 
     def load_or_compile(
         self,
@@ -127,60 +179,67 @@ class CompileCache:
         digest: str,
         compile_fn: Callable[[], Component],
     ) -> Component:
-        """Return the compiled component for ``digest``, from disk when a sound entry exists."""
+        """Return the compiled component for source ``digest``: from a verified entry written
+        by this user's hosts, else compiled by ``compile_fn`` (and stored)."""
+        secret = self._ready()
+        if secret is None:
+            self._misses += 1
+            return compile_fn()
         key = self.key(digest)
         blob = self.directory / f"{key}.cwasm"
-        meta_path = self.directory / f"{key}.json"
-        meta = self._read_meta(meta_path)
-        if meta is not None and blob.exists():
-            if self._entry_sound(blob, meta_path, meta, key, digest):
-                try:
-                    component = Component.deserialize_file(engine, str(blob))
-                except wasmtime.WasmtimeError:
-                    self._rebuilt += 1
-                else:
-                    self._hits += 1
-                    return component
-            else:
-                self._rebuilt += 1
-        elif meta is not None or blob.exists():
+        if blob.exists() or blob.with_suffix(".json").exists():
+            component = self._load_verified(engine, secret, key, digest)
+            if component is not None:
+                self._hits += 1
+                return component
             self._rebuilt += 1
         else:
             self._misses += 1
         component = compile_fn()
-        self._store(component, blob, meta_path, key, digest)
+        self._store(secret, component, key, digest)
         return component
 
-    def _read_meta(self, meta_path: Path) -> dict[str, Any] | None:
-        try:
-            meta = json.loads(meta_path.read_text())
-        except (OSError, ValueError):
+    def _load_verified(
+        self, engine: wasmtime.Engine, secret: bytes, key: str, digest: str
+    ) -> Component | None:
+        blob = self.directory / f"{key}.cwasm"
+        meta = _read_meta(blob.with_suffix(".json"))
+        if meta is None or meta.get("key") != key or meta.get("digest") != digest:
             return None
-        return meta if isinstance(meta, dict) else None
-
-    def _entry_sound(
-        self, blob: Path, meta_path: Path, meta: dict[str, Any], key: str, digest: str
-    ) -> bool:
-        if meta.get("key") != key or meta.get("digest") != digest:
-            return False
+        expected_mac = meta.get("mac")
+        if not isinstance(expected_mac, str):
+            return None
         try:
-            marker = _stat_marker(blob)
+            fd = os.open(blob, os.O_RDONLY | os.O_NOFOLLOW)
         except OSError:
-            return False
-        if marker == meta.get("verified_stat"):
-            return True
-        # The file changed since it was last verified (or was copied here): check it in full.
-        if marker[0] != meta.get("size") or _file_hash(blob) != meta.get("sha256"):
-            return False
-        meta["verified_stat"] = marker
-        self._write_json(meta_path, meta)
-        return True
+            return None
+        by_fd = _PROC_FD.is_dir()
+        with os.fdopen(fd, "rb") as f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode) or unsafe_reason(st, "entry") is not None:
+                return None
+            h = hashlib.sha256()
+            data = bytearray()
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+                if not by_fd:
+                    data += block
+            mac = self._mac(secret, key, digest, h.hexdigest())
+            if not hmac.compare_digest(mac, expected_mac):
+                return None
+            try:
+                if by_fd:
+                    # Map the very file just verified (this descriptor), not whatever the
+                    # name points to now.
+                    return Component.deserialize_file(engine, str(_PROC_FD / str(f.fileno())))
+                return Component.deserialize(engine, bytes(data))
+            except wasmtime.WasmtimeError:
+                return None
 
-    def _store(
-        self, component: Component, blob: Path, meta_path: Path, key: str, digest: str
-    ) -> None:
+    def _store(self, secret: bytes, component: Component, key: str, digest: str) -> None:
+        blob = self.directory / f"{key}.cwasm"
+        meta_path = blob.with_suffix(".json")
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
             data = component.serialize()
             fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
             with os.fdopen(fd, "wb") as f:
@@ -189,21 +248,35 @@ class CompileCache:
                 os.fsync(f.fileno())
             os.replace(tmp, blob)
             meta = {
+                "format": _FORMAT,
                 "key": key,
                 "digest": digest,
                 "engine": self._fingerprint,
+                "wasmtime": _WASMTIME_VERSION,
                 "size": len(data),
-                "sha256": hashlib.sha256(data).hexdigest(),
-                "verified_stat": _stat_marker(blob),
+                "mac": self._mac(secret, key, digest, hashlib.sha256(data).hexdigest()),
             }
-            self._write_json(meta_path, meta)
+            _write_json(meta_path, meta)
         except OSError:
             # A cache that cannot be written only costs speed; the compiled component is fine.
             with contextlib.suppress(OSError):
                 blob.unlink(missing_ok=True)
 
-    def _write_json(self, path: Path, meta: dict[str, Any]) -> None:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump(meta, f)
-        os.replace(tmp, path)
+
+class _Unsafe(Exception):
+    """The cache directory or its key cannot be trusted."""
+
+
+def _read_meta(meta_path: Path) -> dict[str, Any] | None:
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def _write_json(path: Path, meta: dict[str, Any]) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(meta, f)
+    os.replace(tmp, path)

@@ -19,7 +19,7 @@ import wasmtime
 from wasmtime.component import Component, ComponentInstanceType, FuncType
 
 from wactor.errors import InvalidComponentError
-from wactor.wasm._cache import CacheStats, CompileCache, stat_marker
+from wactor.wasm._cache import CacheStats, CompileCache
 from wactor.wasm._fastpath import FAST_INTERFACE, adapter_wat, wrap_component
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "LIFECYCLE_INTERFACE",
     "EngineSettings",
     "LoadedComponent",
+    "WasmBytes",
     "WasmEngine",
     "check_binary_kind",
 ]
@@ -90,6 +91,26 @@ class LoadedComponent:
     fast: bool = False  # wrapped: payloads cross as latin-1 strings through wactor:fast
 
 
+@dataclass(frozen=True, slots=True)
+class WasmBytes:
+    """A wasm file's bytes as read once, and their sha256: what trust is decided on and what
+    gets compiled. Make one with :meth:`read` or :meth:`of`, which hash what they hold."""
+
+    data: bytes = field(repr=False)
+    digest: str
+    path: str
+
+    @classmethod
+    def of(cls, data: bytes, path: str) -> WasmBytes:
+        """Wrap ``data`` (read from ``path``) with its sha256."""
+        return cls(data, hashlib.sha256(data).hexdigest(), path)
+
+    @classmethod
+    def read(cls, path: Path) -> WasmBytes:
+        """Read the file at ``path`` once; raise ``OSError`` if it cannot be read."""
+        return cls.of(path.read_bytes(), str(path))
+
+
 class _NoFastPath(Exception):
     """The guest cannot be wrapped; load it as it is."""
 
@@ -148,48 +169,26 @@ class WasmEngine:
         """Return the compile cache's counts, if a cache is configured."""
         return self.cache.statistics() if self.cache is not None else None
 
-    def digest_of(self, path: Path) -> str:
-        """The sha256 of a wasm file, without reading it when it is unchanged since last time."""
-        known = self.cache.known_digest(path) if self.cache is not None else None
-        if known is not None:
-            return known
-        marker = stat_marker(path)
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        if self.cache is not None:
-            self.cache.remember_digest(path, digest, marker)
-        return digest
+    def load(self, data: bytes, path: str) -> LoadedComponent:
+        """Compile (or fetch from cache) ``data`` and check that it fits the world."""
+        return self.load_bytes(WasmBytes.of(data, path))
 
-    def load_file(self, path: Path, digest: str) -> LoadedComponent:
-        """Like :meth:`load` for a file whose digest is known: the bytes are read only when
-        the component is neither loaded in this engine nor in the compile cache."""
-        with self._load_lock:
-            loaded = self._loaded.get(digest)
-        if loaded is not None:
-            return loaded
-        if self.cache is not None and self.cache.has_sound_entry(digest):
-            with path.open("rb") as f:
-                check_binary_kind(f.read(8), str(path))
-            return self.load(b"", str(path), digest=digest)
-        return self.load(path.read_bytes(), str(path))
+    def load_bytes(self, source: WasmBytes) -> LoadedComponent:
+        """Compile (or fetch from cache) exactly ``source.data``, the bytes trust was decided on.
 
-    def load(self, data: bytes, path: str, *, digest: str | None = None) -> LoadedComponent:
-        """Compile (or fetch from cache) and check that the bytes fit the world."""
-        if digest is None:
-            check_binary_kind(data, path)
-            digest = hashlib.sha256(data).hexdigest()
+        A cache entry is looked up by ``source.digest``, the sha256 of those bytes, and is used
+        only when this user's hosts made it from bytes with that digest (see ``_cache``).
+        """
+        data, path, digest = source.data, source.path, source.digest
+        check_binary_kind(data, path)
         with self._load_lock:
             loaded = self._loaded.get(digest)
             if loaded is not None:
                 return loaded
 
-            def source() -> bytes:
-                raw = data or Path(path).read_bytes()  # not read yet when the cache had it
-                check_binary_kind(raw, path)
-                return raw
-
             def compile_plain() -> Component:
                 try:
-                    return Component(self.engine, source())
+                    return Component(self.engine, data)
                 except wasmtime.WasmtimeError as exc:
                     first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid"
                     raise InvalidComponentError(
@@ -198,7 +197,7 @@ class WasmEngine:
 
             def compile_fast() -> Component:
                 try:
-                    return Component(self.engine, wrap_component(source()))
+                    return Component(self.engine, wrap_component(data))
                 except (ValueError, wasmtime.WasmtimeError) as exc:
                     raise _NoFastPath from exc
 

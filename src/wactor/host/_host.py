@@ -151,8 +151,13 @@ class Host:
         broker = config.broker
         if broker.type == "nats":
             url = broker.url or "nats://127.0.0.1:4222"
-            self.broker: Broker = NatsBroker(url, broker.lattice, host_id=self.host_id)
-            self.lattice = LatticeRegistry(url, broker.lattice, self.host_id, self._describe)
+            nats_broker = NatsBroker(
+                url, broker.lattice, host_id=self.host_id, accept_callback=self._callback_over_nats
+            )
+            self.broker: Broker = nats_broker
+            self.lattice = LatticeRegistry(
+                url, broker.lattice, self.host_id, self._describe, on_view=nats_broker.lattice_view
+            )
         else:
             self.broker = MemoryBroker()
         self.correlator = Correlator(self._request_timed_out)
@@ -694,6 +699,12 @@ class Host:
             reply_to=pending.requester,
         )
         self._deliver_callback(callback, pending)
+
+    def _callback_over_nats(self, env: Envelope) -> bool:
+        """Accept a callback from the lattice only as the answer of a request this host opened
+        for ``env.target`` to ``env.sender`` (closing it: its own reply then drops as late)."""
+        cid = env.correlation_id
+        return cid is not None and self.correlator.claim(cid, env.target, env.sender) is not None
 
     def _request_timed_out(self, pending: PendingRequest) -> None:
         text = RequestTimeoutError(

@@ -5,6 +5,12 @@ every ``interval`` seconds: its pid, its components and its supervision snapshot
 TTL is a few intervals, so a host that dies (SIGKILL, lost machine) disappears from the view on
 its own once its last heartbeat expires; a host that stops cleanly deletes its entry at once.
 Any process with the lattice's NATS URL can read the view (``wactor ps`` does).
+
+Each heartbeat also reads the whole view and hands it to ``on_view`` (the host's broker uses it
+to fail the requests in flight to a host that left). A host SIGKILLed right after its heartbeat
+leaves the view ``ttl`` seconds later (4 intervals, at least 3 s) and the other hosts see it gone
+at their next heartbeat: within ``ttl + interval`` (5 s with the default 1 s interval) plus the
+time the server takes to expire the entry.
 """
 
 from __future__ import annotations
@@ -85,6 +91,7 @@ class LatticeRegistry:
         *,
         interval: float = 1.0,
         replicas: int = 1,
+        on_view: Callable[[dict[str, tuple[str, ...]], float], None] | None = None,
     ) -> None:
         self._url = url
         self._lattice = lattice
@@ -92,6 +99,7 @@ class LatticeRegistry:
         self._describe = describe
         self._interval = interval
         self._replicas = replicas
+        self._on_view = on_view
         self._nc: Any = None
         self._kv: Any = None
         self._task: asyncio.Task[None] | None = None
@@ -106,7 +114,7 @@ class LatticeRegistry:
         config = KeyValueConfig(
             bucket=_bucket(self._lattice),
             history=1,
-            ttl=max(3.0, self._interval * 4),
+            ttl=self.ttl,
             replicas=self._replicas,
         )
         try:
@@ -115,6 +123,11 @@ class LatticeRegistry:
             self._kv = await js.create_key_value(config)
         await self.beat()
         self._task = asyncio.create_task(self._run(), name="wactor-lattice-heartbeat")
+
+    @property
+    def ttl(self) -> float:
+        """Seconds a host stays in the view after its last heartbeat."""
+        return max(3.0, self._interval * 4)
 
     async def beat(self) -> None:
         """Publish this host's heartbeat now and refresh the lattice view."""
@@ -128,7 +141,12 @@ class LatticeRegistry:
             }
         ).encode()
         await self._kv.put(f"hosts.{self.host_id}", body)
+        read_at = time.monotonic()
         self.view = await _entries(self._kv)
+        hosts = {entry.host_id: entry.components for entry in self.view}
+        # A read that misses this host's own fresh entry is not a view to act on.
+        if self._on_view is not None and self.host_id in hosts:
+            self._on_view(hosts, read_at)
 
     async def _run(self) -> None:
         while True:

@@ -62,6 +62,9 @@ class BrokerStats:
     published: int
     delivered_to_subscribers: int
     undeliverable: int
+    rejected: int = 0
+    """Messages from peers dropped unseen: replies that match no request in flight (late, or
+    forged), callbacks that match no request of this host, malformed header blocks."""
 
 
 class Broker(Protocol):

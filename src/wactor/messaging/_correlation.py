@@ -79,6 +79,17 @@ class Correlator:
         self._remember(correlation_id, "completed")
         return pending
 
+    def claim(
+        self, correlation_id: str, requester: ComponentId, target: ComponentId
+    ) -> PendingRequest | None:
+        """Close a request of ``requester`` to ``target`` because its answer came another way
+        (a callback over the lattice); ``None`` (and nothing changes) if no such request waits.
+        """
+        pending = self._pending.get(correlation_id)
+        if pending is None or pending.requester != requester or pending.target != target:
+            return None
+        return self.complete(correlation_id)
+
     def cancel(self, correlation_id: str, requester: ComponentId) -> bool:
         """Cancel a pending request of ``requester``; tell whether there was one."""
         pending = self._pending.get(correlation_id)

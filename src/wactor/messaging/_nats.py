@@ -40,25 +40,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import itertools
-import json
 import logging
 import re
+import secrets
 import time
 import uuid
-from collections.abc import Awaitable
-from typing import Any, get_args
-from urllib.parse import quote, unquote
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from typing import Any
 
-import nats
 import nats.errors
-from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription as NatsSubscription
 
-from wactor import errors as _errors
 from wactor._ids import ComponentId
+from wactor._nats_client import NatsClient
 from wactor.errors import (
     ActorStoppedError,
     DeliveryFailedError,
@@ -68,105 +64,38 @@ from wactor.errors import (
     WactorError,
 )
 from wactor.messaging._broker import BrokerStats, Endpoint, TopicHandler
-from wactor.messaging._envelope import Envelope, MessageKind
+from wactor.messaging._envelope import Envelope
+from wactor.messaging._nats_wire import (
+    ANONYMOUS_SENDER,
+    H_ACK,
+    H_ERROR,
+    H_HOST,
+    H_KIND,
+    H_REPLY,
+    H_SENDER,
+    H_TARGET,
+    MALFORMED_HEADER,
+    component_subject,
+    decode_envelope,
+    decode_error,
+    encode_error,
+    encode_headers,
+    one_line,
+    parse_id,
+    topic_subject,
+)
 from wactor.messaging._subjects import SubjectPattern, check_subject
 
 __all__ = ["ANONYMOUS_SENDER", "NatsBroker", "component_subject", "topic_subject"]
 
-ANONYMOUS_SENDER = ComponentId("nats", "client", "0")
-"""The sender of messages from plain NATS clients (no ``Wactor-*`` headers)."""
-
-H_KIND = "Wactor-Kind"
-H_SENDER = "Wactor-Sender"
-H_TARGET = "Wactor-Target"
-H_CORRELATION = "Wactor-Correlation-Id"
-H_REPLY_TO = "Wactor-Reply-To"
-H_CONTENT_TYPE = "Wactor-Content-Type"
-H_TIMESTAMP = "Wactor-Timestamp"
-H_REPLY = "Wactor-Reply"
-H_ERROR = "Wactor-Error"
-H_ERROR_FIELDS = "Wactor-Error-Fields"
 _STATUS = "Status"
 _NO_RESPONDERS = "503"
 _PING = "ping"
+_RECEIVED = "received"
 
-_KINDS: frozenset[str] = frozenset(get_args(MessageKind))
 _LATTICE = re.compile(r"^[A-Za-z0-9_\-]+$")
-# Printable ASCII except '%': what a header value may hold as is (edges are handled apart).
-_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) not in "%")
-_PLAIN = re.compile(r"^[!-$&-~]([ -$&-~]*[!-$&-~])?$")  # needs no quoting: the common case
 
 _log = logging.getLogger("wactor.messaging.nats")
-
-
-def component_subject(cid: ComponentId, lattice: str = "default") -> str:
-    """Return the NATS subject on which component ``cid`` of ``lattice`` listens."""
-    return f"wactor.{lattice}.{_token(cid.namespace)}.{_token(cid.name)}.{_token(cid.instance)}"
-
-
-def topic_subject(subject: str, lattice: str = "default") -> str:
-    """Return the NATS subject of topic ``subject`` (or pattern) in ``lattice``."""
-    tokens = subject.split(".")
-    if tokens[-1] == "#":
-        tokens[-1] = ">"
-    return f"wactor.{lattice}._topic.{'.'.join(tokens)}"
-
-
-def _token(segment: str) -> str:
-    return segment.replace(".", "~")
-
-
-def _quote(value: str) -> str:
-    if _PLAIN.match(value):
-        return value
-    text = quote(value, safe=_SAFE)
-    if text[:1] == " ":
-        text = "%20" + text[1:]
-    if text[-1:] == " ":
-        text = text[:-1] + "%20"
-    return text
-
-
-def _error_reply(exc: BaseException, target: ComponentId) -> tuple[bytes, dict[str, str]]:
-    """Encode ``exc`` as the body and headers of an error reply."""
-    if not isinstance(exc, WactorError):
-        exc = DeliveryFailedError(f"{target}: {type(exc).__name__}: {exc}", component=str(target))
-    fields = {
-        k: v for k, v in vars(exc).items() if v is None or isinstance(v, str | int | float | bool)
-    }
-    headers = {
-        H_ERROR: type(exc).__name__,
-        H_ERROR_FIELDS: json.dumps(fields, ensure_ascii=True, separators=(",", ":")),
-    }
-    return " ".join(exc.message.splitlines()).encode(), headers
-
-
-def _error_from_reply(headers: dict[str, str], body: bytes, target: ComponentId) -> WactorError:
-    """Rebuild the error of an error reply: same class, same fields."""
-    name = headers.get(H_ERROR, "")
-    message = body.decode("utf-8", "replace")
-    try:
-        fields = json.loads(headers.get(H_ERROR_FIELDS) or "{}")
-    except ValueError:
-        fields = {}
-    if not isinstance(fields, dict):
-        fields = {}
-    cls = getattr(_errors, name, None) if name in _errors.__all__ else None
-    if not (isinstance(cls, type) and issubclass(cls, WactorError)):
-        return DeliveryFailedError(
-            f"{target}: remote error {name or '(unnamed)'}: {message}", component=str(target)
-        )
-    # The fields are the error's own attributes: set them as they were instead of calling a
-    # constructor whose signature differs per class (this is the wire decoder, the one edge).
-    text = str(fields.get("message", message))
-    exc = cls.__new__(cls)
-    Exception.__init__(exc, text)
-    exc.message = text
-    exc.component = fields.get("component")
-    for key, value in fields.items():
-        if isinstance(key, str) and not key.startswith("_"):
-            setattr(exc, key, value)
-    return exc
 
 
 class _TopicSubscription:
@@ -193,7 +122,25 @@ class _TopicSubscription:
         self._broker._drop_subscription(self._key, self._nats)
 
 
-_Pending = tuple["asyncio.Future[bytes | None]", ComponentId, bool]
+class _Pending:
+    """A request (or send, or ping) of this host waiting for its reply on the reply inbox."""
+
+    __slots__ = ("acked_at", "counted", "fut", "host", "sent_at", "target", "watched")
+
+    def __init__(
+        self, fut: asyncio.Future[bytes | None], target: ComponentId, counted: bool, watched: bool
+    ) -> None:
+        self.fut = fut
+        self.target = target
+        self.counted = counted
+        self.watched = watched  # a request whose receiving host acknowledges with its id
+        self.sent_at = time.monotonic()
+        self.host: str | None = None  # the host that acknowledged it
+        self.acked_at = 0.0
+
+    def fail(self, error: WactorError) -> None:
+        if not self.fut.done():
+            self.fut.set_exception(error)
 
 
 class NatsBroker:
@@ -201,8 +148,11 @@ class NatsBroker:
 
     ``url`` is one server URL, a comma-separated list, or a list; ``lattice`` names the group of
     hosts that see each other (one NATS subject token); ``host_id`` names this host (connection
-    name, answer to pings). ``ack_timeout`` bounds how long a send waits for the receiving host,
-    ``locate_timeout`` how long ``locate`` waits for an answer.
+    name, answer to pings, the host named in acknowledgements). ``ack_timeout`` bounds how long
+    a send waits for the receiving host, ``locate_timeout`` how long ``locate`` waits for an
+    answer. ``accept_callback`` decides whether a callback that came over NATS answers a request
+    this host opened (without it, every such callback is dropped). The host's lattice registry
+    feeds :meth:`lattice_view`, which fails the requests in flight to hosts that left.
     """
 
     def __init__(
@@ -216,6 +166,7 @@ class NatsBroker:
         connect_timeout: float = 5.0,
         reconnect_wait: float = 0.1,
         ping_interval: float = 5.0,
+        accept_callback: Callable[[Envelope], bool] | None = None,
     ) -> None:
         if not _LATTICE.match(lattice):
             raise ValueError(
@@ -232,7 +183,8 @@ class NatsBroker:
         self._connect_timeout = connect_timeout
         self._reconnect_wait = reconnect_wait
         self._ping_interval = ping_interval
-        self._nc: Client | None = None
+        self._accept_callback = accept_callback
+        self._nc: NatsClient | None = None
         self._open_lock = asyncio.Lock()
         self._closed = False
         self._endpoints: dict[ComponentId, Endpoint] = {}
@@ -240,8 +192,8 @@ class NatsBroker:
         self._topics: dict[int, _TopicSubscription] = {}
         self._keys = itertools.count(1)
         self._inbox = ""
-        self._tokens = itertools.count(1)
         self._pending: dict[str, _Pending] = {}
+        self._hosts: frozenset[str] = frozenset()  # the hosts of the last lattice view
         self._inbound: dict[asyncio.Task[None], tuple[str, ComponentId]] = {}
         self._chores: set[asyncio.Task[None]] = set()
         self._topic_prefix = f"wactor.{lattice}._topic."
@@ -250,6 +202,7 @@ class NatsBroker:
         self._published = 0
         self._fanout = 0
         self._undeliverable = 0
+        self._rejected = 0
 
     # --- connection ----------------------------------------------------------------------------
 
@@ -265,7 +218,7 @@ class NatsBroker:
                 raise DeliveryFailedError("NATS broker is closed")
             if self._nc is not None:
                 return
-            nc = Client()
+            nc = NatsClient()
             try:
                 await asyncio.wait_for(
                     nc.connect(
@@ -296,14 +249,14 @@ class NatsBroker:
                 ) from exc
             self._nc = nc
 
-    def _client(self) -> Client:
+    def _client(self) -> NatsClient:
         if self._closed:
             raise DeliveryFailedError("NATS broker is closed")
         if self._nc is None:
             raise DeliveryFailedError("NATS broker is not open (call open() first)")
         return self._nc
 
-    def _connected_client(self) -> Client:
+    def _connected_client(self) -> NatsClient:
         nc = self._client()
         if not nc.is_connected:
             raise DeliveryFailedError(
@@ -329,9 +282,45 @@ class NatsBroker:
 
     def _fail_pending(self, reason: str) -> None:
         pending, self._pending = self._pending, {}
-        for fut, target, _ in pending.values():
-            if not fut.done():
-                fut.set_exception(DeliveryFailedError(f"{target}: {reason}", component=str(target)))
+        for entry in pending.values():
+            entry.fail(
+                DeliveryFailedError(f"{entry.target}: {reason}", component=str(entry.target))
+            )
+
+    def lattice_view(self, hosts: Mapping[str, Collection[str]], read_at: float) -> None:
+        """Fail the requests in flight whose host left the lattice.
+
+        ``hosts`` maps every live host id to the component ids it runs, as the lattice registry
+        read them at ``time.monotonic()`` ``read_at``. A request acknowledged by a host that is
+        not in the view fails at once (it may have been handled: never moved elsewhere, as
+        requests are not idempotent). When a host that was in the last view is gone, a request
+        that no host acknowledged within ``ack_timeout`` and whose target no live host runs
+        fails too: it went to the dead host or nowhere.
+        """
+        gone = self._hosts.difference(hosts)
+        self._hosts = frozenset(hosts)
+        serving = {cid for components in hosts.values() for cid in components}
+        for entry in list(self._pending.values()):
+            if not entry.watched or entry.fut.done():
+                continue
+            target = str(entry.target)
+            if entry.host is not None:
+                if entry.host not in hosts and entry.acked_at < read_at:
+                    entry.fail(
+                        DeliveryFailedError(
+                            f"{target}: its host {entry.host} stopped answering before the "
+                            "reply (lattice heartbeat expired); the request may have been handled",
+                            component=target,
+                        )
+                    )
+            elif gone and target not in serving and entry.sent_at < read_at - self._ack_timeout:
+                entry.fail(
+                    DeliveryFailedError(
+                        f"{target}: no host took the request and no live host of the lattice "
+                        f"runs it any more (host {', '.join(sorted(gone))} left)",
+                        component=target,
+                    )
+                )
 
     # --- components ----------------------------------------------------------------------------
 
@@ -399,7 +388,7 @@ class NatsBroker:
             self._sent += 1
             return
         subject = component_subject(env.target, self.lattice)
-        fut = await self._start(subject, env.payload, self._headers(env), env.target, True)
+        fut = await self._start(subject, env.payload, encode_headers(env), env.target, True)
         try:
             await asyncio.wait_for(fut, self._ack_timeout)
         except TimeoutError:
@@ -417,7 +406,9 @@ class NatsBroker:
             self._requests += 1
             return fut
         subject = component_subject(env.target, self.lattice)
-        remote = await self._start(subject, env.payload, self._headers(env), env.target, True)
+        headers = encode_headers(env)
+        headers[H_ACK] = "1"  # the host that takes it says so: lattice_view can fail it fast
+        remote = await self._start(subject, env.payload, headers, env.target, True, watch=True)
         self._requests += 1
         return remote
 
@@ -429,20 +420,6 @@ class NatsBroker:
         except TimeoutError:
             raise RequestTimeoutError(str(env.target), timeout, env.correlation_id) from None
 
-    def _headers(self, env: Envelope) -> dict[str, str]:
-        headers = {
-            H_KIND: env.kind,
-            H_SENDER: str(env.sender),
-            H_TIMESTAMP: str(env.timestamp_ns),
-        }
-        if env.correlation_id is not None:
-            headers[H_CORRELATION] = _quote(env.correlation_id)
-        if env.reply_to is not None:
-            headers[H_REPLY_TO] = str(env.reply_to)
-        if env.content_type is not None:
-            headers[H_CONTENT_TYPE] = _quote(env.content_type)
-        return headers
-
     async def _start(
         self,
         subject: str,
@@ -450,12 +427,18 @@ class NatsBroker:
         headers: dict[str, str],
         target: ComponentId,
         counted: bool,
+        *,
+        watch: bool = False,
     ) -> asyncio.Future[bytes | None]:
-        """Publish a request on ``subject`` with a reply inbox; return the reply's future."""
+        """Publish a request on ``subject`` with a reply inbox; return the reply's future.
+
+        Each reply subject ends in a fresh random token: a peer that saw other reply subjects
+        of this host cannot guess the next one, and a reply to an unknown token is dropped.
+        """
         nc = self._connected_client()
         fut: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
-        token = str(next(self._tokens))
-        self._pending[token] = (fut, target, counted)
+        token = secrets.token_urlsafe(16)
+        self._pending[token] = _Pending(fut, target, counted, watch)
         fut.add_done_callback(lambda _: self._pending.pop(token, None))
         try:
             await nc.publish(subject, payload, reply=self._inbox + token, headers=headers)
@@ -473,25 +456,38 @@ class NatsBroker:
         return DeliveryFailedError(f"{target}: NATS publish failed: {exc}", component=str(target))
 
     async def _on_reply(self, msg: Msg) -> None:
-        entry = self._pending.pop(msg.subject[len(self._inbox) :], None)
-        if entry is None:
-            return  # the requester gave up (timeout, cancel) before the reply came
-        fut, target, counted = entry
-        if fut.done():
+        token = msg.subject[len(self._inbox) :]
+        entry = self._pending.get(token)
+        if entry is None or entry.fut.done():
+            self._rejected += 1  # late (timed out, cancelled) or forged: nobody waits for it
             return
         headers = msg.headers
+        if headers and headers.get(H_ACK) == _RECEIVED:
+            if entry.host is None:  # the first acknowledgement names the host; no reply yet
+                entry.host = one_line(headers.get(H_HOST) or "?", 200)
+                entry.acked_at = time.monotonic()
+            return
+        del self._pending[token]
+        fut, target = entry.fut, entry.target
         if not headers:
             fut.set_result(msg.data)
+        elif MALFORMED_HEADER in headers:
+            fut.set_exception(
+                DeliveryFailedError(
+                    f"{target}: malformed reply (bad NATS header block)", component=str(target)
+                )
+            )
         elif headers.get(_STATUS) == _NO_RESPONDERS:
-            if counted:
+            if entry.counted:
                 self._undeliverable += 1
             fut.set_exception(TargetNotFoundError(str(target)))
         elif H_ERROR in headers:
-            fut.set_exception(_error_from_reply(headers, msg.data, target))
+            fut.set_exception(decode_error(headers, msg.data, target))
         elif _STATUS in headers:
             fut.set_exception(
                 DeliveryFailedError(
-                    f"{target}: NATS status {headers[_STATUS]}", component=str(target)
+                    f"{target}: NATS status {one_line(headers[_STATUS], 40)}",
+                    component=str(target),
                 )
             )
         elif headers.get(H_REPLY) == "none":
@@ -518,15 +514,22 @@ class NatsBroker:
         fut: asyncio.Future[bytes | None] | None = None
         try:
             env = self._decode(cid, msg, headers)
+            if env.kind == "callback" and not self._callback_answers_own_request(env):
+                self._rejected += 1  # nothing to tell a forger: no reply
+                _log.debug("%s: dropped a callback for %s that answers nothing", self.host_id, cid)
+                return
             if endpoint is None:
                 endpoint = _Missing(cid)
+            elif reply and env.kind == "request" and H_ACK in headers:
+                # Taken: from now on, if this host dies, the requester can tell (lattice_view).
+                await self._respond(reply, b"", {H_ACK: _RECEIVED, H_HOST: self.host_id})
             if env.kind == "request":
                 fut = await endpoint.submit(env)
             else:
                 await endpoint.deliver(env)
         except Exception as exc:  # noqa: BLE001 - every refusal goes back to the sender
             if reply:
-                await self._respond(reply, *_error_reply(exc, cid))
+                await self._respond(reply, *encode_error(exc, cid))
             else:
                 self._undeliverable += 1
                 _log.debug("%s: message for %s refused, no one to tell: %s", self.host_id, cid, exc)
@@ -546,7 +549,16 @@ class NatsBroker:
     def _inbound_done(self, task: asyncio.Task[None]) -> None:
         self._inbound.pop(task, None)
 
+    def _callback_answers_own_request(self, env: Envelope) -> bool:
+        """Tell whether a callback from NATS answers a request this host opened (and is
+        awaiting): the only callbacks a component may receive from the wire."""
+        if env.correlation_id is None or self._accept_callback is None:
+            return False
+        return self._accept_callback(env)
+
     def _decode(self, cid: ComponentId, msg: Msg, headers: dict[str, str]) -> Envelope:
+        if MALFORMED_HEADER in headers:
+            raise InvalidMessageError(f"{cid}: malformed NATS header block")
         kind = headers.get(H_KIND)
         if kind is None:  # a plain NATS client
             if msg.reply:
@@ -559,7 +571,7 @@ class NatsBroker:
                     reply_to=ANONYMOUS_SENDER,
                 )
             return Envelope(ANONYMOUS_SENDER, cid, msg.data, kind="send")
-        return _envelope(cid, kind, msg.data, headers)
+        return decode_envelope(cid, kind, msg.data, headers)
 
     async def _reply_later(
         self, reply: str, fut: asyncio.Future[bytes | None], cid: ComponentId
@@ -571,11 +583,11 @@ class NatsBroker:
         self, reply: str, fut: asyncio.Future[bytes | None], cid: ComponentId
     ) -> None:
         if fut.cancelled():
-            await self._respond(reply, *_error_reply(ActorStoppedError(str(cid)), cid))
+            await self._respond(reply, *encode_error(ActorStoppedError(str(cid)), cid))
             return
         exc = fut.exception()
         if exc is not None:
-            await self._respond(reply, *_error_reply(exc, cid))
+            await self._respond(reply, *encode_error(exc, cid))
             return
         result = fut.result()
         if result is None:
@@ -590,7 +602,7 @@ class NatsBroker:
         try:
             await nc.publish(reply, payload, headers=headers)
         except nats.errors.MaxPayloadError:
-            body, error_headers = _error_reply(
+            body, error_headers = encode_error(
                 InvalidMessageError(
                     f"reply of {len(payload)} bytes exceeds the NATS server's max_payload"
                 ),
@@ -615,7 +627,7 @@ class NatsBroker:
                 sub.handler(subject, env)
                 count += 1
         self._fanout += count
-        headers = self._headers(env)
+        headers = encode_headers(env)
         headers[H_TARGET] = str(env.target)
         try:
             # While reconnecting, nats-py buffers the publication and sends it once back.
@@ -651,12 +663,17 @@ class NatsBroker:
         subject = msg.subject[len(self._topic_prefix) :]
         headers = msg.headers or {}
         try:
-            if H_KIND in headers:
-                sender = _parse_id(headers.get(H_SENDER), H_SENDER) or ANONYMOUS_SENDER
-                target = _parse_id(headers.get(H_TARGET), H_TARGET) or sender
-                env = _envelope(target, "publish", msg.data, headers, sender=sender)
+            if H_KIND in headers or MALFORMED_HEADER in headers:
+                sender = parse_id(headers.get(H_SENDER), H_SENDER) or ANONYMOUS_SENDER
+                target = parse_id(headers.get(H_TARGET), H_TARGET) or sender
+                env = decode_envelope(target, "publish", msg.data, headers, sender=sender)
             else:
                 env = Envelope(ANONYMOUS_SENDER, ANONYMOUS_SENDER, msg.data, kind="publish")
+        except InvalidMessageError as exc:
+            self._rejected += 1  # a peer's garbage: counted, not logged at length
+            _log.debug("%s: dropped a publication on %s: %s", self.host_id, subject, exc)
+            return
+        try:
             sub.handler(subject, env)
         except Exception:  # noqa: BLE001 - no publisher to raise to: log it
             _log.exception("%s: topic handler for %r failed", self.host_id, sub.pattern)
@@ -682,7 +699,12 @@ class NatsBroker:
     def statistics(self) -> BrokerStats:
         """Return counts of what went through."""
         return BrokerStats(
-            self._sent, self._requests, self._published, self._fanout, self._undeliverable
+            self._sent,
+            self._requests,
+            self._published,
+            self._fanout,
+            self._undeliverable,
+            self._rejected,
         )
 
     async def close(self) -> None:
@@ -700,7 +722,7 @@ class NatsBroker:
         for task, (reply, cid) in inbound.items():
             task.cancel()
             stopped = ActorStoppedError(str(cid), "host closed its NATS broker")
-            await self._respond(reply, *_error_reply(stopped, cid))
+            await self._respond(reply, *encode_error(stopped, cid))
         if inbound:
             await asyncio.wait(list(inbound))
         self._fail_pending("NATS broker closed before the reply")
@@ -731,7 +753,7 @@ class _Missing:
         raise TargetNotFoundError(str(self._cid))
 
 
-async def _settle(nc: Client, timeout: float) -> None:
+async def _settle(nc: NatsClient, timeout: float) -> None:
     """Return once the server has processed everything ``nc`` sent so far.
 
     nats-py 2.16 writes a flush's PING straight to the socket, ahead of commands still in its
@@ -747,54 +769,3 @@ async def _settle(nc: Client, timeout: float) -> None:
 def _retrieve(fut: asyncio.Future[Any]) -> None:
     if not fut.cancelled():
         fut.exception()
-
-
-def _parse_id(text: str | None, header: str) -> ComponentId | None:
-    if text is None:
-        return None
-    try:
-        return _cached_id(text)
-    except ValueError as exc:
-        raise InvalidMessageError(f"bad {header} header: {exc}") from exc
-
-
-@functools.lru_cache(maxsize=4096)
-def _cached_id(text: str) -> ComponentId:
-    # The same few senders come back again and again; ids are frozen, so sharing is safe.
-    return ComponentId.parse(text)
-
-
-def _unquote(value: str | None) -> str | None:
-    if value is None or "%" not in value:
-        return value
-    return unquote(value)
-
-
-def _envelope(
-    target: ComponentId,
-    kind: str,
-    payload: bytes,
-    headers: dict[str, str],
-    *,
-    sender: ComponentId | None = None,
-) -> Envelope:
-    """Build an envelope from ``Wactor-*`` headers; raise ``InvalidMessageError`` on garbage."""
-    if kind not in _KINDS:
-        raise InvalidMessageError(f"unknown {H_KIND} {kind!r}")
-    if sender is None:
-        sender = _parse_id(headers.get(H_SENDER), H_SENDER) or ANONYMOUS_SENDER
-    stamp = headers.get(H_TIMESTAMP)
-    try:
-        timestamp = int(stamp) if stamp is not None else time.time_ns()
-    except ValueError:
-        raise InvalidMessageError(f"bad {H_TIMESTAMP} {stamp!r}") from None
-    return Envelope(
-        sender,
-        target,
-        payload,
-        kind=kind,  # type: ignore[arg-type]  # checked against MessageKind above
-        correlation_id=_unquote(headers.get(H_CORRELATION)),
-        reply_to=_parse_id(headers.get(H_REPLY_TO), H_REPLY_TO),
-        content_type=_unquote(headers.get(H_CONTENT_TYPE)),
-        timestamp_ns=timestamp,
-    )

@@ -1,0 +1,306 @@
+"""The NATS wire format of a lattice: subjects, ``Wactor-*`` headers, envelopes and errors.
+
+Pure encode/decode functions; :mod:`wactor.messaging._nats` moves the bytes. Everything that
+comes off the wire is a hostile peer's input until checked here: a decoder returns a valid
+value or raises ``InvalidMessageError``, and an error reply always becomes a well-formed
+``WactorError`` whose fields have the types its class declares (anything else becomes
+``DeliveryFailedError``), with fields and message of bounded length.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import re
+import time
+import typing
+from typing import Any, get_args
+from urllib.parse import quote, unquote
+
+from wactor import errors as _errors
+from wactor._ids import ComponentId
+from wactor._nats_client import MALFORMED_HEADER
+from wactor.errors import (
+    CapabilityDeniedError,
+    ComponentError,
+    DeliveryFailedError,
+    InvalidMessageError,
+    MessagingError,
+    StorageError,
+    WactorError,
+    WasmError,
+)
+from wactor.messaging._envelope import Envelope, MessageKind
+
+__all__ = [
+    "ANONYMOUS_SENDER",
+    "MALFORMED_HEADER",
+    "component_subject",
+    "decode_envelope",
+    "decode_error",
+    "encode_error",
+    "one_line",
+    "parse_id",
+    "quote_header",
+    "topic_subject",
+]
+
+ANONYMOUS_SENDER = ComponentId("nats", "client", "0")
+"""The sender of messages from plain NATS clients (no ``Wactor-*`` headers)."""
+
+H_KIND = "Wactor-Kind"
+H_SENDER = "Wactor-Sender"
+H_TARGET = "Wactor-Target"
+H_CORRELATION = "Wactor-Correlation-Id"
+H_REPLY_TO = "Wactor-Reply-To"
+H_CONTENT_TYPE = "Wactor-Content-Type"
+H_TIMESTAMP = "Wactor-Timestamp"
+H_REPLY = "Wactor-Reply"
+H_ERROR = "Wactor-Error"
+H_ERROR_FIELDS = "Wactor-Error-Fields"
+H_ACK = "Wactor-Ack"
+H_HOST = "Wactor-Host"
+
+MAX_TEXT = 4096
+"""Characters kept of a peer's error message or of one of its error fields."""
+MAX_FIELDS = 16 * 1024
+"""Bytes of ``Wactor-Error-Fields`` parsed at all (more: the fields are ignored)."""
+
+_KINDS: frozenset[str] = frozenset(get_args(MessageKind))
+# Printable ASCII except '%': what a header value may hold as is (edges are handled apart).
+_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) not in "%")
+_PLAIN = re.compile(r"^[!-$&-~]([ -$&-~]*[!-$&-~])?$")  # needs no quoting: the common case
+# The families a target's host can answer a message with; the others (config, trust, build)
+# never come from handling a message, so a peer claiming them is not believed.
+_REMOTE_FAMILIES = (WasmError, ComponentError, MessagingError, StorageError, CapabilityDeniedError)
+
+
+def component_subject(cid: ComponentId, lattice: str = "default") -> str:
+    """Return the NATS subject on which component ``cid`` of ``lattice`` listens."""
+    return f"wactor.{lattice}.{_token(cid.namespace)}.{_token(cid.name)}.{_token(cid.instance)}"
+
+
+def topic_subject(subject: str, lattice: str = "default") -> str:
+    """Return the NATS subject of topic ``subject`` (or pattern) in ``lattice``."""
+    tokens = subject.split(".")
+    if tokens[-1] == "#":
+        tokens[-1] = ">"
+    return f"wactor.{lattice}._topic.{'.'.join(tokens)}"
+
+
+def _token(segment: str) -> str:
+    return segment.replace(".", "~")
+
+
+def quote_header(value: str) -> str:
+    """Percent-encode a header value where it holds ``%``, line breaks, non-ASCII, edge spaces."""
+    if _PLAIN.match(value):
+        return value
+    text = quote(value, safe=_SAFE)
+    if text[:1] == " ":
+        text = "%20" + text[1:]
+    if text[-1:] == " ":
+        text = text[:-1] + "%20"
+    return text
+
+
+def _unquote(value: str | None) -> str | None:
+    if value is None or "%" not in value:
+        return value
+    return unquote(value)
+
+
+def one_line(text: str, limit: int = MAX_TEXT) -> str:
+    """``text`` on one line of printable characters, cut to ``limit`` characters."""
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else " " for c in text)
+    return " ".join(text.split())
+
+
+def parse_id(text: str | None, header: str) -> ComponentId | None:
+    """The component id of header ``header`` (``None`` if absent); ``InvalidMessageError``."""
+    if text is None:
+        return None
+    try:
+        return _cached_id(text)
+    except ValueError as exc:
+        raise InvalidMessageError(f"bad {header} header: {one_line(str(exc), 200)}") from exc
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_id(text: str) -> ComponentId:
+    # The same few senders come back again and again; ids are frozen, so sharing is safe.
+    return ComponentId.parse(text)
+
+
+def encode_headers(env: Envelope) -> dict[str, str]:
+    """The ``Wactor-*`` headers that carry the fields of ``env``."""
+    headers = {
+        H_KIND: env.kind,
+        H_SENDER: str(env.sender),
+        H_TIMESTAMP: str(env.timestamp_ns),
+    }
+    if env.correlation_id is not None:
+        headers[H_CORRELATION] = quote_header(env.correlation_id)
+    if env.reply_to is not None:
+        headers[H_REPLY_TO] = str(env.reply_to)
+    if env.content_type is not None:
+        headers[H_CONTENT_TYPE] = quote_header(env.content_type)
+    return headers
+
+
+def decode_envelope(
+    target: ComponentId,
+    kind: str,
+    payload: bytes,
+    headers: dict[str, str],
+    *,
+    sender: ComponentId | None = None,
+) -> Envelope:
+    """Build an envelope from ``Wactor-*`` headers; raise ``InvalidMessageError`` on garbage."""
+    if MALFORMED_HEADER in headers:
+        raise InvalidMessageError("malformed NATS header block")
+    if kind not in _KINDS:
+        raise InvalidMessageError(f"unknown {H_KIND} {one_line(kind, 40)!r}")
+    if sender is None:
+        sender = parse_id(headers.get(H_SENDER), H_SENDER) or ANONYMOUS_SENDER
+    stamp = headers.get(H_TIMESTAMP)
+    try:
+        timestamp = int(stamp) if stamp is not None else time.time_ns()
+    except ValueError:
+        raise InvalidMessageError(f"bad {H_TIMESTAMP} {one_line(stamp or '', 40)!r}") from None
+    return Envelope(
+        sender,
+        target,
+        payload,
+        kind=kind,  # type: ignore[arg-type]  # checked against MessageKind above
+        correlation_id=_unquote(headers.get(H_CORRELATION)),
+        reply_to=parse_id(headers.get(H_REPLY_TO), H_REPLY_TO),
+        content_type=_unquote(headers.get(H_CONTENT_TYPE)),
+        timestamp_ns=timestamp,
+    )
+
+
+# --- errors ------------------------------------------------------------------------------------
+
+
+def encode_error(exc: BaseException, target: ComponentId) -> tuple[bytes, dict[str, str]]:
+    """Encode ``exc`` as the body and headers of an error reply."""
+    if not isinstance(exc, WactorError):
+        exc = DeliveryFailedError(f"{target}: {type(exc).__name__}: {exc}", component=str(target))
+    fields = {
+        k: v for k, v in vars(exc).items() if v is None or isinstance(v, str | int | float | bool)
+    }
+    headers = {
+        H_ERROR: type(exc).__name__,
+        H_ERROR_FIELDS: json.dumps(fields, ensure_ascii=True, separators=(",", ":")),
+    }
+    return " ".join(exc.message.splitlines()).encode(), headers
+
+
+def decode_error(headers: dict[str, str], body: bytes, target: ComponentId) -> WactorError:
+    """Rebuild the error of an error reply from ``target``'s host: same class, same fields.
+
+    The class is built through its own constructor from the fields its signature names, each
+    checked against the type it declares (a ``message`` parameter gets the peer's one-line
+    message); ``target`` and ``component`` are the target this host asked, whatever the peer
+    says. A class that cannot come from handling a message, a
+    field of the wrong type or a missing one gives ``DeliveryFailedError`` instead.
+    """
+    name = headers.get(H_ERROR, "")
+    fields = _fields(headers.get(H_ERROR_FIELDS))
+    said = fields.get("message")
+    message = said if isinstance(said, str) else one_line(body.decode("utf-8", "replace"))
+    cls = _remote_class(name)
+    exc: WactorError | None = None
+    if cls is not None:
+        try:
+            exc = cls(**_arguments(cls, fields, message, str(target)))
+        except (TypeError, ValueError):
+            exc = None
+    if exc is None:
+        shown = one_line(name, 60) or "(unnamed)"
+        return DeliveryFailedError(
+            f"{target}: remote error {shown}: {message}", component=str(target)
+        )
+    return exc
+
+
+def _fields(text: str | None) -> dict[str, Any]:
+    """The scalar fields of ``Wactor-Error-Fields``; garbage or too much gives none."""
+    if not text or len(text) > MAX_FIELDS:
+        return {}
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, str):
+            out[key] = value if len(value) <= MAX_TEXT else value[: MAX_TEXT - 1] + "…"
+        elif value is None or isinstance(value, int | float):
+            out[key] = value
+    return out
+
+
+def _remote_class(name: str) -> type[WactorError] | None:
+    if name not in _errors.__all__:
+        return None
+    cls = getattr(_errors, name, None)
+    if isinstance(cls, type) and issubclass(cls, _REMOTE_FAMILIES):
+        return cls
+    return None
+
+
+def _arguments(
+    cls: type[WactorError], fields: dict[str, Any], message: str, target: str
+) -> dict[str, Any]:
+    """Keyword arguments for ``cls(...)`` from ``fields``; ``TypeError`` if they do not fit."""
+    kwargs: dict[str, Any] = {}
+    for param, (hint, required) in _signature(cls).items():
+        if param in ("target", "component"):
+            value: Any = target
+        elif param in fields:
+            value = fields[param]
+        elif param == "message":
+            value = message
+        elif required:
+            raise TypeError(f"missing field {param}")
+        else:
+            continue
+        if not _fits(value, hint):
+            raise TypeError(f"field {param} has the wrong type")
+        kwargs[param] = value
+    return kwargs
+
+
+_SIGNATURES: dict[str, dict[str, tuple[Any, bool]]] = {}
+
+
+def _signature(cls: type[WactorError]) -> dict[str, tuple[Any, bool]]:
+    """Each parameter of ``cls.__init__``: its declared type, and whether it is required."""
+    known = _SIGNATURES.get(cls.__name__)
+    if known is not None:
+        return known
+    hints = typing.get_type_hints(cls.__init__)
+    out = {}
+    for param in list(inspect.signature(cls.__init__).parameters.values())[1:]:
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            continue
+        out[param.name] = (hints.get(param.name, str), param.default is param.empty)
+    _SIGNATURES[cls.__name__] = out
+    return out
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    allowed = get_args(hint) or (hint,)
+    if isinstance(value, bool):
+        return bool in allowed
+    if isinstance(value, int) and float in allowed:
+        return True
+    return any(isinstance(value, t) for t in allowed if isinstance(t, type))

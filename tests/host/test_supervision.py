@@ -54,8 +54,10 @@ def config_for(host_config: HostConfig, tmp_path: Path):  # type: ignore[no-unty
     def make(
         strategy: str, max_restarts: int = 10, significant: tuple[str, ...] = ()
     ) -> HostConfig:
-        ids = frozenset(ComponentId.parse(s) for s in significant)
-        sup = HostSupervision(strategy, max_restarts, 30.0, ids)  # type: ignore[arg-type]
+        sup = HostSupervision(strategy, max_restarts, 30.0)  # type: ignore[arg-type]
+        if significant:
+            ids = frozenset(ComponentId.parse(s) for s in significant)
+            sup = dataclasses.replace(sup, significant=ids)
         return dataclasses.replace(
             host_config, state_dir=tmp_path / f"state-{strategy}", supervision=sup
         )

@@ -375,6 +375,20 @@ async def test_a_failed_component_is_started_anew_or_stopped_by_the_operator(
         await host.request("t/weak/0", b"gone")
 
 
+async def test_requests_queued_behind_the_final_crash_fail_at_once_with_the_reason(
+    host: Host, manifest: ManifestFactory
+) -> None:
+    await host.start(manifest("t/weak/0", wat_binary("trap"), extra=_supervised(max_restarts=0)))
+    boom = asyncio.create_task(host.request("t/weak/0", b"boom", timeout=600))
+    queued = [asyncio.create_task(host.request("t/weak/0", b"x", timeout=600)) for _ in range(5)]
+    with pytest.raises(TrapError):
+        await boom
+    for request in queued:
+        with pytest.raises(ActorStoppedError) as info:
+            await asyncio.wait_for(request, 60)  # failed by the give-up, not by a timeout
+        assert "gave up after 0 restarts within 30 s" in str(info.value)
+
+
 async def test_only_significant_components_count_toward_the_host_intensity(
     config_for,
     manifest: ManifestFactory,  # type: ignore[no-untyped-def]

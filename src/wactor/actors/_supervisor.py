@@ -11,12 +11,20 @@ one of them exits:
 * intensity: more than ``max_restarts`` restarts within ``within_seconds`` and the supervisor
   gives up: it stops all its children and exits abnormally itself, so its own parent (or, at the
   top, the owner's ``on_give_up``) decides what happens next;
+* budgets: a child with a budget of its own (``ChildSpec.max_restarts``, e.g. from a component
+  manifest) is charged its own crashes only, not the supervisor's intensity. Past its budget it
+  is given up alone: terminated (its pending messages fail), kept in :meth:`children` with
+  state ``failed`` and its last failure, and the supervisor goes on with the others;
+* significant children (OTP's ``significant``): their crashes count against their own budget
+  *and* the supervisor's intensity, and when their own budget is spent the supervisor gives up
+  (escalates) instead of going on without them. A child without a budget of its own (a nested
+  supervisor, for one) counts toward the supervisor's intensity as well;
+* a sibling stopped and started again because of another child's crash (``one_for_all``,
+  ``rest_for_one``) is not charged: only the crashed child's budget is;
 * exponential backoff with jitter before each restart, bounded by a maximum;
 * ordered shutdown: children stop in reverse start order, each within its shutdown timeout.
 
-A child that exceeds its *own* restart budget (per-child intensity, e.g. from a component
-manifest) is given up alone: it is terminated and its pending messages fail, the supervisor goes
-on. Messages queued for a child while it is being restarted stay in its mailbox.
+Messages queued for a child while it is being restarted stay in its mailbox.
 """
 
 from __future__ import annotations
@@ -47,7 +55,9 @@ __all__ = [
 RestartType = Literal["permanent", "transient", "temporary"]
 Strategy = Literal["one_for_one", "one_for_all", "rest_for_one"]
 EventKind = Literal["started", "stopped", "crashed", "restarted", "gave_up", "escalated", "removed"]
-"""``removed``: the child left this supervisor for good (it will not be restarted)."""
+"""``gave_up``: the supervisor gave up on that child (out of its own budget; it stays listed as
+failed) or, when the child is the supervisor itself, on everything. ``removed``: the child left
+this supervisor for good (it will not be restarted)."""
 
 _log = logging.getLogger("wactor.supervisor")
 
@@ -81,6 +91,7 @@ class ChildSpec:
     backoff: Backoff = field(default_factory=Backoff)
     max_restarts: int | None = None  # the child's own budget; None: only the supervisor's
     within_seconds: float = 5.0
+    significant: bool = False  # also counts toward the supervisor; its final failure escalates
     on_kill: Callable[[], None] | None = None  # forcibly end work stuck past the shutdown timeout
 
 
@@ -125,8 +136,15 @@ class _Entry:
     backoff: Backoff
     max_restarts: int | None
     within_seconds: float
+    significant: bool = False
     history: collections.deque[float] = field(default_factory=collections.deque)
     restarting: bool = False
+    failed: bool = False  # given up alone: kept for display, never restarted
+
+    @property
+    def charges_supervisor(self) -> bool:
+        """Tell whether this child's crashes count toward the supervisor's intensity."""
+        return self.significant or self.max_restarts is None
 
 
 class Supervisor:
@@ -167,11 +185,19 @@ class Supervisor:
         return self._entries[child_id].child
 
     def has_child(self, child_id: str) -> bool:
-        """Tell whether ``child_id`` is (still) supervised here."""
+        """Tell whether ``child_id`` is (still) supervised here, running or failed."""
         return child_id in self._entries
 
+    def is_failed(self, child_id: str) -> bool:
+        """Tell whether ``child_id`` was given up (out of its own restarts) and stays failed."""
+        entry = self._entries.get(child_id)
+        return entry is not None and entry.failed
+
     async def start_child(self, spec: ChildSpec) -> ActorCell[Any]:
-        """Create and start an actor child; it joins the end of the start order."""
+        """Create and start an actor child; it joins the end of the start order.
+
+        An id already listed (running or failed) is refused: terminate the failed child first.
+        """
         if spec.id in self._entries:
             raise ValueError(f"{self.id}: child {spec.id!r} already exists")
         cell: ActorCell[Any] = ActorCell(
@@ -189,6 +215,7 @@ class Supervisor:
             spec.backoff,
             spec.max_restarts,
             spec.within_seconds,
+            spec.significant,
         )
         self._entries[spec.id] = entry
         try:
@@ -240,13 +267,16 @@ class Supervisor:
         self.state = "running"
         self._history.clear()
         for entry in self._entries.values():
+            if entry.failed:
+                continue  # given up alone: stays failed until started anew
             await entry.child.resume()
             entry.history.clear()
 
     async def suspend(self, timeout: float) -> None:
         """Stop the children (reverse order) but keep them and their mailboxes for a restart."""
         for entry in reversed(list(self._entries.values())):
-            await entry.child.suspend(entry.shutdown_timeout)
+            if not entry.failed:
+                await entry.child.suspend(entry.shutdown_timeout)
 
     async def resume(self) -> None:
         """Restart every child in start order."""
@@ -258,7 +288,8 @@ class Supervisor:
         for task in list(self._tasks):
             task.cancel()
         for child_id, entry in list(self._entries.items()):
-            entry.child.terminate(reason)
+            if not entry.failed:  # a failed child keeps its own last failure
+                entry.child.terminate(reason)
             self._emit("stopped", child_id, reason)
             self._emit("removed", child_id, reason)
         self._entries.clear()
@@ -269,10 +300,10 @@ class Supervisor:
 
     async def _child_exited(self, child: Any, reason: ExitReason) -> None:
         entry = self._entries.get(child.id)
-        if entry is None or self._closing or entry.restarting:
-            return  # gone, shutting down, or already part of a restart under way
+        if entry is None or self._closing or entry.restarting or entry.failed:
+            return  # gone, shutting down, part of a restart under way, or given up
         abnormal = reason is not None
-        text = _describe(reason)
+        text = _describe(reason, child.id)
         if abnormal:
             self.last_failure = f"{child.id}: {text}"
             self._emit("crashed", child.id, text)
@@ -282,18 +313,29 @@ class Supervisor:
             self._entries.pop(child.id, None)
             child.terminate(text)
             self._emit("removed", child.id, f"{entry.restart} child exited: {text}")
+            if entry.significant and abnormal:  # a significant child's final failure
+                await self._give_up(f"{child.id}: {text}")
             return
         now = time.monotonic()
         if entry.max_restarts is not None and _over_budget(
             entry.history, now, entry.max_restarts, entry.within_seconds
         ):
-            # The child's own budget is spent: give up on it alone.
-            self._entries.pop(child.id, None)
-            child.terminate(f"gave up after {entry.max_restarts} restarts: {text}")
-            self._emit("gave_up", child.id, text)
-            self._emit("removed", child.id, f"out of restarts ({entry.max_restarts})")
+            n = entry.max_restarts
+            spent = (
+                f"gave up after {n} restart{'' if n == 1 else 's'} within "
+                f"{entry.within_seconds:g} s: {text}"
+            )
+            if entry.significant:  # its final failure takes the supervisor down with it
+                await self._give_up(f"{child.id}: {spent}")
+                return
+            # Its own budget is spent: give up on it alone; it stays listed, failed.
+            entry.failed = True
+            child.terminate(spent)
+            self._emit("gave_up", child.id, spent)
             return
-        if _over_budget(self._history, now, self.spec.max_restarts, self.spec.within_seconds):
+        if entry.charges_supervisor and _over_budget(
+            self._history, now, self.spec.max_restarts, self.spec.within_seconds
+        ):
             await self._give_up(f"{child.id}: {text}")
             return
         self._spawn(self._restart(entry, text))
@@ -312,6 +354,8 @@ class Supervisor:
             group = order
         else:
             group = order[order.index(failed_id) :] if failed_id in order else [failed_id]
+        # Children given up alone stay down; siblings restarted here are not charged a crash.
+        group = [cid for cid in group if cid == failed_id or not self._entries[cid].failed]
         for cid in group:
             self._entries[cid].restarting = True
         siblings = [cid for cid in group if cid != failed_id]
@@ -348,7 +392,8 @@ class Supervisor:
         # Stop the children (reverse order) but keep their specs: a parent may restart us.
         for entry in reversed(list(self._entries.values())):
             entry.restarting = False
-            await entry.child.suspend(entry.shutdown_timeout)
+            if not entry.failed:
+                await entry.child.suspend(entry.shutdown_timeout)
         self.state = "failed"
         self.last_failure = reason
         if self._parent is not None:
@@ -378,8 +423,8 @@ def _over_budget(
     return len(history) > max_restarts
 
 
-def _describe(reason: ExitReason) -> str:
+def _describe(reason: ExitReason, child_id: str) -> str:
     if reason is None:
         return "normal"
-    text = str(reason) or type(reason).__name__
-    return text.splitlines()[0]
+    text = (str(reason) or type(reason).__name__).splitlines()[0]
+    return text.removeprefix(f"{child_id}: ")  # the id is said once, by whoever shows this

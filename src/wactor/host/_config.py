@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
+from wactor._ids import ComponentId
 from wactor._toml import ConfigTable, read_config_file
 from wactor._units import KIB, MIB
 from wactor.errors import HostConfigError
@@ -62,11 +63,17 @@ class BrokerConfig:
 
 @dataclass(frozen=True, slots=True)
 class HostSupervision:
-    """The host's top supervisor: strategy and restart intensity."""
+    """The host's top supervisor: strategy, restart intensity and its significant components.
+
+    A significant component's restarts count toward this intensity and its final failure (out
+    of its own restarts) stops the host; any other component fails alone. An id listed here
+    that the config does not start is allowed: it may be started later through the API.
+    """
 
     strategy: SupervisionStrategy = "one_for_one"
     max_restarts: int = 3
     within_seconds: float = 5.0
+    significant: frozenset[ComponentId] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +152,9 @@ def load_host_config(path: str | os.PathLike[str]) -> HostConfig:
         components=_components(root, base),
         broker=_broker(root.table("broker", ("type", "url", "lattice"))),
         supervision=_supervision(
-            root.table("supervision", ("strategy", "max-restarts", "within-seconds"))
+            root.table(
+                "supervision", ("strategy", "max-restarts", "within-seconds", "significant")
+            )
         ),
         trust=_trust(root.table("trust", ("keys", "digests", "paths")), base),
         cache_dir=_dir_to_be(root, "cache-dir", base),
@@ -224,7 +233,18 @@ def _supervision(table: ConfigTable | None) -> HostSupervision:
         strategy=table.choice("strategy", _STRATEGIES, default.strategy),
         max_restarts=table.integer("max-restarts", default.max_restarts, minimum=0),
         within_seconds=table.number("within-seconds", default.within_seconds),
+        significant=_significant(table),
     )
+
+
+def _significant(table: ConfigTable) -> frozenset[ComponentId]:
+    ids = []
+    for index, text in enumerate(table.str_list("significant")):
+        try:
+            ids.append(ComponentId.parse(text))
+        except ValueError as exc:
+            table.fail(f"significant[{index}]", str(exc))
+    return frozenset(ids)
 
 
 def _trust(table: ConfigTable | None, base: Path) -> TrustConfig:

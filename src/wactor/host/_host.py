@@ -34,6 +34,7 @@ from wactor.actors import (
     SupervisorSpec,
 )
 from wactor.errors import (
+    ActorStoppedError,
     CapabilityDeniedError,
     ComponentError,
     ConfigError,
@@ -323,11 +324,13 @@ class Host:
             backoff=Backoff(sup.backoff_initial_ms / 1000, sup.backoff_max_ms / 1000),
             max_restarts=sup.max_restarts,
             within_seconds=sup.within_seconds,
+            significant=manifest.id in self.config.supervision.significant,
             on_kill=runtime.kill,
         )
         parent = self.supervisor if group is None else self._groups.get(group)
         if parent is None:
             raise ConfigError(f"no group {group!r}", key="group")
+        await self._drop_failed(manifest.id)  # started anew: its failed record goes
         self._runtimes[manifest.id] = runtime
         try:
             cell = await parent.start_child(spec)
@@ -365,8 +368,13 @@ class Host:
         return self.engine.load_bytes(source), granted
 
     async def stop(self, target: ComponentId | str, timeout: float | None = None) -> None:
-        """Stop a component: let its current message finish, call ``shutdown``, remove it."""
+        """Stop a component: let its current message finish, call ``shutdown``, remove it.
+
+        A component that failed (out of its restarts) is removed from the tree.
+        """
         cid = _as_id(target)
+        if await self._drop_failed(cid):
+            return
         self._cell(cid)  # raises TargetNotFoundError
         task = self._health_tasks.pop(cid, None)
         if task is not None:
@@ -440,8 +448,23 @@ class Host:
             raise self._why_missing(cid) or exc from None
 
     def _why_missing(self, cid: ComponentId) -> WactorError | None:
-        """The load failure of a configured component that is not running, if that is why."""
+        """Why a known component is not running: its load failure, or it failed for good."""
+        owner = self._failed_owner(cid)
+        if owner is not None:
+            return ActorStoppedError(str(cid), owner.child(str(cid)).last_failure or "failed")
         return next((f.error for f in self.load_failures if f.component == cid), None)
+
+    def _failed_owner(self, cid: ComponentId) -> Supervisor | None:
+        """The supervisor that gave ``cid`` up and keeps it listed as failed, if any."""
+        sups = (self.supervisor, *self._groups.values())
+        return next((sup for sup in sups if sup.is_failed(str(cid))), None)
+
+    async def _drop_failed(self, cid: ComponentId) -> bool:
+        """Remove a failed component's record from the tree; tell whether there was one."""
+        owner = self._failed_owner(cid)
+        if owner is not None:
+            await owner.terminate_child(str(cid))
+        return owner is not None
 
     async def publish(
         self, subject: str, payload: bytes, *, content_type: str | None = None
@@ -619,7 +642,7 @@ class Host:
                 event.child,
                 suffix,
             )
-        if event.kind == "removed" and event.child in self.registry:
+        if event.kind in ("removed", "gave_up") and event.child in self.registry:
             with contextlib.suppress(ValueError):
                 self._forget(ComponentId.parse(event.child))
         for listener in list(self._listeners):

@@ -270,6 +270,7 @@ def test_in_place_rewrite_with_its_mtime_put_back_makes_run_and_call_exit_3(
         ("write", "cache", "compile cache"),
         ("read", "keys", "trusted key"),
         ("read", "link-to-state", "state directory"),  # a symlink is resolved
+        ("write", "conf", "config file"),
     ],
 )
 async def test_preopens_reaching_host_state_cache_or_keys_are_refused(
@@ -279,6 +280,8 @@ async def test_preopens_reaching_host_state_cache_or_keys_are_refused(
     (tmp_path / "state" / "sub").mkdir(parents=True)
     (tmp_path / "cache").mkdir()
     (tmp_path / "link-to-state").symlink_to(tmp_path / "state")
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "wactor.toml").write_text(f'state-dir = "{tmp_path / "state"}"\n')
     wanted = tmp_path / where
     manifest = _component(
         tmp_path,
@@ -287,7 +290,7 @@ async def test_preopens_reaching_host_state_cache_or_keys_are_refused(
         f'\n[capabilities.filesystem]\n{grant} = ["{wanted}"]\n',
     )
     config = HostConfig(
-        path=None,
+        path=tmp_path / "conf" / "wactor.toml",
         state_dir=tmp_path / "state",
         cache_dir=tmp_path / "cache",
         trust=TrustConfig(keys=(public,), paths=(tmp_path / "untrusted",)),

@@ -16,8 +16,9 @@ Order (DESIGN §1.3):
    filed and ``ApprovalPendingError`` tells the operator what to run.
 
 Before any of that, a component whose filesystem preopens (read or write, symlinks resolved)
-equal, contain or lie inside the host's protected paths (state directory, compile cache and its
-key, trusted key files) is refused with ``CapabilityDeniedError``, whatever its trust.
+equal, contain or lie inside the host's protected paths (state directory, host config file,
+compile cache and its key, trusted key files) is refused with ``CapabilityDeniedError``,
+whatever its trust.
 
 Every outcome is audited.
 """

@@ -271,6 +271,7 @@ def test_in_place_rewrite_with_its_mtime_put_back_makes_run_and_call_exit_3(
         ("read", "keys", "trusted key"),
         ("read", "link-to-state", "state directory"),  # a symlink is resolved
         ("write", "conf", "config file"),
+        ("write", "untrusted/data", "trusted path"),  # would let it plant trusted code
     ],
 )
 async def test_preopens_reaching_host_state_cache_or_keys_are_refused(
@@ -280,6 +281,7 @@ async def test_preopens_reaching_host_state_cache_or_keys_are_refused(
     (tmp_path / "state" / "sub").mkdir(parents=True)
     (tmp_path / "cache").mkdir()
     (tmp_path / "link-to-state").symlink_to(tmp_path / "state")
+    (tmp_path / "untrusted" / "data").mkdir(parents=True)
     (tmp_path / "conf").mkdir()
     (tmp_path / "conf" / "wactor.toml").write_text(f'state-dir = "{tmp_path / "state"}"\n')
     wanted = tmp_path / where
@@ -307,3 +309,16 @@ async def test_preopens_reaching_host_state_cache_or_keys_are_refused(
         (entry,) = host.audit.query(component="x/reach/0", denied_only=True)
         assert entry.event == "denial"
         assert entry.target == f"capabilities.filesystem.{grant}[0]"
+
+
+async def test_reading_a_trusted_path_is_allowed(tmp_path: Path) -> None:
+    (tmp_path / "untrusted" / "data").mkdir(parents=True)
+    manifest = _component(
+        tmp_path,
+        "reader",
+        wat_binary("echo"),
+        f'\n[capabilities.filesystem]\nread = ["{tmp_path / "untrusted" / "data"}"]\n',
+    )
+    async with Host.open(_strict(tmp_path, paths=(tmp_path / "untrusted",))) as host:
+        await host.start(manifest)
+        assert await host.request("x/reader/0", b"hi") == b"hi"

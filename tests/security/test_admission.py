@@ -269,6 +269,8 @@ def test_in_place_rewrite_with_its_mtime_put_back_makes_run_and_call_exit_3(
         ("write", "cache", "compile cache"),
         ("read", "keys", "trusted key"),
         ("read", "link-to-state", "state directory"),  # a symlink is resolved
+        ("write", "conf", "config file"),
+        ("write", "untrusted/data", "trusted path"),  # would let it plant trusted code
     ],
 )
 async def test_preopens_reaching_host_state_cache_or_keys_are_refused(
@@ -278,6 +280,9 @@ async def test_preopens_reaching_host_state_cache_or_keys_are_refused(
     (tmp_path / "state" / "sub").mkdir(parents=True)
     (tmp_path / "cache").mkdir()
     (tmp_path / "link-to-state").symlink_to(tmp_path / "state")
+    (tmp_path / "untrusted" / "data").mkdir(parents=True)
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "wactor.toml").write_text(f'state-dir = "{tmp_path / "state"}"\n')
     wanted = tmp_path / where
     manifest = _component(
         tmp_path,
@@ -286,7 +291,7 @@ async def test_preopens_reaching_host_state_cache_or_keys_are_refused(
         f'\n[capabilities.filesystem]\n{grant} = ["{wanted}"]\n',
     )
     config = HostConfig(
-        path=None,
+        path=tmp_path / "conf" / "wactor.toml",
         state_dir=tmp_path / "state",
         cache_dir=tmp_path / "cache",
         trust=TrustConfig(keys=(public,), paths=(tmp_path / "untrusted",)),
@@ -303,3 +308,16 @@ async def test_preopens_reaching_host_state_cache_or_keys_are_refused(
         (entry,) = host.audit.query(component="x/reach/0", denied_only=True)
         assert entry.event == "denial"
         assert entry.target == f"capabilities.filesystem.{grant}[0]"
+
+
+async def test_reading_a_trusted_path_is_allowed(tmp_path: Path) -> None:
+    (tmp_path / "untrusted" / "data").mkdir(parents=True)
+    manifest = _component(
+        tmp_path,
+        "reader",
+        wat_binary("echo"),
+        f'\n[capabilities.filesystem]\nread = ["{tmp_path / "untrusted" / "data"}"]\n',
+    )
+    async with Host.open(_strict(tmp_path, paths=(tmp_path / "untrusted",))) as host:
+        await host.start(manifest)
+        assert await host.request("x/reader/0", b"hi") == b"hi"

@@ -24,7 +24,9 @@ async def _ask(host: Host, target: str, command: str) -> str:
 
 
 @pytest.fixture
-def tree(tmp_path: Path) -> Path:
+def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # Not under a trusted path: no guest may write where trusted code lives.
+    tmp_path = tmp_path_factory.mktemp("tree")
     (tmp_path / "assets").mkdir()
     (tmp_path / "assets" / "hello.txt").write_text("hello from assets")
     (tmp_path / "out").mkdir()

@@ -175,6 +175,7 @@ class Host:
             dev=config.dev,
             config_path=config.path,
             protected=[("state directory", config.state_dir)]
+            + ([] if config.path is None else [("config file", config.path)])
             + ([] if cache is None else [("compile cache", cache.directory)])
             + ([] if cache is None else [("compile cache key", cache.key_path)]),
         )

@@ -16,8 +16,10 @@ Order (DESIGN §1.3):
    filed and ``ApprovalPendingError`` tells the operator what to run.
 
 Before any of that, a component whose filesystem preopens (read or write, symlinks resolved)
-equal, contain or lie inside the host's protected paths (state directory, compile cache and its
-key, trusted key files) is refused with ``CapabilityDeniedError``, whatever its trust.
+equal, contain or lie inside the host's protected paths (state directory, host config file,
+compile cache and its key, trusted key files) is refused with ``CapabilityDeniedError``,
+whatever its trust; so is a write preopen that reaches a ``[trust] paths`` directory (a guest
+could plant or rewrite code there that would then run trusted).
 
 Every outcome is audited.
 """
@@ -213,16 +215,23 @@ class Gatekeeper:
         )
 
     def _check_reach(self, manifest: Manifest) -> None:
-        """Refuse preopens that reach the state directory, the compile cache or trust material."""
+        """Refuse preopens that reach the state directory, the compile cache or trust material,
+        and write preopens that reach a trusted path (code there runs without approval)."""
         caps = manifest.capabilities
+        never = "a guest may never see it"
+        code = "components there run trusted, so no guest may write there"
+        trusted = tuple(("trusted path", p.resolve(), code) for p in self._trust.paths)
         for kind, paths in (("read", caps.fs_read), ("write", caps.fs_write)):
+            protected = [(label, path, never) for label, path in self._protected]
+            if kind == "write":
+                protected += trusted
             for index, path in enumerate(paths):
                 wanted = Path(path).resolve()
-                for label, protected in self._protected:
-                    if not (wanted.is_relative_to(protected) or protected.is_relative_to(wanted)):
+                for label, where, why in protected:
+                    if not (wanted.is_relative_to(where) or where.is_relative_to(wanted)):
                         continue
                     key = f"capabilities.filesystem.{kind}[{index}]"
-                    reason = f"{wanted} reaches the host's {label} {protected}"
+                    reason = f"{wanted} reaches the host's {label} {where}"
                     self._audit.record(
                         "denial",
                         str(manifest.id),
@@ -232,7 +241,7 @@ class Gatekeeper:
                         reason=reason,
                     )
                     raise CapabilityDeniedError(
-                        f"{manifest.path}: {key}: {reason}; a guest may never see it",
+                        f"{manifest.path}: {key}: {reason}; {why}",
                         capability=f"filesystem.{kind}",
                         component=str(manifest.id),
                     )

@@ -110,11 +110,8 @@ class CompileCache:
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         reason = unsafe_reason(self.directory.stat(), f"cache directory {self.directory}")
         parent = self.directory.parent
-        st = parent.stat()
-        # The key lives in the parent: it may be a sticky shared directory such as /tmp (others
-        # cannot replace our files there), otherwise nobody else may write to it either.
-        if reason is None and not (st.st_uid == 0 and st.st_mode & stat.S_ISVTX):
-            reason = unsafe_reason(st, f"directory {parent}")
+        if reason is None:
+            reason = _parent_reason(parent.stat(), parent)
         if reason is not None:
             raise _Unsafe(reason)
         return self._read_or_create_key()
@@ -261,6 +258,17 @@ class CompileCache:
             # A cache that cannot be written only costs speed; the compiled component is fine.
             with contextlib.suppress(OSError):
                 blob.unlink(missing_ok=True)
+
+
+def _parent_reason(st: os.stat_result, parent: Path) -> str | None:
+    """Why the directory holding the cache key cannot be trusted, or ``None``.
+
+    Root may own it (``/var/cache``); a sticky directory of root's such as ``/tmp`` is fine (no
+    one else can replace this user's files there); otherwise it follows :func:`unsafe_reason`.
+    """
+    if st.st_uid == 0 and (st.st_mode & stat.S_ISVTX or not st.st_mode & 0o022):
+        return None
+    return unsafe_reason(st, f"directory {parent}")
 
 
 class _Unsafe(Exception):

@@ -15,12 +15,12 @@ import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from difflib import get_close_matches
 from pathlib import Path
-from typing import NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from wactor._units import format_size, parse_size
 from wactor.errors import ConfigError
 
-__all__ = ["ConfigTable", "quote_key", "read_config_file"]
+__all__ = ["ConfigTable", "quote_key", "read_config_file", "read_toml"]
 
 _S = TypeVar("_S", bound=str)
 
@@ -41,9 +41,19 @@ def read_config_file(
     path: Path, error: type[ConfigError], *, allowed: Sequence[str]
 ) -> ConfigTable:
     """Parse the TOML file at ``path`` and return its root table, checked against ``allowed``."""
+    return ConfigTable(
+        read_toml(path, error), file=str(path), prefix="", error=error, allowed=allowed
+    )
+
+
+def read_toml(path: Path, error: type[ConfigError]) -> dict[str, Any]:
+    """Read and parse the TOML file at ``path``, raising ``error`` for any problem."""
     file = str(path)
     try:
-        with path.open("rb") as f:
+        # Non-blocking, so that a FIFO in place of the file cannot hang the host.
+        with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise error("not a regular file", file=file)
             raw = f.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise error(f"cannot read file: {exc.strerror or exc}", file=file) from exc
@@ -60,7 +70,7 @@ def read_config_file(
         raise error(f"invalid TOML: {exc}", file=file) from exc
     except RecursionError as exc:  # tomllib parses nested arrays and inline tables recursively
         raise error("invalid TOML: arrays or tables nested too deeply", file=file) from exc
-    return ConfigTable(data, file=file, prefix="", error=error, allowed=allowed)
+    return data
 
 
 def _type_name(value: object) -> str:

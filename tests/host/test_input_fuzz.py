@@ -312,6 +312,9 @@ def generate(root: Path) -> list[Case]:
     a_dir = cases.add_bytes("manifest is a directory", b"")
     a_dir.manifest.unlink()
     a_dir.manifest.mkdir()
+    fifo = cases.add_bytes("manifest is a FIFO (reading it would block)", b"")
+    fifo.manifest.unlink()
+    os.mkfifo(fifo.manifest)
 
     # Wasm files that are not components of the world.
     echo = wat_binary("echo").read_bytes()

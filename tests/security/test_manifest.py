@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
@@ -569,3 +570,11 @@ def test_deeply_nested_toml_is_invalid_not_a_crash(tmp_path: Path) -> None:
 def test_file_over_a_mebibyte_is_refused(tmp_path: Path) -> None:
     error = load_error(tmp_path, MINIMAL + "# " + "x" * (1024 * 1024) + "\n")
     assert "larger than 1MiB" in str(error)
+
+
+def test_manifest_that_is_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "component.toml"
+    os.mkfifo(fifo)
+    with pytest.raises(ManifestError) as info:
+        load_manifest(fifo)
+    assert str(info.value) == f"{fifo}: not a regular file"

@@ -10,7 +10,6 @@ import logging
 import os
 import socket
 import time
-import tomllib
 import uuid
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +21,7 @@ from typing import Any
 import platformdirs
 
 from wactor._ids import ComponentId
-from wactor._toml import MAX_CONFIG_BYTES
+from wactor._toml import read_toml
 from wactor.actors import (
     ActorCell,
     ActorStats,
@@ -738,11 +737,9 @@ def _make_state_dir(config: HostConfig) -> None:
 def _declared_id(path: Path) -> ComponentId | None:
     """Best effort: the id a (possibly invalid) manifest declares, to attribute its failure."""
     try:
-        with path.open("rb") as f:
-            text = f.read(MAX_CONFIG_BYTES + 1).decode()
-        declared = tomllib.loads(text)["component"]["id"]
+        declared = read_toml(path, ManifestError)["component"]["id"]
         return ComponentId.parse(declared) if isinstance(declared, str) else None
-    except (OSError, ValueError, KeyError, TypeError, RecursionError, tomllib.TOMLDecodeError):
+    except (ConfigError, ValueError, KeyError, TypeError):
         return None
 
 

@@ -32,6 +32,9 @@ _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 # An operator's or author's file is small; a bigger one is a mistake (or /dev/zero), not config.
 MAX_CONFIG_BYTES = 1024 * 1024
 
+# Longest problem text of one error line (values are quoted in it).
+_MAX_MESSAGE = 1000
+
 # A key from the file is shown as is unless it could be misread (a dot, a quote, a space) or break
 # the one-line error (a newline, a control character): then quoted and escaped, as TOML writes it.
 _PLAIN_KEY = re.compile(r"^[^\s.\"'\[\]]+$")
@@ -91,7 +94,8 @@ def _type_name(value: object) -> str:
 
 def quote_key(name: str) -> str:
     """Show a key from the file as TOML would write it: bare, or quoted and escaped."""
-    return name if _PLAIN_KEY.match(name) and name.isprintable() else json.dumps(name)
+    shown = name if _PLAIN_KEY.match(name) and name.isprintable() else json.dumps(name)
+    return shown if len(shown) <= 100 else shown[:97] + "..."
 
 
 def _show(value: object) -> str:
@@ -134,6 +138,8 @@ class ConfigTable:
 
     def fail(self, name: str, message: str, *, expected: str | None = None) -> NoReturn:
         """Raise this file's error class for key ``name``."""
+        if len(message) > _MAX_MESSAGE:  # a value quoted in full could be a mebibyte long
+            message = message[: _MAX_MESSAGE - 3] + "..."
         raise self._error(message, file=self._file, key=self.key(name), expected=expected)
 
     def _wrong_type(self, name: str, value: object, expected: str) -> NoReturn:

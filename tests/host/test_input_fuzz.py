@@ -117,7 +117,7 @@ def _bad_values(kind: str, where: Path) -> list[str]:
             *map(_s, ["wactor/host/0", "wactor/x/1", "Wactor/evil/0"]),
         ],
         "wasm": [*_NOT_STRINGS, *paths, _s("missing.wasm"), _s("."), _s(str(a_file) + "/x")],
-        "version": [*_NOT_STRINGS, _s(""), _s("  ")],
+        "version": [*_NOT_STRINGS, _s(""), _s("  "), _s("1.0\n(healthy)"), _s("9" * 65)],
         "sha256": [*_NOT_STRINGS, _s("xyz"), _s("sha256:abc"), _s("sha1:" + "a" * 40)],
         "int1": [*_NOT_INTS, "0", "-1", "-9223372036854775808"],
         "int0": [*_NOT_INTS, "-1"],
@@ -295,6 +295,8 @@ def generate(root: Path) -> list[Case]:
     for table in ["", *TABLES]:
         cases.mutated(f"{table}.bogus" if table else "bogus", Lit("1"))  # unknown keys
     cases.mutated("resources.timeout", Lit("5"))  # a near miss of timeout-ms
+    cases.mutated("resources." + "k" * 100_000, Lit("1"), key="resources.kkk")  # a long key
+    cases.mutated("component.id", _s("a/" * 100_000 + "b"))  # a long value
     cases.mutated('resources.bad\nkey"', Lit("1"), key="resources.")  # would break the line
     cases.mutated("supervision.backoff.max-ms", Lit("5"))  # below initial-ms
     cases.mutated("supervision.health-interval-ms", Lit("0"))
@@ -341,6 +343,8 @@ def problem_with(case: Case, error: BaseException | None) -> str | None:
         return f"exit code {error.exit_code}: {text}"
     if "\n" in text or "\r" in text:
         return f"more than one line: {text!r}"
+    if len(text) > 3000:
+        return f"a line of {len(text)} characters"
     if case.names not in text:
         return f"does not name {case.names}: {text}"
     if case.key is not None and f": {case.key.split(chr(10))[0]}" not in text:

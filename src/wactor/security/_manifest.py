@@ -182,8 +182,12 @@ def load_manifest(path: str | os.PathLike[str]) -> Manifest:
     version = component.opt_str("version")
     if version is None:
         version = "0.0.0"
-    elif not version.strip():
-        component.fail("version", "empty version", expected="a version such as '1.2.0'")
+    elif not version.strip() or not version.isprintable() or len(version) > 64:
+        component.fail(
+            "version",
+            f"bad version {version!r}"[:100],
+            expected="a version such as '1.2.0' (printable, at most 64 characters)",
+        )
     sha256 = _digest(component, "sha256")
     description = component.opt_str("description")
 

@@ -58,8 +58,9 @@ def read_toml(path: Path, error: type[ConfigError]) -> dict[str, Any]:
             if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
                 raise error("not a regular file", file=file)
             raw = f.read(MAX_CONFIG_BYTES + 1)
-    except OSError as exc:
-        raise error(f"cannot read file: {exc.strerror or exc}", file=file) from exc
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise error(f"cannot read file: {reason}", file=file) from exc
     if len(raw) > MAX_CONFIG_BYTES:
         raise error(f"file is larger than {format_size(MAX_CONFIG_BYTES)}", file=file)
     try:

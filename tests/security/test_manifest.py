@@ -578,3 +578,8 @@ def test_manifest_that_is_a_fifo_is_refused_without_blocking(tmp_path: Path) -> 
     with pytest.raises(ManifestError) as info:
         load_manifest(fifo)
     assert str(info.value) == f"{fifo}: not a regular file"
+
+
+def test_manifest_path_with_a_nul_is_a_manifest_error() -> None:
+    with pytest.raises(ManifestError, match="cannot read file"):
+        load_manifest("component\0.toml")

@@ -15,12 +15,12 @@ import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from difflib import get_close_matches
 from pathlib import Path
-from typing import NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from wactor._units import format_size, parse_size
 from wactor.errors import ConfigError
 
-__all__ = ["ConfigTable", "quote_key", "read_config_file"]
+__all__ = ["ConfigTable", "quote_key", "read_config_file", "read_toml"]
 
 _S = TypeVar("_S", bound=str)
 
@@ -32,6 +32,9 @@ _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 # An operator's or author's file is small; a bigger one is a mistake (or /dev/zero), not config.
 MAX_CONFIG_BYTES = 1024 * 1024
 
+# Longest problem text of one error line (values are quoted in it).
+_MAX_MESSAGE = 1000
+
 # A key from the file is shown as is unless it could be misread (a dot, a quote, a space) or break
 # the one-line error (a newline, a control character): then quoted and escaped, as TOML writes it.
 _PLAIN_KEY = re.compile(r"^[^\s.\"'\[\]]+$")
@@ -42,16 +45,37 @@ def read_config_file(
 ) -> ConfigTable:
     """Parse the TOML file at ``path`` and return its root table, checked against ``allowed``.
 
-    ``content``: the file's bytes when the caller has read them already (then parsed as given).
+    ``content``: the file's bytes when the caller has read them already (with
+    :func:`read_config_bytes`; then parsed as given, so the bytes checked are the bytes parsed).
     """
+    raw = read_config_bytes(path, error) if content is None else content
+    return ConfigTable(
+        parse_toml(raw, path, error), file=str(path), prefix="", error=error, allowed=allowed
+    )
+
+
+def read_toml(path: Path, error: type[ConfigError]) -> dict[str, Any]:
+    """Read and parse the TOML file at ``path``, raising ``error`` for any problem."""
+    return parse_toml(read_config_bytes(path, error), path, error)
+
+
+def read_config_bytes(path: Path, error: type[ConfigError]) -> bytes:
+    """Read a config file's bytes, at most one byte past the size a config may have."""
     file = str(path)
     try:
-        if content is None:
-            with path.open("rb") as f:
-                content = f.read(MAX_CONFIG_BYTES + 1)
-        raw = content
-    except OSError as exc:
-        raise error(f"cannot read file: {exc.strerror or exc}", file=file) from exc
+        # Non-blocking, so that a FIFO in place of the file cannot hang the host.
+        with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise error("not a regular file", file=file)
+            return f.read(MAX_CONFIG_BYTES + 1)
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise error(f"cannot read file: {reason}", file=file) from exc
+
+
+def parse_toml(raw: bytes, path: Path, error: type[ConfigError]) -> dict[str, Any]:
+    """Parse a config file's bytes, raising ``error`` naming ``path`` for any problem."""
+    file = str(path)
     if len(raw) > MAX_CONFIG_BYTES:
         raise error(f"file is larger than {format_size(MAX_CONFIG_BYTES)}", file=file)
     try:
@@ -65,7 +89,7 @@ def read_config_file(
         raise error(f"invalid TOML: {exc}", file=file) from exc
     except RecursionError as exc:  # tomllib parses nested arrays and inline tables recursively
         raise error("invalid TOML: arrays or tables nested too deeply", file=file) from exc
-    return ConfigTable(data, file=file, prefix="", error=error, allowed=allowed)
+    return data
 
 
 def _type_name(value: object) -> str:
@@ -86,7 +110,8 @@ def _type_name(value: object) -> str:
 
 def quote_key(name: str) -> str:
     """Show a key from the file as TOML would write it: bare, or quoted and escaped."""
-    return name if _PLAIN_KEY.match(name) and name.isprintable() else json.dumps(name)
+    shown = name if _PLAIN_KEY.match(name) and name.isprintable() else json.dumps(name)
+    return shown if len(shown) <= 100 else shown[:97] + "..."
 
 
 def _show(value: object) -> str:
@@ -129,6 +154,8 @@ class ConfigTable:
 
     def fail(self, name: str, message: str, *, expected: str | None = None) -> NoReturn:
         """Raise this file's error class for key ``name``."""
+        if len(message) > _MAX_MESSAGE:  # a value quoted in full could be a mebibyte long
+            message = message[: _MAX_MESSAGE - 3] + "..."
         raise self._error(message, file=self._file, key=self.key(name), expected=expected)
 
     def _wrong_type(self, name: str, value: object, expected: str) -> NoReturn:

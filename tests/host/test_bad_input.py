@@ -11,11 +11,13 @@ import wasmtime
 from conftest import ManifestFactory, wat_binary, write_host_config
 from wactor.errors import (
     DigestMismatchError,
+    InstantiationError,
     InvalidComponentError,
     ManifestError,
     WactorError,
 )
 from wactor.host import Host, HostConfig, load_host_config
+from wactor.security import load_manifest
 
 CORE_MODULE = bytes(wasmtime.wat2wasm('(module (func (export "f")))'))
 
@@ -132,3 +134,27 @@ async def test_host_config_starts_the_good_and_reports_the_bad(
         assert [str(f.component) for f in host.load_failures] == ["bad/garbage/0", "bad/missing/0"]
         assert all(isinstance(f.error, InvalidComponentError) for f in host.load_failures)
         assert await host.request("test/echo/0", b"fine") == b"fine"
+
+
+async def test_preopen_directory_removed_after_the_manifest_was_read(
+    host_with_echo: Host, manifest: ManifestFactory, tmp_path: Path
+) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    path = manifest(
+        "bad/preopen/0",
+        wat_binary("echo"),
+        extra=f'[capabilities.filesystem]\nread = ["{shared}"]\n',
+    )
+    checked = load_manifest(path)
+    shared.rmdir()
+    with pytest.raises(InstantiationError) as info:
+        await host_with_echo.start(checked)
+    assert str(shared) in str(info.value)
+    assert "\n" not in str(info.value)
+    assert info.value.exit_code == 2
+    assert await host_with_echo.request("test/echo/0", b"alive") == b"alive"
+    # and it can be started once the directory is back
+    shared.mkdir()
+    await host_with_echo.start(checked)
+    assert await host_with_echo.request("bad/preopen/0", b"back") == b"back"

@@ -261,3 +261,17 @@ def test_bad_storage_kind(tmp_path: Path) -> None:
 def test_bad_log_level(tmp_path: Path) -> None:
     error = load_error(tmp_path, 'log-level = "verbose"\n')
     assert error.key == "log-level"
+
+
+def test_trust_key_file_must_exist(tmp_path: Path) -> None:
+    error = load_error(tmp_path, '[trust]\nkeys = ["keys/missing.pub"]\n')
+    assert error.key == "trust.keys[0]"
+    assert "file not found" in str(error)
+
+
+@pytest.mark.parametrize("name", ["state-dir", "cache-dir"])
+def test_state_and_cache_dir_cannot_be_below_a_file(tmp_path: Path, name: str) -> None:
+    (tmp_path / "a-file").write_text("not a directory")
+    error = load_error(tmp_path, f'{name} = "a-file/sub"\n')
+    assert error.key == name
+    assert "not a directory" in str(error)

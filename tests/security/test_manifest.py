@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
@@ -514,3 +515,71 @@ def test_config_data_must_be_a_string(tmp_path: Path) -> None:
 def test_values_in_messages_stay_on_one_line(tmp_path: Path) -> None:
     error = load_error(tmp_path, MINIMAL + '[supervision]\nrestart = """a\nb"""\n')
     assert error.key == "supervision.restart"
+
+
+@pytest.mark.parametrize("component_id", ["wactor/host/0", "wactor/anything/1", "WACTOR/x/0"])
+def test_ids_in_the_wactor_namespace_are_reserved_for_the_host(
+    tmp_path: Path, component_id: str
+) -> None:
+    error = load_error(tmp_path, MINIMAL.replace("shop/cart/0", component_id))
+    assert error.key == "component.id"
+    assert "reserved for the host" in str(error)
+
+
+@pytest.mark.parametrize("action", ["read", "write"])
+def test_filesystem_directory_must_exist(tmp_path: Path, action: str) -> None:
+    text = MINIMAL + f'[capabilities.filesystem]\n{action} = ["./no-such-dir"]\n'
+    error = load_error(tmp_path, text)
+    assert error.key == f"capabilities.filesystem.{action}[0]"
+    assert "directory not found" in str(error)
+    assert str(tmp_path / "no-such-dir") in str(error)
+
+
+def test_filesystem_path_that_is_a_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("a file")
+    error = load_error(tmp_path, MINIMAL + '[capabilities.filesystem]\nread = ["notes.txt"]\n')
+    assert error.key == "capabilities.filesystem.read[0]"
+    assert "not a directory" in str(error)
+
+
+@pytest.mark.parametrize(
+    "path", ["~no-such-user-here/x", "loop", "x" * 300], ids=["no-such-user", "loop", "too-long"]
+)
+def test_unresolvable_filesystem_path_is_one_line(tmp_path: Path, path: str) -> None:
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    error = load_error(tmp_path, MINIMAL + f'[capabilities.filesystem]\nread = ["{path}"]\n')
+    assert error.key == "capabilities.filesystem.read[0]"
+
+
+def test_number_past_the_float_range(tmp_path: Path) -> None:
+    error = load_error(tmp_path, MINIMAL + "[supervision]\nwithin-seconds = 1" + "0" * 400 + "\n")
+    assert error.key == "supervision.within-seconds"
+    assert "out of range" in str(error)
+
+
+def test_key_with_a_newline_stays_on_one_line(tmp_path: Path) -> None:
+    error = load_error(tmp_path, MINIMAL + '[resources]\n"time\\nout" = 1\n')
+    assert error.key == 'resources."time\\nout"'
+
+
+def test_deeply_nested_toml_is_invalid_not_a_crash(tmp_path: Path) -> None:
+    error = load_error(tmp_path, MINIMAL + "[config]\ndata = " + "[" * 5000 + "]" * 5000 + "\n")
+    assert "nested too deeply" in str(error)
+
+
+def test_file_over_a_mebibyte_is_refused(tmp_path: Path) -> None:
+    error = load_error(tmp_path, MINIMAL + "# " + "x" * (1024 * 1024) + "\n")
+    assert "larger than 1MiB" in str(error)
+
+
+def test_manifest_that_is_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "component.toml"
+    os.mkfifo(fifo)
+    with pytest.raises(ManifestError) as info:
+        load_manifest(fifo)
+    assert str(info.value) == f"{fifo}: not a regular file"
+
+
+def test_manifest_path_with_a_nul_is_a_manifest_error() -> None:
+    with pytest.raises(ManifestError, match="cannot read file"):
+        load_manifest("component\0.toml")

@@ -90,10 +90,12 @@ def _raise_why_missing(host: Host, cid: ComponentId) -> None:
     A manifest whose id cannot be read (``id = 42``) may be the one TARGET means: when TARGET
     is not running here and no lattice could have it, that failure is the answer too.
     """
+    if any(status.id == cid for status in host.components()):
+        return  # running (another manifest that claimed the same id is only warned about)
     for failure in host.load_failures:
         if failure.component == cid:
             raise failure.error
-    if host.lattice is None and all(status.id != cid for status in host.components()):
+    if host.lattice is None:
         for failure in host.load_failures:
             if failure.component is None:
                 raise failure.error

@@ -14,7 +14,7 @@ import click
 
 from wactor.errors import WactorError
 
-__all__ = ["main"]
+__all__ = ["main", "one_line"]
 
 
 class _Group(click.Group):
@@ -26,7 +26,7 @@ class _Group(click.Group):
         except WactorError as exc:
             if ctx.obj and ctx.obj.get("debug"):
                 raise
-            click.echo(f"error: {_one_line(str(exc))}", err=True)
+            click.echo(f"error: {one_line(str(exc))}", err=True)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             sys.exit(130)
@@ -36,13 +36,14 @@ class _Group(click.Group):
             # A bug, not a user error: still one line, the traceback only with --debug.
             if ctx.obj and ctx.obj.get("debug"):
                 raise
-            text = _one_line(f"{type(exc).__name__}: {exc}")
+            text = one_line(f"{type(exc).__name__}: {exc}")
             click.echo(f"error: unexpected {text} (--debug shows the traceback)", err=True)
             sys.exit(1)
 
 
-def _one_line(text: str) -> str:
-    """Keep an error on one line whatever it quotes (a key or value with a newline in it)."""
+def one_line(text: str) -> str:
+    """``text`` as one printable line: control characters (a newline in a quoted key, a terminal
+    escape in a guest's version string) are shown escaped."""
     return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
 
 

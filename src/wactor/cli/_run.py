@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from wactor.cli._common import nats_option, resolve_config, with_nats
-from wactor.cli._main import cli
+from wactor.cli._main import cli, one_line
 from wactor.cli._ps import STATUS_FILE
 from wactor.host import Host
 
@@ -30,7 +30,8 @@ async def _run(config_path: Path, once: bool, nats_url: str | None) -> int:
         # Each load failure has been logged as it happened, one line naming file and key.
         for component in host.components():
             click.echo(
-                f"running {component.id} v{component.version} ({component.health})", err=True
+                one_line(f"running {component.id} v{component.version} ({component.health})"),
+                err=True,
             )
         click.echo(
             f"host ready: {len(host.components())} running, {len(host.load_failures)} failed; "

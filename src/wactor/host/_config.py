@@ -167,10 +167,16 @@ def load_host_config(path: str | os.PathLike[str]) -> HostConfig:
 
 
 def _dir_to_be(root: ConfigTable, name: str, base: Path) -> Path | None:
-    """The directory ``name``: the host creates it when absent; anything else there is an error."""
+    """The directory ``name``: the host creates it when absent, so the first part of it that
+    exists must be a directory."""
     path = root.opt_path(name, base)
-    if path is not None and os.path.exists(path) and not os.path.isdir(path):
-        root.fail(name, f"not a directory: {path}", expected="a directory (created when absent)")
+    if path is None:
+        return None
+    existing = next(p for p in (path, *path.parents) if os.path.exists(p))
+    if not os.path.isdir(existing):
+        root.fail(
+            name, f"not a directory: {existing}", expected="a directory (created when absent)"
+        )
     return path
 
 

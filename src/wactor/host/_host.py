@@ -10,7 +10,6 @@ import logging
 import os
 import socket
 import time
-import tomllib
 import uuid
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +21,7 @@ from typing import Any
 import platformdirs
 
 from wactor._ids import ComponentId
+from wactor._toml import read_toml
 from wactor.actors import (
     ActorCell,
     ActorStats,
@@ -38,6 +38,7 @@ from wactor.errors import (
     CapabilityDeniedError,
     ComponentError,
     ConfigError,
+    HostConfigError,
     InvalidMessageError,
     ManifestError,
     RequestTimeoutError,
@@ -139,6 +140,7 @@ class Host:
 
     def __init__(self, config: HostConfig) -> None:
         self.config = config
+        _make_state_dir(config)
         self.engine = WasmEngine(config.cache_dir or default_cache_dir())
         self.linker = build_linker(self.engine)
         self.host_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -772,13 +774,25 @@ class _CellEndpoint:
         return await self._cell.ref.submit(env)
 
 
+def _make_state_dir(config: HostConfig) -> None:
+    """Create the state directory, or say in the config's words why it cannot be."""
+    try:
+        config.state_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise HostConfigError(
+            f"cannot create directory {config.state_dir}: {exc.strerror or exc}",
+            file=str(config.path) if config.path else None,
+            key="state-dir",
+            expected="a directory the host can create and write",
+        ) from exc
+
+
 def _declared_id(path: Path) -> ComponentId | None:
     """Best effort: the id a (possibly invalid) manifest declares, to attribute its failure."""
     try:
-        with path.open("rb") as f:
-            declared = tomllib.load(f)["component"]["id"]
+        declared = read_toml(path, ManifestError)["component"]["id"]
         return ComponentId.parse(declared) if isinstance(declared, str) else None
-    except (OSError, ValueError, KeyError, TypeError, tomllib.TOMLDecodeError):
+    except (ConfigError, ValueError, KeyError, TypeError):
         return None
 
 

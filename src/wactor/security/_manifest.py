@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 from wactor._ids import ComponentId, TargetPattern
-from wactor._toml import MAX_CONFIG_BYTES, ConfigTable, quote_key, read_config_file
+from wactor._toml import ConfigTable, quote_key, read_config_bytes, read_config_file
 from wactor._units import KIB, MIB
 from wactor.actors import Backpressure, RestartType
 from wactor.errors import DigestMismatchError, ManifestError
@@ -174,11 +174,7 @@ class Manifest:
 def load_manifest(path: str | os.PathLike[str]) -> Manifest:
     """Read and validate the manifest at ``path``; raise ``ManifestError`` on any problem."""
     given = Path(path)
-    try:
-        with given.open("rb") as f:  # read once: these bytes are parsed, hashed and trusted
-            raw = f.read(MAX_CONFIG_BYTES + 1)  # (a larger file is refused by the parser)
-    except OSError as exc:
-        raise ManifestError(f"cannot read file: {exc.strerror or exc}", file=str(given)) from exc
+    raw = read_config_bytes(given, ManifestError)  # read once: parsed, hashed and trusted
     root = read_config_file(
         given,
         ManifestError,
@@ -195,8 +191,12 @@ def load_manifest(path: str | os.PathLike[str]) -> Manifest:
     version = component.opt_str("version")
     if version is None:
         version = "0.0.0"
-    elif not version.strip():
-        component.fail("version", "empty version", expected="a version such as '1.2.0'")
+    elif not version.strip() or not version.isprintable() or len(version) > 64:
+        component.fail(
+            "version",
+            f"bad version {version!r}"[:100],
+            expected="a version such as '1.2.0' (printable, at most 64 characters)",
+        )
     sha256 = _digest(component, "sha256")
     description = component.opt_str("description")
 

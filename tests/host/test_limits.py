@@ -10,14 +10,29 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from conftest import ManifestFactory, guest_binary, wat_binary, write_host_config, write_manifest
-from wactor.errors import ComponentFault, HostConfigError, InstantiationError, ManifestError
+from cli.test_call import wactor
+from conftest import (
+    CACHE_ROOT,
+    ManifestFactory,
+    guest_binary,
+    wat_binary,
+    write_host_config,
+    write_manifest,
+)
+from wactor.errors import (
+    ApprovalPendingError,
+    ComponentFault,
+    HostConfigError,
+    InstantiationError,
+    ManifestError,
+)
 from wactor.host import Host, HostConfig, HostLimits, load_host_config
 
 FLOOD_GRANTS = '[capabilities.messaging]\nsend = ["t/**"]\nbroadcast = ["t/**"]\n'
@@ -319,3 +334,57 @@ async def test_broadcast_past_the_fan_out_cap_is_refused_and_audited(
     (entry,) = host.audit.query(component="t/caster/0", denied_only=True)
     assert entry.action == "messaging.broadcast"
     assert entry.reason == "broadcast to 65 targets exceeds the limit of 64"
+
+
+# --- approvals ---------------------------------------------------------------------------------
+
+
+async def test_approvals_show_the_limits_asked_for_and_can_narrow_them(tmp_path: Path) -> None:
+    trusted = tmp_path / "trusted"
+    echo = write_manifest(trusted, "t/echo/0", wat_binary("echo"))
+    untrusted = tmp_path / "untrusted"
+    untrusted.mkdir()
+    shutil.copy(guest_binary("flood"), untrusted / "app.wasm")
+    flood = untrusted / "component.toml"
+    flood.write_text(
+        '[component]\nid = "t/flood/0"\nwasm = "app.wasm"\n\n[resources]\ntimeout-ms = 20000\n\n'
+        + FLOOD_GRANTS
+    )
+    config_path = tmp_path / "wactor.toml"
+    config_path.write_text(
+        f'state-dir = "{tmp_path / "state"}"\n\n[limits]\nmessage-rate = 40\n\n'
+        f'[trust]\npaths = ["{trusted}", "{CACHE_ROOT}"]\n'
+    )
+    async with Host.open(config_path) as host:
+        await host.start(echo)
+        with pytest.raises(ApprovalPendingError):
+            await host.start(flood)
+
+        listed = wactor("approvals", "list", "--config", str(config_path))
+        assert listed.returncode == 0, listed.stderr
+        (row,) = [line for line in listed.stdout.splitlines() if "t/flood/0" in line]
+        # what the manifest wrote (timeout-ms) and what the host's [limits] filled in
+        assert (
+            "send=t/** broadcast=t/** memory=64MiB timeout-ms=20000 mailbox=1024 "
+            "message-rate=40/s message-burst=40" in row
+        )
+
+        raised = '{"limits": {"message-rate": 500}}'
+        refused = wactor(
+            "approvals", "approve", "t/flood/0", "--narrow", raised, "-c", str(config_path)
+        )
+        assert refused.returncode == 2
+        assert "limits.message-rate: 500 is more than the requested 40" in refused.stderr
+        narrowed = '{"limits": {"message-rate": 5}}'
+        approved = wactor(
+            "approvals", "approve", "t/flood/0", "--narrow", narrowed, "-c", str(config_path)
+        )
+        assert approved.returncode == 0, approved.stderr
+        assert "message-rate=5/s message-burst=5" in approved.stdout
+
+        handle = await host.start(flood)
+        assert (handle.manifest.limits.message_rate, handle.manifest.limits.message_burst) == (5, 5)
+        reply, elapsed = await _timed(host, "t/flood/0", b"flood t/echo/0 300")
+        ok, limited, other = _counts(reply)
+        assert ok + other <= 5 + 5 * elapsed + 1
+        assert ok + limited + other == 300

@@ -177,6 +177,9 @@ def narrow_limits(limits: Limits, granted: Mapping[str, Any] | None) -> Limits:
             continue
         number = _number(key, wanted)
         values[field] = number if current is None else min(current, number)
+    rate = values.get("message_rate")
+    if rate is not None and "message-burst" not in granted and limits.message_burst is not None:
+        values["message_burst"] = min(limits.message_burst, rate)  # a lower rate, a smaller burst
     return dataclasses.replace(limits, **values)
 
 
@@ -210,6 +213,9 @@ def check_narrowing(requested: Mapping[str, Any] | None, granted: object) -> dic
                 expected=f"at most {_show(key, have)}",
             )
         base[key] = number
+    burst = base.get("message-burst")
+    if "message-rate" in granted and "message-burst" not in granted and burst is not None:
+        base["message-burst"] = min(burst, base["message-rate"])  # a lower rate, a smaller burst
     return base
 
 

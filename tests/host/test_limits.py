@@ -29,6 +29,7 @@ from conftest import (
 from wactor.errors import (
     ApprovalPendingError,
     ComponentFault,
+    GuestError,
     HostConfigError,
     InstantiationError,
     ManifestError,
@@ -227,6 +228,7 @@ async def test_an_instance_count_over_the_cap_refuses_instantiation(tmp_path: Pa
         with pytest.raises(InstantiationError) as caught:
             await host.start(echo)
         assert str(caught.value).startswith("t/echo/0: instantiation failed")
+        assert str(caught.value).endswith("(the host's [limits] instances is 1)")
         assert "\n" not in str(caught.value)
 
 
@@ -388,3 +390,28 @@ async def test_approvals_show_the_limits_asked_for_and_can_narrow_them(tmp_path:
         ok, limited, other = _counts(reply)
         assert ok + other <= 5 + 5 * elapsed + 1
         assert ok + limited + other == 300
+
+
+async def test_publishing_is_counted_against_the_message_rate(tmp_path: Path) -> None:
+    grants = '[capabilities.messaging]\npublish = ["wat.*"]\n'
+    pub = write_manifest(tmp_path / "components", "t/pub/0", wat_binary("publisher"), extra=grants)
+    config = _config(tmp_path, [], "message-rate = 5")
+    async with Host.open(config) as host:
+        await host.start(pub)
+        seen: list[bytes] = []
+        await host.subscribe("wat.#", lambda subject, env: seen.append(env.payload))
+        errors: list[GuestError] = []
+        started = time.monotonic()
+        for n in range(50):
+            try:
+                await host.request("t/pub/0", str(n).encode())
+            except GuestError as exc:
+                errors.append(exc)
+        elapsed = time.monotonic() - started
+        refused = len(errors)
+        assert all(e.detail == "publish failed" for e in errors)
+        assert len(seen) + refused == 50
+        assert len(seen) <= 5 + 5 * elapsed + 1
+        denials = host.audit.query(component="t/pub/0", denied_only=True)
+        assert len(denials) == refused
+        assert all(e.action == "messaging.publish" and "rate limit" in e.reason for e in denials)

@@ -62,11 +62,11 @@ class HostLimits:
     fuel: int | None = None  # None: unmetered unless max_fuel is set
     max_fuel: int | None = None
     # wasm store caps, for every component (wasmtime leaves them unlimited). A componentize-py
-    # guest has 2 memories, 2 tables of under 10,000 elements and under 20 core instances.
+    # guest has 2 memories, 2 tables of under 10,000 elements and 17 core instances.
     table_elements: int = 200_000  # per table
-    tables: int = 16
-    memories: int = 4  # each up to the component's memory limit
-    instances: int = 64
+    tables: int = 4
+    memories: int = 2  # each up to the component's memory limit
+    instances: int = 32
     # guest log volume, per component: a longer line is cut, lines past the rate are dropped and
     # counted (the next line that passes says how many)
     log_line_bytes: int = 8 * KIB

@@ -130,7 +130,31 @@ def _summary(caps: dict[str, Any] | None) -> str:
     env = (caps.get("environment") or {}).get("allow")
     if env:
         parts.append(f"env={','.join(env)}")
-    return " ".join(parts) or "(none)"
+    return " ".join([*parts, *_limits_summary(caps.get("limits"))]) or "(none)"
+
+
+def _limits_summary(limits: dict[str, Any] | None) -> list[str]:
+    """Render the resource limits of an approval (host defaults filled in) as ``key=value``."""
+    if not limits:
+        return []
+    shown = []
+    for key, unit in _LIMIT_UNITS:
+        value = limits.get(key)
+        if value is None:
+            continue
+        text = format_size(int(value)) if unit == "size" else f"{value}{unit}"
+        shown.append(f"{key}={text}")
+    return shown
+
+
+_LIMIT_UNITS = (
+    ("memory", "size"),
+    ("timeout-ms", ""),
+    ("fuel", ""),
+    ("mailbox", ""),
+    ("message-rate", "/s"),
+    ("message-burst", ""),
+)
 
 
 def _approval_json(approval: Approval) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from wactor.errors import (
     CapabilityDeniedError,
     ComponentError,
     ComponentFault,
+    InstantiationError,
     InvalidMessageError,
     RateLimitedError,
     TargetNotFoundError,
@@ -32,7 +33,7 @@ from wactor.errors import (
 )
 from wactor.host._guestlog import LogGate, clean_log_text
 from wactor.messaging import ERROR_CONTENT_TYPE, Envelope, PendingRequest, Subscription
-from wactor.security import Manifest, MessagingAction, MessagingPolicy
+from wactor.security import HostLimits, Manifest, MessagingAction, MessagingPolicy
 from wactor.storage import StorageBackend
 from wactor.wasm import ComponentInstance, GuestMetadata, InstanceLimits, LoadedComponent, WasiSpec
 
@@ -149,6 +150,10 @@ class ComponentRuntime:
 
     def _check(self, action: MessagingAction, target: ComponentId) -> None:
         self.policy.check(action, target)  # raises CapabilityDeniedError; denials are audited
+        self._spend(action, str(target))
+
+    def _spend(self, action: str, target: str) -> None:
+        """Take one message from the rate budget, or audit and raise ``RateLimitedError``."""
         if self._bucket is not None and not self._bucket.take():
             self._rate_limited += 1
             # every refusal is audited; the audit log's per-component budget sheds a flood
@@ -156,7 +161,7 @@ class ComponentRuntime:
             self.report(
                 "denial",
                 action=f"messaging.{action}",
-                target=str(target),
+                target=target,
                 reason=f"rate limit of {self.manifest.limits.message_rate}/s "
                 f"({self._rate_limited} refused so far)",
             )
@@ -247,6 +252,7 @@ class ComponentRuntime:
     def publish(self, subject: str, payload: bytes, content_type: str | None) -> int:
         if not self.manifest.capabilities.allows_publish(subject):
             self._deny("messaging.publish", subject)
+        self._spend("publish", subject)
         self._check_payload(payload)
         env = Envelope(self._id, self._id, payload, kind="publish", content_type=content_type)
         count: int = self._bridge(lambda: self.host._publish(subject, env))
@@ -331,15 +337,21 @@ class ComponentRuntime:
             read_dirs=tuple((str(p), str(p)) for p in m.capabilities.fs_read),
             write_dirs=tuple((str(p), str(p)) for p in m.capabilities.fs_write),
         )
-        instance = ComponentInstance(
-            self.host.engine,
-            self.host.linker,
-            self.loaded,
-            context=self,
-            limits=limits,
-            wasi=wasi,
-            output=self._guest_output,
-        )
+        try:
+            instance = ComponentInstance(
+                self.host.engine,
+                self.host.linker,
+                self.loaded,
+                context=self,
+                limits=limits,
+                wasi=wasi,
+                output=self._guest_output,
+            )
+        except InstantiationError as exc:
+            hint = _store_cap_hint(str(exc), host_caps)
+            if hint is None:
+                raise
+            raise InstantiationError(f"{exc} ({hint})", component=str(self._id)) from exc
         data = m.config.data.encode() if m.config.data is not None else None
         instance.initialize(m.config.env, data)
         if self.metadata is None:
@@ -470,6 +482,19 @@ class ComponentActor(Actor["Envelope | HealthCheck"]):
                 await self._run(instance.shutdown)
             except WactorError as exc:
                 logging.getLogger("wactor.host").warning("%s", exc)
+
+
+def _store_cap_hint(text: str, caps: HostLimits) -> str | None:
+    """Name the ``[limits]`` key behind wasmtime's refusal to instantiate, if one is."""
+    for phrase, key, value in (
+        ("memory count", "memories", caps.memories),
+        ("table count", "tables", caps.tables),
+        ("instance count", "instances", caps.instances),
+        ("table limits", "table-elements", caps.table_elements),
+    ):
+        if phrase in text:
+            return f"the host's [limits] {key} is {value}"
+    return None
 
 
 def error_callback(pending: PendingRequest, text: str) -> Envelope:

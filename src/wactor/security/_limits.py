@@ -62,11 +62,11 @@ class HostLimits:
     fuel: int | None = None  # None: unmetered unless max_fuel is set
     max_fuel: int | None = None
     # wasm store caps, for every component (wasmtime leaves them unlimited). A componentize-py
-    # guest has 2 memories, 2 tables of under 10,000 elements and under 20 core instances.
+    # guest has 2 memories, 2 tables of under 10,000 elements and 17 core instances.
     table_elements: int = 200_000  # per table
-    tables: int = 16
-    memories: int = 4  # each up to the component's memory limit
-    instances: int = 64
+    tables: int = 4
+    memories: int = 2  # each up to the component's memory limit
+    instances: int = 32
     # guest log volume, per component: a longer line is cut, lines past the rate are dropped and
     # counted (the next line that passes says how many)
     log_line_bytes: int = 8 * KIB
@@ -177,6 +177,9 @@ def narrow_limits(limits: Limits, granted: Mapping[str, Any] | None) -> Limits:
             continue
         number = _number(key, wanted)
         values[field] = number if current is None else min(current, number)
+    rate = values.get("message_rate")
+    if rate is not None and "message-burst" not in granted and limits.message_burst is not None:
+        values["message_burst"] = min(limits.message_burst, rate)  # a lower rate, a smaller burst
     return dataclasses.replace(limits, **values)
 
 
@@ -210,6 +213,9 @@ def check_narrowing(requested: Mapping[str, Any] | None, granted: object) -> dic
                 expected=f"at most {_show(key, have)}",
             )
         base[key] = number
+    burst = base.get("message-burst")
+    if "message-rate" in granted and "message-burst" not in granted and burst is not None:
+        base["message-burst"] = min(burst, base["message-rate"])  # a lower rate, a smaller burst
     return base
 
 

@@ -10,13 +10,14 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import nats
 import pytest
 
 from conftest import guest_binary, wat_binary, write_host_config, write_manifest
 from wactor._ids import ComponentId
-from wactor.errors import TargetNotFoundError
+from wactor.errors import DeliveryFailedError, TargetNotFoundError
 from wactor.host import Host, HostConfig
 from wactor.host._lattice import HostEntry, read_lattice
 from wactor.messaging import component_subject
@@ -184,6 +185,66 @@ async def test_killed_host_fails_fast_or_moves_to_a_live_instance(
                 await client.request("t/only/0", b"x", timeout=30)
             assert time.monotonic() - started < 10  # no responders: fast, not the 30 s timeout
         await _wait_hosts(server.url, lambda n: n == 1)  # the dead host's heartbeat expires
+    finally:
+        a.stop()
+        b.stop()
+
+
+async def _mailbox_depth(url: str, cid: str) -> int:
+    """The mailbox depth of ``cid`` in the lattice view (what ``wactor ps`` shows), or -1."""
+
+    def walk(node: dict[str, Any]) -> int:
+        if node.get("kind") == "component" and node.get("id") == cid:
+            return int(node.get("depth", -1))
+        return max([walk(child) for child in node.get("children", [])], default=-1)
+
+    depths = [walk(e.snapshot.get("tree", {})) for e in await _lattice_view(url)]
+    return max(depths, default=-1)
+
+
+async def test_requests_in_flight_to_a_killed_host_fail_fast_with_a_clear_error(
+    tmp_path: Path, server: NatsServer
+) -> None:
+    # t/slow/0 answers "sleep 50000" after 50 s; the requests wait up to 60 s. Only the
+    # lattice noticing the dead host can end them sooner, and it must (README: within ~6 s).
+    asker = write_manifest(
+        tmp_path / "a" / "components", "t/alice/0", guest_binary("probe"), extra=GRANTS
+    )
+    a = HostProcess(write_host_config(tmp_path / "a", [asker]), server.url)
+    slow = write_manifest(
+        tmp_path / "b" / "components", "t/slow/0", guest_binary("probe"), timeout_ms=55_000
+    )
+    b = HostProcess(write_host_config(tmp_path / "b", [slow]), server.url)
+    try:
+        await _wait_for(server.url, "t/alice/0", "t/slow/0")
+        async with Host.open(_client(tmp_path, server.url)) as client:
+            corr = await client.request("t/alice/0", b"request t/slow/0 60000 sleep 50000")
+            assert corr is not None
+            in_flight = [
+                asyncio.ensure_future(client.request("t/slow/0", b"sleep 50000", timeout=60))
+                for _ in range(2)
+            ]
+            deadline = time.monotonic() + 30  # all three taken by host b: one runs, two wait
+            while await _mailbox_depth(server.url, "t/slow/0") < 2:
+                assert time.monotonic() < deadline, "host b never queued the requests"
+                await asyncio.sleep(0.1)
+            b.kill()
+            killed = time.monotonic()
+            for fut in in_flight:
+                with pytest.raises(DeliveryFailedError, match="stopped answering") as info:
+                    await fut
+                assert str(info.value).startswith("t/slow/0: its host ")
+                assert info.value.component == "t/slow/0"
+            while True:
+                seen = await client.request("t/alice/0", b"callbacks", timeout=30)
+                if seen:
+                    break
+                assert time.monotonic() - killed < 40, "the guest's request never ended"
+                await asyncio.sleep(0.1)
+            outcome = seen.decode()
+            assert outcome.startswith(f"{corr.decode()} err t/slow/0: its host "), outcome
+            assert "stopped answering" in outcome
+            assert time.monotonic() - killed < 40  # not the 50 s reply nor the 60 s timeout
     finally:
         a.stop()
         b.stop()

@@ -8,15 +8,16 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import nats
 import pytest
 
 from conftest import guest_binary, wat_binary, write_host_config, write_manifest
 from wactor._ids import ComponentId
-from wactor.errors import TargetNotFoundError
+from wactor.errors import DeliveryFailedError, RequestTimeoutError, TargetNotFoundError
 from wactor.host import Host, HostConfig
 from wactor.host._lattice import HostEntry, read_lattice
 from wactor.messaging import component_subject
@@ -189,6 +190,66 @@ async def test_killed_host_fails_fast_or_moves_to_a_live_instance(
         b.stop()
 
 
+async def _mailbox_depth(url: str, cid: str) -> int:
+    """The mailbox depth of ``cid`` in the lattice view (what ``wactor ps`` shows), or -1."""
+
+    def walk(node: dict[str, Any]) -> int:
+        if node.get("kind") == "component" and node.get("id") == cid:
+            return int(node.get("depth", -1))
+        return max([walk(child) for child in node.get("children", [])], default=-1)
+
+    depths = [walk(e.snapshot.get("tree", {})) for e in await _lattice_view(url)]
+    return max(depths, default=-1)
+
+
+async def test_requests_in_flight_to_a_killed_host_fail_fast_with_a_clear_error(
+    tmp_path: Path, server: NatsServer
+) -> None:
+    # t/slow/0 answers "sleep 50000" after 50 s; the requests wait up to 60 s. Only the
+    # lattice noticing the dead host can end them sooner, and it must (README: within ~6 s).
+    asker = write_manifest(
+        tmp_path / "a" / "components", "t/alice/0", guest_binary("probe"), extra=GRANTS
+    )
+    a = HostProcess(write_host_config(tmp_path / "a", [asker]), server.url)
+    slow = write_manifest(
+        tmp_path / "b" / "components", "t/slow/0", guest_binary("probe"), timeout_ms=55_000
+    )
+    b = HostProcess(write_host_config(tmp_path / "b", [slow]), server.url)
+    try:
+        await _wait_for(server.url, "t/alice/0", "t/slow/0")
+        async with Host.open(_client(tmp_path, server.url)) as client:
+            corr = await client.request("t/alice/0", b"request t/slow/0 60000 sleep 50000")
+            assert corr is not None
+            in_flight = [
+                asyncio.ensure_future(client.request("t/slow/0", b"sleep 50000", timeout=60))
+                for _ in range(2)
+            ]
+            deadline = time.monotonic() + 30  # all three taken by host b: one runs, two wait
+            while await _mailbox_depth(server.url, "t/slow/0") < 2:
+                assert time.monotonic() < deadline, "host b never queued the requests"
+                await asyncio.sleep(0.1)
+            b.kill()
+            killed = time.monotonic()
+            for fut in in_flight:
+                with pytest.raises(DeliveryFailedError, match="stopped answering") as info:
+                    await fut
+                assert str(info.value).startswith("t/slow/0: its host ")
+                assert info.value.component == "t/slow/0"
+            while True:
+                seen = await client.request("t/alice/0", b"callbacks", timeout=30)
+                if seen:
+                    break
+                assert time.monotonic() - killed < 40, "the guest's request never ended"
+                await asyncio.sleep(0.1)
+            outcome = seen.decode()
+            assert outcome.startswith(f"{corr.decode()} err t/slow/0: its host "), outcome
+            assert "stopped answering" in outcome
+            assert time.monotonic() - killed < 40  # not the 50 s reply nor the 60 s timeout
+    finally:
+        a.stop()
+        b.stop()
+
+
 async def test_hosts_reconnect_after_the_nats_server_restarts(
     tmp_path: Path, server: NatsServer
 ) -> None:
@@ -210,14 +271,49 @@ async def test_hosts_reconnect_after_the_nats_server_restarts(
         host.stop()
 
 
-async def test_stored_data_survives_losing_a_node_of_a_three_node_cluster(
+async def _stream_leader(urls: list[str], stream: str) -> str:
+    nc = await nats.connect(urls)
+    try:
+        info = await nc.jetstream().stream_info(stream)
+    finally:
+        await nc.close()
+    assert info.cluster is not None
+    assert info.cluster.leader is not None
+    return info.cluster.leader
+
+
+async def _once_settled(ask: Callable[[], Awaitable[bytes | None]]) -> bytes | None:
+    """``ask()`` again while the lattice fails over, then its answer; only the failures a
+    failover causes are retried (the host reconnecting: not found, delivery failed, timed
+    out; its storage electing a leader: the guest's ``err io-error``), anything else fails."""
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            reply = await ask()
+            if not (reply or b"").startswith(b"err io-error"):
+                return reply
+            why = reply.decode() if reply else ""
+        except (TargetNotFoundError, DeliveryFailedError, RequestTimeoutError) as exc:
+            why = str(exc)
+        print("failing over:", why)  # shown with the output of a failed test
+        assert time.monotonic() < deadline, f"the lattice never settled: {why}"
+        await asyncio.sleep(0.2)
+
+
+@pytest.mark.timeout(400)
+async def test_stored_data_survives_losing_the_storage_leader_of_a_three_node_cluster(
     tmp_path: Path,
 ) -> None:
     with NatsCluster(3) as cluster:
         url = ",".join(cluster.urls)
         folder = tmp_path / "a"
+        # a storage call waits (up to 15 s) through a leader election: the call may take that
         manifest = write_manifest(
-            folder / "components", "t/keeper/0", guest_binary("probe"), extra=GRANTS
+            folder / "components",
+            "t/keeper/0",
+            guest_binary("probe"),
+            extra=GRANTS,
+            timeout_ms=40_000,
         )
         config = write_host_config(
             folder, [manifest], extra='storage = "nats"\nstorage-replicas = 3\n'
@@ -225,19 +321,26 @@ async def test_stored_data_survives_losing_a_node_of_a_three_node_cluster(
         host = HostProcess(config, url)
         try:
             await _wait_for(url, "t/keeper/0")
-            async with Host.open(_client(tmp_path, url)) as client:
+            leader = await _stream_leader(cluster.urls, "KV_wactor-default-kv")
+            victim = next(i for i, node in enumerate(cluster.nodes) if node.name == leader)
+            survivors = ",".join(u for i, u in enumerate(cluster.urls) if i != victim)
+            # the client talks to the survivors only: what it sees is the host failing over
+            async with Host.open(_client(tmp_path, survivors)) as client:
                 assert await client.request("t/keeper/0", b"set k kept", timeout=30) == b"ok"
-                cluster.kill(0)
-                deadline = time.monotonic() + 60
-                while True:
-                    try:
-                        got = await client.request("t/keeper/0", b"get k", timeout=10)
-                        if got == b"kept":
-                            break
-                    except Exception:  # noqa: BLE001 - failing over
-                        pass
-                    assert time.monotonic() < deadline, "the data never came back"
-                    await asyncio.sleep(0.2)
+                cluster.kill(victim)  # the node leading the storage bucket's stream
+                keeper = ComponentId.parse("t/keeper/0")
+                assert (
+                    await _once_settled(lambda: client.request(keeper, b"get k", timeout=50))
+                    == b"kept"
+                )
+                assert (
+                    await _once_settled(
+                        lambda: client.request(keeper, b"set k2 written-after", timeout=50)
+                    )
+                    == b"ok"
+                )
+                assert await client.request(keeper, b"get k2", timeout=30) == b"written-after"
+                assert host.proc.poll() is None
         finally:
             host.stop()
 

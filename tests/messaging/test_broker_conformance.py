@@ -620,18 +620,27 @@ async def test_same_id_on_two_hosts_shares_the_load(nats_server: NatsServer) -> 
 async def test_own_publications_reach_own_subscriptions_once(
     two_hosts: tuple[NatsBroker, NatsBroker],
 ) -> None:
+    # Order is kept per publisher, not across publishers: a host's own publication reaches its
+    # own subscriptions before ``publish`` returns, another host's comes when NATS delivers it.
     a, b = two_hosts
     mine, theirs = Inbox(), Inbox()
     await a.subscribe("news.*", mine)
     await b.subscribe("news.*", theirs)
     assert await a.publish("news.one", Envelope(CALLER, CALLER, b"1", "publish")) == 1
-    assert a._nc is not None
+    assert mine.subjects == ["news.one"]  # delivered here directly, before publish returned
+    assert a._nc is not None and b._nc is not None
     await _settle(a._nc, 5)  # anything the server would echo back to ``a`` is sent before this
-    await b.publish("news.end", Envelope(CALLER, CALLER, b"end", "publish"))
-    await mine.wait_for("news.end")
-    await theirs.wait_for("news.one")
-    assert mine.subjects == ["news.one", "news.end"]
-    assert theirs.subjects == ["news.one", "news.end"]
+    assert await b.publish("news.two", Envelope(CALLER, CALLER, b"2", "publish")) == 1
+    await _settle(b._nc, 5)  # ... and anything it would echo back to ``b``
+    await mine.wait_for("news.two")
+    await a.publish("news.end", Envelope(CALLER, CALLER, b"end", "publish"))
+    await theirs.wait_for("news.end")  # a's last one: after any echo of b's own to b
+    # an echo of news.one would reach ``a`` before news.two (one server, one connection)
+    assert mine.subjects == ["news.one", "news.two", "news.end"]
+    # b saw its own news.two directly, a's news.one whenever NATS brought it (either side of
+    # news.two), and a's news.end last: each exactly once
+    assert sorted(theirs.subjects[:2]) == ["news.one", "news.two"]
+    assert theirs.subjects[2:] == ["news.end"]
 
 
 async def test_open_without_a_server_fails_clearly() -> None:

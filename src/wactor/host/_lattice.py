@@ -24,11 +24,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import nats
 from nats.js.api import KeyValueConfig
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError
 
 from wactor._ids import ComponentId
+from wactor._nats_client import NatsClient
 
 __all__ = ["HostEntry", "LatticeRegistry", "read_lattice"]
 
@@ -107,7 +107,7 @@ class LatticeRegistry:
 
     async def open(self) -> None:
         """Connect, make sure the bucket exists, announce this host, start heartbeating."""
-        self._nc = await nats.connect(
+        self._nc = await _connect(
             self._url.split(","), max_reconnect_attempts=-1, reconnect_time_wait=0.25
         )
         js = self._nc.jetstream()
@@ -185,9 +185,16 @@ class LatticeRegistry:
             self._nc = None
 
 
+async def _connect(servers: list[str], **options: Any) -> NatsClient:
+    """Connect with the client that survives a peer's malformed headers."""
+    nc = NatsClient()
+    await nc.connect(servers=servers, **options)
+    return nc
+
+
 async def read_lattice(url: str, lattice: str, timeout: float = 5.0) -> list[HostEntry]:
     """Read the lattice view from outside any host (for ``wactor ps``)."""
-    nc = await nats.connect(url.split(","), connect_timeout=timeout, max_reconnect_attempts=0)
+    nc = await _connect(url.split(","), connect_timeout=timeout, max_reconnect_attempts=0)
     try:
         try:
             kv = await nc.jetstream().key_value(_bucket(lattice))

@@ -1,32 +1,7 @@
 """The NATS broker: the components of every host of a lattice reach each other through NATS.
 
-Wire format (stable: any NATS client can talk to a component)
-
-* A component ``namespace/name/instance`` listens on the subject
-  ``wactor.<lattice>.<namespace>.<name>.<instance>``, in the queue group of the same name, so
-  several hosts running the same id share its load (each message goes to one of them). A ``.``
-  inside a segment travels as ``~`` (segments never contain ``~``), so an id is always exactly
-  three tokens: ``shop/cart.v2/0`` is ``wactor.default.shop.cart~v2.0``.
-* The message body is the payload. Envelope fields travel in headers: ``Wactor-Kind``,
-  ``Wactor-Sender``, ``Wactor-Correlation-Id``, ``Wactor-Reply-To``, ``Wactor-Content-Type``,
-  ``Wactor-Timestamp`` (nanoseconds since the epoch). Text values are percent-encoded where
-  they hold ``%``, line breaks, non-ASCII or edge spaces.
-* A message without ``Wactor-Kind`` comes from a plain NATS client (sender ``nats/client/0``):
-  a request if it has a reply subject, a send otherwise. So ``nc.request(subject, payload)``
-  gets the component's reply payload as the body of the reply.
-* A reply's body is the reply payload; ``Wactor-Reply: none`` marks a component that replied
-  nothing (the body is then empty).
-* An error comes back as ``Wactor-Error: <class name in wactor.errors>`` with the one-line
-  message as the body and ``Wactor-Error-Fields`` (JSON: message, component, target,
-  capacity, case, detail …), from which the requesting host raises the same error class with
-  the same fields; an unknown class becomes ``DeliveryFailedError``.
-* A host's sends carry a reply subject: the receiving host answers (empty body, or an error) once
-  the message is in the mailbox, so a full mailbox or a missing target reaches the sender as
-  it would locally. ``Wactor-Kind: ping`` asks whether anyone serves the subject (``locate``).
-* Topics: ``publish(subject)`` goes to ``wactor.<lattice>._topic.<subject>``; a subscription
-  pattern maps ``*`` to ``*`` and a final ``#``/``>`` to ``>``. (``_topic`` cannot be a
-  component namespace, which must start with a letter or digit, so topics never collide with
-  component subjects.) ``Wactor-Target`` carries the envelope's target there.
+The wire format (subjects, ``Wactor-*`` headers, errors) is described and implemented in
+:mod:`wactor.messaging._nats_wire`; this module owns the connection and moves the bytes.
 
 Behaviour: a target registered in this broker is called directly, without NATS. The connection
 reconnects forever; while it is down, sends and requests to other hosts fail at once with
@@ -43,8 +18,6 @@ import contextlib
 import itertools
 import logging
 import re
-import secrets
-import time
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any
@@ -65,10 +38,10 @@ from wactor.errors import (
 )
 from wactor.messaging._broker import BrokerStats, Endpoint, TopicHandler
 from wactor.messaging._envelope import Envelope
+from wactor.messaging._nats_inbox import RECEIVED, ReplyInbox
 from wactor.messaging._nats_wire import (
     ANONYMOUS_SENDER,
     H_ACK,
-    H_ERROR,
     H_HOST,
     H_KIND,
     H_REPLY,
@@ -77,10 +50,8 @@ from wactor.messaging._nats_wire import (
     MALFORMED_HEADER,
     component_subject,
     decode_envelope,
-    decode_error,
     encode_error,
     encode_headers,
-    one_line,
     parse_id,
     topic_subject,
 )
@@ -88,10 +59,7 @@ from wactor.messaging._subjects import SubjectPattern, check_subject
 
 __all__ = ["ANONYMOUS_SENDER", "NatsBroker", "component_subject", "topic_subject"]
 
-_STATUS = "Status"
-_NO_RESPONDERS = "503"
 _PING = "ping"
-_RECEIVED = "received"
 
 _LATTICE = re.compile(r"^[A-Za-z0-9_\-]+$")
 
@@ -120,27 +88,6 @@ class _TopicSubscription:
             return
         self.cancelled = True
         self._broker._drop_subscription(self._key, self._nats)
-
-
-class _Pending:
-    """A request (or send, or ping) of this host waiting for its reply on the reply inbox."""
-
-    __slots__ = ("acked_at", "counted", "fut", "host", "sent_at", "target", "watched")
-
-    def __init__(
-        self, fut: asyncio.Future[bytes | None], target: ComponentId, counted: bool, watched: bool
-    ) -> None:
-        self.fut = fut
-        self.target = target
-        self.counted = counted
-        self.watched = watched  # a request whose receiving host acknowledges with its id
-        self.sent_at = time.monotonic()
-        self.host: str | None = None  # the host that acknowledged it
-        self.acked_at = 0.0
-
-    def fail(self, error: WactorError) -> None:
-        if not self.fut.done():
-            self.fut.set_exception(error)
 
 
 class NatsBroker:
@@ -191,9 +138,7 @@ class NatsBroker:
         self._component_subs: dict[ComponentId, NatsSubscription] = {}
         self._topics: dict[int, _TopicSubscription] = {}
         self._keys = itertools.count(1)
-        self._inbox = ""
-        self._pending: dict[str, _Pending] = {}
-        self._hosts: frozenset[str] = frozenset()  # the hosts of the last lattice view
+        self._inbox = ReplyInbox(ack_timeout)
         self._inbound: dict[asyncio.Task[None], tuple[str, ComponentId]] = {}
         self._chores: set[asyncio.Task[None]] = set()
         self._topic_prefix = f"wactor.{lattice}._topic."
@@ -202,7 +147,7 @@ class NatsBroker:
         self._published = 0
         self._fanout = 0
         self._undeliverable = 0
-        self._rejected = 0
+        self._rejected = 0  # refused callbacks and garbage; the inbox counts its own
 
     # --- connection ----------------------------------------------------------------------------
 
@@ -237,8 +182,8 @@ class NatsBroker:
                     ),
                     self._connect_timeout,
                 )
-                self._inbox = nc.new_inbox() + "."
-                await nc.subscribe(self._inbox + "*", cb=self._on_reply)
+                self._inbox.prefix = nc.new_inbox() + "."
+                await nc.subscribe(self._inbox.prefix + "*", cb=self._on_reply)
                 await _settle(nc, self._connect_timeout)
             except (OSError, TimeoutError, nats.errors.Error) as exc:
                 with contextlib.suppress(Exception):
@@ -273,54 +218,17 @@ class NatsBroker:
     async def _on_disconnected(self) -> None:
         if not self._closed:
             _log.warning("%s: disconnected from NATS; reconnecting", self.host_id)
-        self._fail_pending("connection to NATS lost before the reply")
+        self._inbox.fail_all("connection to NATS lost before the reply")
+
+    def lattice_view(self, hosts: Mapping[str, Collection[str]], read_at: float) -> None:
+        """Fail the requests in flight whose host left the lattice (the registry's view of
+        ``hosts`` and their components, read at ``time.monotonic()`` ``read_at``)."""
+        self._inbox.lattice_view(hosts, read_at)
 
     async def _on_reconnected(self) -> None:
         nc = self._nc
         url = nc.connected_url.netloc if nc is not None and nc.connected_url else "?"
         _log.info("%s: reconnected to NATS at %s", self.host_id, url)
-
-    def _fail_pending(self, reason: str) -> None:
-        pending, self._pending = self._pending, {}
-        for entry in pending.values():
-            entry.fail(
-                DeliveryFailedError(f"{entry.target}: {reason}", component=str(entry.target))
-            )
-
-    def lattice_view(self, hosts: Mapping[str, Collection[str]], read_at: float) -> None:
-        """Fail the requests in flight whose host left the lattice.
-
-        ``hosts`` maps every live host id to the component ids it runs, as the lattice registry
-        read them at ``time.monotonic()`` ``read_at``. A request acknowledged by a host that is
-        not in the view fails at once (it may have been handled: never moved elsewhere, as
-        requests are not idempotent). When a host that was in the last view is gone, a request
-        that no host acknowledged within ``ack_timeout`` and whose target no live host runs
-        fails too: it went to the dead host or nowhere.
-        """
-        gone = self._hosts.difference(hosts)
-        self._hosts = frozenset(hosts)
-        serving = {cid for components in hosts.values() for cid in components}
-        for entry in list(self._pending.values()):
-            if not entry.watched or entry.fut.done():
-                continue
-            target = str(entry.target)
-            if entry.host is not None:
-                if entry.host not in hosts and entry.acked_at < read_at:
-                    entry.fail(
-                        DeliveryFailedError(
-                            f"{target}: its host {entry.host} stopped answering before the "
-                            "reply (lattice heartbeat expired); the request may have been handled",
-                            component=target,
-                        )
-                    )
-            elif gone and target not in serving and entry.sent_at < read_at - self._ack_timeout:
-                entry.fail(
-                    DeliveryFailedError(
-                        f"{target}: no host took the request and no live host of the lattice "
-                        f"runs it any more (host {', '.join(sorted(gone))} left)",
-                        component=target,
-                    )
-                )
 
     # --- components ----------------------------------------------------------------------------
 
@@ -430,18 +338,11 @@ class NatsBroker:
         *,
         watch: bool = False,
     ) -> asyncio.Future[bytes | None]:
-        """Publish a request on ``subject`` with a reply inbox; return the reply's future.
-
-        Each reply subject ends in a fresh random token: a peer that saw other reply subjects
-        of this host cannot guess the next one, and a reply to an unknown token is dropped.
-        """
+        """Publish a request on ``subject`` with a reply subject; return the reply's future."""
         nc = self._connected_client()
-        fut: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
-        token = secrets.token_urlsafe(16)
-        self._pending[token] = _Pending(fut, target, counted, watch)
-        fut.add_done_callback(lambda _: self._pending.pop(token, None))
+        reply, fut = self._inbox.expect(target, counted=counted, watched=watch)
         try:
-            await nc.publish(subject, payload, reply=self._inbox + token, headers=headers)
+            await nc.publish(subject, payload, reply=reply, headers=headers)
         except nats.errors.Error as exc:
             fut.cancel()
             raise self._publish_error(exc, target, len(payload)) from exc
@@ -456,44 +357,7 @@ class NatsBroker:
         return DeliveryFailedError(f"{target}: NATS publish failed: {exc}", component=str(target))
 
     async def _on_reply(self, msg: Msg) -> None:
-        token = msg.subject[len(self._inbox) :]
-        entry = self._pending.get(token)
-        if entry is None or entry.fut.done():
-            self._rejected += 1  # late (timed out, cancelled) or forged: nobody waits for it
-            return
-        headers = msg.headers
-        if headers and headers.get(H_ACK) == _RECEIVED:
-            if entry.host is None:  # the first acknowledgement names the host; no reply yet
-                entry.host = one_line(headers.get(H_HOST) or "?", 200)
-                entry.acked_at = time.monotonic()
-            return
-        del self._pending[token]
-        fut, target = entry.fut, entry.target
-        if not headers:
-            fut.set_result(msg.data)
-        elif MALFORMED_HEADER in headers:
-            fut.set_exception(
-                DeliveryFailedError(
-                    f"{target}: malformed reply (bad NATS header block)", component=str(target)
-                )
-            )
-        elif headers.get(_STATUS) == _NO_RESPONDERS:
-            if entry.counted:
-                self._undeliverable += 1
-            fut.set_exception(TargetNotFoundError(str(target)))
-        elif H_ERROR in headers:
-            fut.set_exception(decode_error(headers, msg.data, target))
-        elif _STATUS in headers:
-            fut.set_exception(
-                DeliveryFailedError(
-                    f"{target}: NATS status {one_line(headers[_STATUS], 40)}",
-                    component=str(target),
-                )
-            )
-        elif headers.get(H_REPLY) == "none":
-            fut.set_result(None)
-        else:
-            fut.set_result(msg.data)
+        self._inbox.on_reply(msg)
 
     # --- the receiving side --------------------------------------------------------------------
 
@@ -522,7 +386,7 @@ class NatsBroker:
                 endpoint = _Missing(cid)
             elif reply and env.kind == "request" and H_ACK in headers:
                 # Taken: from now on, if this host dies, the requester can tell (lattice_view).
-                await self._respond(reply, b"", {H_ACK: _RECEIVED, H_HOST: self.host_id})
+                await self._respond(reply, b"", {H_ACK: RECEIVED, H_HOST: self.host_id})
             if env.kind == "request":
                 fut = await endpoint.submit(env)
             else:
@@ -703,8 +567,8 @@ class NatsBroker:
             self._requests,
             self._published,
             self._fanout,
-            self._undeliverable,
-            self._rejected,
+            self._undeliverable + self._inbox.undeliverable,
+            self._rejected + self._inbox.rejected,
         )
 
     async def close(self) -> None:
@@ -725,7 +589,7 @@ class NatsBroker:
             await self._respond(reply, *encode_error(stopped, cid))
         if inbound:
             await asyncio.wait(list(inbound))
-        self._fail_pending("NATS broker closed before the reply")
+        self._inbox.fail_all("NATS broker closed before the reply")
         if self._chores:
             await asyncio.wait(list(self._chores))
         self._endpoints.clear()

@@ -1,5 +1,41 @@
 """The NATS wire format of a lattice: subjects, ``Wactor-*`` headers, envelopes and errors.
 
+Wire format (stable: any NATS client can talk to a component):
+
+* A component ``namespace/name/instance`` listens on the subject
+  ``wactor.<lattice>.<namespace>.<name>.<instance>``, in the queue group of the same name, so
+  several hosts running the same id share its load (each message goes to one of them). A ``.``
+  inside a segment travels as ``~`` (segments never contain ``~``), so an id is always exactly
+  three tokens: ``shop/cart.v2/0`` is ``wactor.default.shop.cart~v2.0``.
+* The message body is the payload. Envelope fields travel in headers: ``Wactor-Kind``,
+  ``Wactor-Sender``, ``Wactor-Correlation-Id``, ``Wactor-Reply-To``, ``Wactor-Content-Type``,
+  ``Wactor-Timestamp`` (nanoseconds since the epoch). Text values are percent-encoded where
+  they hold ``%``, line breaks, non-ASCII or edge spaces.
+* A message without ``Wactor-Kind`` comes from a plain NATS client (sender ``nats/client/0``):
+  a request if it has a reply subject, a send otherwise. So ``nc.request(subject, payload)``
+  gets the component's reply payload as the body of the reply.
+* A reply's body is the reply payload; ``Wactor-Reply: none`` marks a component that replied
+  nothing (the body is then empty).
+* An error comes back as ``Wactor-Error: <class name in wactor.errors>`` with the one-line
+  message as the body and ``Wactor-Error-Fields`` (JSON: message, component, target,
+  capacity, case, detail …), from which the requesting host raises the same error class with
+  the same fields; an unknown class, a class no target answers with, or fields of the wrong
+  type become ``DeliveryFailedError``.
+* A host's sends carry a reply subject: the receiving host answers (empty body, or an error) once
+  the message is in the mailbox, so a full mailbox or a missing target reaches the sender as
+  it would locally. ``Wactor-Kind: ping`` asks whether anyone serves the subject (``locate``).
+* Topics: ``publish(subject)`` goes to ``wactor.<lattice>._topic.<subject>``; a subscription
+  pattern maps ``*`` to ``*`` and a final ``#``/``>`` to ``>``. (``_topic`` cannot be a
+  component namespace, which must start with a letter or digit, so topics never collide with
+  component subjects.) ``Wactor-Target`` carries the envelope's target there.
+* A wactor host's request carries ``Wactor-Ack: 1``: the host that takes it (the one of the
+  queue group NATS chose) first answers with an empty message holding ``Wactor-Ack: received``
+  and ``Wactor-Host: <host id>``, then with the reply. The requester so knows which host holds
+  each request in flight, and fails it when that host leaves the lattice registry.
+* A reply subject is the requesting host's inbox plus a random token per request (never
+  sequential): a reply to any other token is dropped. ``Wactor-Kind: callback`` over NATS is
+  accepted only as the answer of a request the receiving host opened, from its target.
+
 Pure encode/decode functions; :mod:`wactor.messaging._nats` moves the bytes. Everything that
 comes off the wire is a hostile peer's input until checked here: a decoder returns a valid
 value or raises ``InvalidMessageError``, and an error reply always becomes a well-formed

@@ -68,6 +68,7 @@ from nats.aio.client import Client
 from nats.js import api
 from nats.js.client import JetStreamContext
 
+from wactor._nats_client import NatsClient
 from wactor.errors import QuotaExceededError, StorageIOError, WactorError
 from wactor.storage._base import StorageUsage, encode_key, encode_prefix
 
@@ -222,7 +223,7 @@ class NatsKvStorage:
             ) from None
 
     async def _open(self) -> None:
-        nc = Client()
+        nc = NatsClient()  # nats-py's, hardened against a peer's malformed headers
         try:
             await asyncio.wait_for(
                 nc.connect(

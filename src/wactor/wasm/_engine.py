@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import weakref
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -78,7 +79,7 @@ class EngineSettings:
         return ",".join(f"{k}={v}" for k, v in sorted(fields.items()))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class LoadedComponent:
     """A compiled component that fits the world, ready to instantiate many times."""
 
@@ -128,7 +129,11 @@ class WasmEngine:
         self.cache = (
             CompileCache(cache_dir, self.settings.fingerprint()) if cache_dir is not None else None
         )
-        self._loaded: dict[str, LoadedComponent] = {}
+        # Weak: a compiled component stays loaded while a component uses it (restarts reuse
+        # it) and is released with the last one; starting it again deserializes it (~ms).
+        self._loaded: weakref.WeakValueDictionary[str, LoadedComponent] = (
+            weakref.WeakValueDictionary()
+        )
         self._load_lock = threading.Lock()
         self._stop = threading.Event()
         self._ticker = threading.Thread(target=self._tick, name="wactor-epoch", daemon=True)

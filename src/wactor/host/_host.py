@@ -360,6 +360,7 @@ class Host:
         await self.supervisor.stop()
         for cid in list(self._runtimes):
             self._forget(cid)
+        trim_heap()
         for task in list(self._tasks):
             task.cancel()
         if self.lattice is not None:

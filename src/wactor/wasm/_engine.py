@@ -171,11 +171,21 @@ class WasmEngine:
             loaded = self._loaded.get(digest)
         if loaded is not None:
             return loaded
-        if self.cache is not None and self.cache.has_sound_entry(digest):
+        if self._in_cache(digest):
             with path.open("rb") as f:
                 check_binary_kind(f.read(8), str(path))
             return self.load(b"", str(path), digest=digest)
         return self.load(path.read_bytes(), str(path))
+
+    def _in_cache(self, digest: str) -> bool:
+        """Tell whether the compile cache holds the build :meth:`_compile` would use."""
+        cache = self.cache
+        if cache is None:
+            return False
+        fast_key = _fast_key(digest)
+        if self.settings.fast_path and not cache.is_marked(fast_key):
+            return cache.has_sound_entry(fast_key)
+        return cache.has_sound_entry(digest)
 
     def load(self, data: bytes, path: str, *, digest: str | None = None) -> LoadedComponent:
         """Compile (or fetch from cache) and check that the bytes fit the world."""
@@ -221,7 +231,7 @@ class WasmEngine:
     ) -> tuple[Component, bool]:
         """The wrapped (fast-path) component when the guest can be wrapped, else the guest."""
         cache = self.cache
-        fast_key = f"{digest}+{FAST_INTERFACE}+{ADAPTER_DIGEST}"
+        fast_key = _fast_key(digest)
         if self.settings.fast_path and not (cache is not None and cache.is_marked(fast_key)):
             try:
                 if cache is None:
@@ -239,6 +249,11 @@ class WasmEngine:
         self._stop.set()
         if self._ticker.is_alive() and threading.current_thread() is not self._ticker:
             self._ticker.join(timeout=1)
+
+
+def _fast_key(digest: str) -> str:
+    """The compile-cache key of a guest's wrapped (fast-path) build."""
+    return f"{digest}+{FAST_INTERFACE}+{ADAPTER_DIGEST}"
 
 
 def check_world(component: Component, engine: wasmtime.Engine, path: str) -> tuple[str, ...]:

@@ -171,6 +171,7 @@ class ComponentInstance:
                 instance = linker.instantiate(store, loaded.component)
         except wasmtime.WasmtimeError as exc:
             store.close()
+            last_host_exception()  # a host function's error here must not leak into a later call
             raise InstantiationError(
                 f"{self._label}: instantiation failed: {_first_line(exc)}", component=self._label
             ) from exc

@@ -46,6 +46,7 @@ from wactor.errors import (
     WactorError,
 )
 from wactor.host._config import HostConfig, load_host_config
+from wactor.host._heap import trim_heap
 from wactor.host._lattice import LatticeRegistry
 from wactor.host._runtime import (
     HEALTH_CHECK,
@@ -388,6 +389,7 @@ class Host:
         )
         await owner.terminate_child(str(cid), timeout)
         self._forget(cid)
+        await asyncio.get_running_loop().run_in_executor(self._executor, trim_heap)
 
     async def close(self) -> None:
         """Stop every component (reverse start order) and release everything; idempotent."""
@@ -399,6 +401,7 @@ class Host:
         await self.supervisor.stop()
         for cid in list(self._runtimes):
             self._forget(cid)
+        trim_heap()
         for task in list(self._tasks):
             task.cancel()
         if self.lattice is not None:
@@ -611,6 +614,9 @@ class Host:
         return list(dict.fromkeys([*local, *self.lattice.components()]))
 
     def _forget(self, cid: ComponentId) -> None:
+        health = self._health_tasks.pop(cid, None)
+        if health is not None:
+            health.cancel()
         runtime = self._runtimes.pop(cid, None)
         if runtime is not None:
             for subscription in runtime.subscriptions.values():

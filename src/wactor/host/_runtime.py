@@ -353,9 +353,13 @@ class ComponentRuntime:
                 raise
             raise InstantiationError(f"{exc} ({hint})", component=str(self._id)) from exc
         data = m.config.data.encode() if m.config.data is not None else None
-        instance.initialize(m.config.env, data)
-        if self.metadata is None:
-            self.metadata = instance.metadata()
+        try:
+            instance.initialize(m.config.env, data)
+            if self.metadata is None:
+                self.metadata = instance.metadata()
+        except BaseException:
+            instance.close()  # the error (kept by whoever reports it) must not keep the Store
+            raise
         self.health = "healthy"
         return instance
 
@@ -469,19 +473,34 @@ class ComponentActor(Actor["Envelope | HealthCheck"]):
                 size=len(message.payload),
                 correlation_id=message.correlation_id,
             )
-        self.instance = None
+        instance, self.instance = self.instance, None
         self.runtime.instance = None
         self.runtime.health = "unhealthy"
+        if instance is not None:
+            await self._run(instance.close)  # now, not whenever the last reference goes
         return "crash"
 
     async def on_stop(self) -> None:
-        instance, self.instance = self.instance, None
+        held = [self.instance] if self.instance is not None else []
+        self.instance = None
         self.runtime.instance = None
-        if instance is not None and not instance.poisoned:
+        if not held:
+            return
+
+        def shut_down() -> None:
+            # One job, so the Store is released even if this hook is given up on (timeout);
+            # it lets go of the instance before it reports back, so nothing holds it after.
+            instance = held.pop()
             try:
-                await self._run(instance.shutdown)
-            except WactorError as exc:
-                logging.getLogger("wactor.host").warning("%s", exc)
+                if not instance.poisoned:
+                    instance.shutdown()
+            finally:
+                instance.close()
+
+        try:
+            await self._run(shut_down)
+        except WactorError as exc:
+            logging.getLogger("wactor.host").warning("%s", exc)
 
 
 def _store_cap_hint(text: str, caps: HostLimits) -> str | None:

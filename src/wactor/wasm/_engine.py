@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import weakref
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -79,7 +80,7 @@ class EngineSettings:
         return ",".join(f"{k}={v}" for k, v in sorted(fields.items()))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class LoadedComponent:
     """A compiled component that fits the world, ready to instantiate many times."""
 
@@ -149,7 +150,11 @@ class WasmEngine:
         self.cache = (
             CompileCache(cache_dir, self.settings.fingerprint()) if cache_dir is not None else None
         )
-        self._loaded: dict[str, LoadedComponent] = {}
+        # Weak: a compiled component stays loaded while a component uses it (restarts reuse
+        # it) and is released with the last one; starting it again deserializes it (~ms).
+        self._loaded: weakref.WeakValueDictionary[str, LoadedComponent] = (
+            weakref.WeakValueDictionary()
+        )
         self._load_lock = threading.Lock()
         self._stop = threading.Event()
         self._ticker = threading.Thread(target=self._tick, name="wactor-epoch", daemon=True)
@@ -215,7 +220,7 @@ class WasmEngine:
     ) -> tuple[Component, bool]:
         """The wrapped (fast-path) component when the guest can be wrapped, else the guest."""
         cache = self.cache
-        fast_key = f"{digest}+{FAST_INTERFACE}+{ADAPTER_DIGEST}"
+        fast_key = _fast_key(digest)
         if self.settings.fast_path and not (cache is not None and cache.is_marked(fast_key)):
             try:
                 if cache is None:
@@ -233,6 +238,11 @@ class WasmEngine:
         self._stop.set()
         if self._ticker.is_alive() and threading.current_thread() is not self._ticker:
             self._ticker.join(timeout=1)
+
+
+def _fast_key(digest: str) -> str:
+    """The compile-cache key of a guest's wrapped (fast-path) build."""
+    return f"{digest}+{FAST_INTERFACE}+{ADAPTER_DIGEST}"
 
 
 def check_world(component: Component, engine: wasmtime.Engine, path: str) -> tuple[str, ...]:

@@ -12,6 +12,7 @@ import ctypes
 import itertools
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -56,14 +57,16 @@ _DeadlineCallback = ctypes.CFUNCTYPE(
     ctypes.POINTER(ctypes.c_uint64),
     ctypes.POINTER(ctypes.c_uint8),
 )
-_watched: dict[int, ComponentInstance] = {}
-_watched_lock = threading.Lock()
+# Weak: the Store's callback must not keep its own instance (and so the Store) alive. No lock:
+# _forget runs inside a Store's deletion, which the garbage collector may start anywhere.
+_watched: dict[int, weakref.ref[ComponentInstance]] = {}
 _next_key = itertools.count(1)
 
 
 @_DeadlineCallback  # type: ignore[untyped-decorator]
 def _on_deadline(context: Any, data: Any, delta: Any, kind: Any) -> int:
-    instance = _watched.get(data or 0)
+    ref = _watched.get(data or 0)
+    instance = ref() if ref is not None else None
     verdict = instance._verdict() if instance is not None else None
     if verdict is not None:
         error = wasmtime.WasmtimeError(verdict)
@@ -75,8 +78,7 @@ def _on_deadline(context: Any, data: Any, delta: Any, kind: Any) -> int:
 
 @ctypes.CFUNCTYPE(None, ctypes.c_void_p)  # type: ignore[untyped-decorator]
 def _forget(data: Any) -> None:
-    with _watched_lock:
-        _watched.pop(data or 0, None)
+    _watched.pop(data or 0, None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +166,10 @@ class ComponentInstance:
         self.limits = limits
         self.poisoned = False
         self.calls = 0
+        # held while a call uses the Store: close() waits for a call still running (one whose
+        # caller gave up on it) instead of freeing the Store under it
+        self._lock = threading.Lock()
+        self._closed = False
         self._label = str(context.component_id)
         store = wasmtime.Store(engine.engine)
         store.set_limits(
@@ -176,8 +182,7 @@ class ComponentInstance:
         self._deadline = float("inf")
         self._cancelled = False
         key = next(_next_key)
-        with _watched_lock:
-            _watched[key] = self
+        _watched[key] = weakref.ref(self)
         ffi.wasmtime_store_epoch_deadline_callback(store.ptr(), _on_deadline, key, _forget)
         store.set_wasi(_wasi_config(wasi or WasiSpec(), output))
         self._store = store
@@ -186,6 +191,8 @@ class ComponentInstance:
             with using_context(context):
                 instance = linker.instantiate(store, loaded.component)
         except wasmtime.WasmtimeError as exc:
+            store.close()
+            last_host_exception()  # a host function's error here must not leak into a later call
             raise InstantiationError(
                 f"{self._label}: instantiation failed: {_first_line(exc)}", component=self._label
             ) from exc
@@ -238,6 +245,12 @@ class ComponentInstance:
         self._cancelled = True
 
     def _call(self, name: str, *args: Any, subject: str | None = None) -> Any:
+        with self._lock:
+            if self._closed:
+                raise ComponentError(f"{self._label}: instance was stopped", component=self._label)
+            return self._call_store(name, *args, subject=subject)
+
+    def _call_store(self, name: str, *args: Any, subject: str | None = None) -> Any:
         if self.poisoned:
             raise ComponentError(
                 f"{self._label}: instance was discarded after a fault", component=self._label
@@ -294,6 +307,18 @@ class ComponentInstance:
                 component=label,
             )
         return TrapError(f"{label}: {name} trapped: {_trap_summary(text)}", component=label)
+
+    def close(self) -> None:
+        """Release the Store now (linear memory, instance, WASI state); idempotent.
+
+        Blocks until a call still running in it ends (a cancelled one ends at its next epoch
+        check); later calls fail. Releasing does not wait for the garbage collector, so an
+        error traceback or a worker thread that still holds this object holds nothing big.
+        """
+        with self._lock:
+            self._closed = self.poisoned = True
+            self._funcs = {}
+            self._store.close()
 
     # -- the exports ---------------------------------------------------------------------------
 

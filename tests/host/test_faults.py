@@ -114,6 +114,41 @@ async def test_python_guest_exception_surfaces_its_own_last_error_line(
     assert await host.request("test/py/0", b"echo fresh", timeout=30) == b"fresh"
 
 
+async def test_python_guest_missing_module_is_named_in_the_fault(
+    host: Host, manifest: ManifestFactory
+) -> None:
+    await host.start(manifest("acc/f/0", guest_binary("faulty"), memory="64MiB"))
+
+    with pytest.raises(TrapError) as info:
+        await host.request("acc/f/0", b"import wactor_no_such_module", timeout=30)
+    assert str(info.value) == (
+        "acc/f/0: handle-message trapped: "
+        "ModuleNotFoundError: No module named 'wactor_no_such_module'"
+    )
+
+
+async def test_guest_error_line_is_found_after_much_stderr_noise(
+    host: Host, manifest: ManifestFactory
+) -> None:
+    await host.start(manifest("acc/f/0", guest_binary("faulty"), memory="64MiB"))
+
+    with pytest.raises(TrapError) as info:
+        await host.request("acc/f/0", b"noise 300000 the \x1b[2Jlast words", timeout=30)
+    assert str(info.value) == "acc/f/0: handle-message trapped: ValueError: the ?[2Jlast words"
+
+
+async def test_python_guest_growing_to_its_cap_hits_the_memory_limit(
+    host: Host, manifest: ManifestFactory
+) -> None:
+    await host.start(manifest("acc/f/0", guest_binary("faulty"), memory="32MiB"))
+
+    assert await host.request("acc/f/0", b"hog 4", timeout=30) == b"holding 4 MiB"
+    with pytest.raises(ResourceLimitError) as info:
+        await host.request("acc/f/0", b"hog 64", timeout=30)
+    assert str(info.value) == "acc/f/0: memory limit of 32 MiB reached"
+    assert await host.request("acc/f/0", b"echo fresh", timeout=30) == b"fresh"
+
+
 async def test_python_guest_allocating_past_its_cap_hits_the_memory_limit(
     host: Host, manifest: ManifestFactory
 ) -> None:

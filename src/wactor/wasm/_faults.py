@@ -8,7 +8,7 @@ callback, so the refusal itself leaves no trace, and a custom memory creator (th
 growth) would give up copy-on-write memory images for every instance. What the host *can* know
 after the trap is how large each linear memory of the dead instance had grown: it enumerates the
 store's core instances (:func:`linear_memory_sizes`) and reads their memories' sizes. A trap
-counts as a memory-limit hit when one memory is within :data:`MEMORY_HEADROOM` of the cap (its
+counts as a memory-limit hit when one memory is within :func:`memory_headroom` of the cap (its
 next ordinary grow is refused) or when the guest's own runtime reported running out of memory
 on its stderr (one allocation larger than what is left fails without memory coming near the cap).
 Anything else is the guest's own trap.
@@ -31,15 +31,23 @@ import wasmtime._ffi as ffi
 from wactor._units import format_size
 
 __all__ = [
-    "MEMORY_HEADROOM",
     "StderrTail",
+    "instantiation_failure",
     "linear_memory_sizes",
+    "memory_headroom",
     "reports_out_of_memory",
     "size_in_words",
 ]
 
-MEMORY_HEADROOM = 1 << 20
-"""A memory with less than this (16 wasm pages) left below its cap counts as full."""
+
+def memory_headroom(cap: int) -> int:
+    """A memory with less than this left below ``cap`` counts as full: 1 MiB, or 1/16 of the cap.
+
+    Allocators grow memory in steps of about what they were asked for (16 wasm pages for a
+    1 MiB block), so a guest whose next grow was refused has less than one step left.
+    """
+    return max(1 << 20, cap // 16)
+
 
 _TAIL_BYTES = 4096
 _LINE_CHARS = 200
@@ -60,6 +68,8 @@ _DUMPED = re.compile(r"^object repr *: *")
 # A Python exception line: ``ModuleNotFoundError: No module named 'x'``, ``MemoryError()``.
 _EXCEPTION = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b(\(\))?(: .*)?$")
 _OUT_OF_MEMORY = re.compile(r"^(MemoryError\b|memory allocation of \d+ bytes failed)")
+_MINIMUM_TOO_LARGE = re.compile(r"memory minimum size of (\d+) pages exceeds memory limits")
+_PAGE = 64 * 1024
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
@@ -78,6 +88,9 @@ class StderrTail:
         buf += data[-self._limit :]
         if len(buf) > self._limit:
             del buf[: len(buf) - self._limit]
+
+    def __len__(self) -> int:
+        return len(self._data)
 
     def clear(self) -> None:
         """Forget what was written (a new call starts)."""
@@ -166,3 +179,15 @@ def _read_memory(context: object, item: ffi.wasmtime_extern_t, sizes: list[int])
 def size_in_words(size: int) -> str:
     """``64 MiB``, ``1536 B``: a byte count as the manifest would say it, spaced for reading."""
     return re.sub(r"(\d)([KMGT]?i?B)$", r"\1 \2", format_size(size))
+
+
+def instantiation_failure(reason: str, memory_bytes: int) -> str:
+    """wasmtime's reason, or, for a memory cap below what the guest starts with, the manifest's."""
+    match = _MINIMUM_TOO_LARGE.search(reason)
+    if match is None:
+        return reason
+    needed = int(match[1]) * _PAGE
+    return (
+        f"the guest starts with {needed / (1 << 20):.1f} MiB of linear memory, more than its "
+        f"memory limit of {size_in_words(memory_bytes)}"
+    )

@@ -36,9 +36,10 @@ from wactor.wasm._context import DeadlineExceeded, GuestContext, using_context
 from wactor.wasm._engine import LIFECYCLE_EXPORTS, LIFECYCLE_INTERFACE, LoadedComponent, WasmEngine
 from wactor.wasm._fastpath import FAST_HANDLE_CALLBACK, FAST_HANDLE_MESSAGE, FAST_INTERFACE
 from wactor.wasm._faults import (
-    MEMORY_HEADROOM,
     StderrTail,
+    instantiation_failure,
     linear_memory_sizes,
+    memory_headroom,
     reports_out_of_memory,
     size_in_words,
 )
@@ -181,8 +182,9 @@ class ComponentInstance:
             with using_context(context):
                 instance = linker.instantiate(store, loaded.component)
         except wasmtime.WasmtimeError as exc:
+            reason = instantiation_failure(_first_line(exc), limits.memory_bytes)
             raise InstantiationError(
-                f"{self._label}: instantiation failed: {_first_line(exc)}", component=self._label
+                f"{self._label}: instantiation failed: {reason}", component=self._label
             ) from exc
         iface = instance.get_export_index(store, LIFECYCLE_INTERFACE)
         if iface is None:
@@ -303,7 +305,7 @@ class ComponentInstance:
             return True
         cap = self.limits.memory_bytes
         sizes = linear_memory_sizes(self._store) or []
-        return any(size + MEMORY_HEADROOM > cap for size in sizes)
+        return any(size + memory_headroom(cap) > cap for size in sizes)
 
     # -- the exports ---------------------------------------------------------------------------
 

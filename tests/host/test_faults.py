@@ -178,3 +178,5 @@ async def test_a_fault_relayed_by_the_supervisor_names_the_component_once(
         assert str(error).count("t/adv/0") == 1, str(error)
         assert "fast:" not in str(error)
     assert "handle-message timed out after 200 ms" in str(stopped.value)
+    crashed = await host.wait_event("crashed", "t/adv/0")
+    assert crashed.reason == "handle-message timed out after 200 ms"  # shown after the id

@@ -382,4 +382,7 @@ def _describe(reason: ExitReason) -> str:
     if reason is None:
         return "normal"
     text = str(reason) or type(reason).__name__
+    component = getattr(reason, "component", None)
+    if component:  # the supervisor names the child itself: say it once
+        text = text.removeprefix(f"{component}: ") or text
     return text.splitlines()[0]

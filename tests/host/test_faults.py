@@ -87,10 +87,11 @@ async def test_timeout_names_the_export_and_the_manifest_limit(
     assert str(info.value) == "acc/adv/0: handle-message timed out after 300 ms"
 
 
+@pytest.mark.parametrize("memory", ["1MiB", "4MiB"])
 async def test_guest_trap_stays_a_trap_worded_without_wrappers(
-    host: Host, manifest: ManifestFactory
+    host: Host, manifest: ManifestFactory, memory: str
 ) -> None:
-    await host.start(manifest("test/trap/0", wat_binary("trap"), memory="4MiB"))
+    await host.start(manifest("test/trap/0", wat_binary("trap"), memory=memory))
 
     with pytest.raises(TrapError) as info:
         await host.request("test/trap/0", b"boom")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wactor.wasm._faults import StderrTail, reports_out_of_memory
+from wactor.wasm._faults import StderrTail, memory_headroom, reports_out_of_memory
 
 
 def test_stderr_tail_keeps_only_the_last_bytes_however_much_is_written() -> None:
@@ -46,3 +46,10 @@ def test_out_of_memory_reports_of_guest_runtimes_are_recognised() -> None:
     assert reports_out_of_memory("memory allocation of 1048576 bytes failed")
     assert not reports_out_of_memory("ValueError: MemoryError")
     assert not reports_out_of_memory(None)
+
+
+def test_a_memory_counts_as_full_within_one_allocator_step_of_its_cap() -> None:
+    mib = 1 << 20
+    assert memory_headroom(64 * mib) == 4 * mib
+    assert memory_headroom(4 * mib) == mib
+    assert memory_headroom(mib) == mib // 4  # a 64 KiB guest under a 1 MiB cap is not "full"

@@ -41,12 +41,13 @@ __all__ = [
 
 
 def memory_headroom(cap: int) -> int:
-    """A memory with less than this left below ``cap`` counts as full: 1 MiB, or 1/16 of the cap.
+    """A memory with less than this left below ``cap`` counts as full: 1 MiB or 1/16 of the cap.
 
     Allocators grow memory in steps of about what they were asked for (16 wasm pages for a
-    1 MiB block), so a guest whose next grow was refused has less than one step left.
+    1 MiB block), so a guest whose next grow was refused has less than one step left. Never
+    more than a quarter of the cap, so that under a tiny cap a small guest's trap stays a trap.
     """
-    return max(1 << 20, cap // 16)
+    return min(max(1 << 20, cap // 16), cap // 4)
 
 
 _TAIL_BYTES = 4096

@@ -33,10 +33,10 @@ def test_last_error_skips_the_panic_after_a_python_traceback() -> None:
 
 def test_last_error_is_one_line_without_control_characters() -> None:
     tail = StderrTail()
-    tail.write(b"RuntimeError: \x1b[31mred\x07 " + b"z" * 500 + b"\n")
+    tail.write(("RuntimeError: \x1b[31mred\x07 \u202egnp.exe " + "z" * 500 + "\n").encode())
     line = tail.last_error()
     assert line is not None
-    assert line.startswith("RuntimeError: ?[31mred? zzz")
+    assert line.startswith("RuntimeError: ?[31mred? ?gnp.exe zzz")
     assert len(line) <= 200
     assert all(ch.isprintable() for ch in line)
 

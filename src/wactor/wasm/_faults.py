@@ -71,7 +71,6 @@ _EXCEPTION = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b(\(\
 _OUT_OF_MEMORY = re.compile(r"^(MemoryError\b|memory allocation of \d+ bytes failed)")
 _MINIMUM_TOO_LARGE = re.compile(r"memory minimum size of (\d+) pages exceeds memory limits")
 _PAGE = 64 * 1024
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class StderrTail:
@@ -108,7 +107,8 @@ class StderrTail:
         line = (exceptions or lines)[-1]
         if line.endswith("()") and _EXCEPTION.match(line):
             line = line[:-2]  # "MemoryError()", as CPython dumps an exception it cannot format
-        line = _CONTROL.sub("?", line)
+        # the guest's text, shown on the operator's terminal: no control or format characters
+        line = "".join(ch if ch.isprintable() else "?" for ch in line)
         return line if len(line) <= _LINE_CHARS else line[: _LINE_CHARS - 1] + "…"
 
 

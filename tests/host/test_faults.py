@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
+import wasmtime
 
-from conftest import ManifestFactory, guest_binary, wat_binary
+from conftest import WAT_DIR, ManifestFactory, guest_binary, wat_binary
 from wactor.errors import ActorStoppedError, ExecutionTimeoutError, ResourceLimitError, TrapError
 from wactor.host import Host
 
@@ -98,6 +100,27 @@ async def test_guest_trap_stays_a_trap_worded_without_wrappers(
     assert not isinstance(info.value, ResourceLimitError)
     assert str(info.value) == (
         "test/trap/0: handle-message trapped: wasm `unreachable` instruction executed"
+    )
+
+
+async def test_a_guest_cannot_pass_its_trap_off_as_a_limit_through_function_names(
+    host: Host, manifest: ManifestFactory, tmp_path: Path
+) -> None:
+    # wasmtime's backtrace names guest functions, and a guest chooses those names
+    name = "wactor: wall-clock deadline reached; interrupt; all fuel consumed; out of memory"
+    text = (WAT_DIR / "trap.wat").read_text()
+    text = text.replace(
+        '(func (export "handle-message")', f'(func $"{name}" (export "handle-message")', 1
+    )
+    wasm = tmp_path / "named-trap.wasm"
+    wasm.write_bytes(bytes(wasmtime.wat2wasm(text)))
+    await host.start(manifest("test/named/0", wasm))
+
+    with pytest.raises(TrapError) as info:
+        await host.request("test/named/0", b"boom")
+    assert type(info.value) is TrapError
+    assert str(info.value) == (
+        "test/named/0: handle-message trapped: wasm `unreachable` instruction executed"
     )
 
 

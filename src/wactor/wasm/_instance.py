@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import itertools
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -267,7 +268,7 @@ class ComponentInstance:
     def _fault(
         self, name: str, exc: Exception, elapsed: float, *, timeout: bool = False
     ) -> ComponentFault:
-        text = str(exc)
+        text = _cause(str(exc))  # the backtrace names guest functions: the guest chose them
         lowered = text.lower()
         label = self._label
         export = _export(name)  # the WIT export the user knows, not the fast-path adapter's
@@ -381,6 +382,17 @@ def _check_lifecycle(result: Variant, op: str, label: str) -> None:
 
 def _export(name: str) -> str:
     return name.removeprefix("fast:")
+
+
+def _cause(text: str) -> str:
+    """wasmtime's reason for a failed call, without the wasm backtrace before it."""
+    _, found, cause = text.rpartition("Caused by:")
+    if found:
+        return cause
+    return "\n".join(ln for ln in text.splitlines() if not _FRAME.match(ln))
+
+
+_FRAME = re.compile(r"^\s*\d+:\s+0x[0-9a-f]+ - ")
 
 
 def _first_line(exc: BaseException) -> str:

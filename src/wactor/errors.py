@@ -39,6 +39,7 @@ Families mirror the WIT error variants of ``airssys:core/errors``; every error c
 
 from __future__ import annotations
 
+import re
 from typing import ClassVar
 
 __all__ = [
@@ -314,6 +315,7 @@ class ActorStoppedError(DeliveryFailedError):
     """The actor stopped before it could handle the message."""
 
     def __init__(self, target: str, reason: str = "stopped") -> None:
+        reason = _named_once(target, reason)
         super().__init__(f"{target}: {reason} before handling the message", component=target)
         self.target = target
         self.reason = reason
@@ -354,3 +356,16 @@ class InvalidKeyError(StorageError):
 
 class StorageIOError(StorageError):
     """The storage backend failed."""
+
+
+_REPEATED_PREFIX = re.compile(r"(?<![^\s(])([^\s:]+: )\1+")
+
+
+def _named_once(component: str, reason: str) -> str:
+    """``reason`` without the ``component: `` prefixes that the message adds once itself.
+
+    A reason passed up through supervisors arrives as ``a/b/0: a/b/0: a/b/0: what happened``;
+    the user reads the component once, and any other component a reason quotes, once too.
+    """
+    text = reason.replace(f"{component}: ", "")
+    return _REPEATED_PREFIX.sub(r"\1", text) or reason

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import itertools
+import re
 import threading
 import time
 import weakref
@@ -36,6 +37,14 @@ from wactor.wasm._calling import ExportFunc, HostFuncError, last_host_exception
 from wactor.wasm._context import DeadlineExceeded, GuestContext, using_context
 from wactor.wasm._engine import LIFECYCLE_EXPORTS, LIFECYCLE_INTERFACE, LoadedComponent, WasmEngine
 from wactor.wasm._fastpath import FAST_HANDLE_CALLBACK, FAST_HANDLE_MESSAGE, FAST_INTERFACE
+from wactor.wasm._faults import (
+    StderrTail,
+    instantiation_failure,
+    linear_memory_sizes,
+    memory_headroom,
+    reports_out_of_memory,
+    size_in_words,
+)
 from wactor.wasm._records import config_record, message_record
 
 __all__ = ["ComponentInstance", "GuestMetadata", "InstanceLimits", "WasiSpec"]
@@ -120,7 +129,9 @@ class GuestMetadata:
     stateful: bool
 
 
-def _wasi_config(spec: WasiSpec, output: Callable[[bytes], None] | None) -> wasmtime.WasiConfig:
+def _wasi_config(
+    spec: WasiSpec, output: Callable[[bytes], None] | None, stderr: StderrTail
+) -> wasmtime.WasiConfig:
     cfg = wasmtime.WasiConfig()
     if spec.env:
         cfg.env = [list(pair) for pair in spec.env]
@@ -133,7 +144,13 @@ def _wasi_config(spec: WasiSpec, output: Callable[[bytes], None] | None) -> wasm
         ffi.wasi_config_allow_ip_name_lookup(cfg.ptr(), True)
     if output is not None:
         cfg.stdout_custom = output
-        cfg.stderr_custom = output
+
+    def on_stderr(data: bytes) -> None:
+        stderr.write(data)  # kept (bounded) for the fault message of a trap
+        if output is not None:
+            output(data)
+
+    cfg.stderr_custom = on_stderr
     return cfg
 
 
@@ -171,6 +188,7 @@ class ComponentInstance:
         self._lock = threading.Lock()
         self._closed = False
         self._label = str(context.component_id)
+        self._stderr = StderrTail()
         store = wasmtime.Store(engine.engine)
         store.set_limits(
             limits.memory_bytes,
@@ -184,17 +202,18 @@ class ComponentInstance:
         key = next(_next_key)
         _watched[key] = weakref.ref(self)
         ffi.wasmtime_store_epoch_deadline_callback(store.ptr(), _on_deadline, key, _forget)
-        store.set_wasi(_wasi_config(wasi or WasiSpec(), output))
+        store.set_wasi(_wasi_config(wasi or WasiSpec(), output, self._stderr))
         self._store = store
         self._arm()
         try:
             with using_context(context):
                 instance = linker.instantiate(store, loaded.component)
         except wasmtime.WasmtimeError as exc:
+            reason = instantiation_failure(_first_line(exc), limits.memory_bytes)
             store.close()
             last_host_exception()  # a host function's error here must not leak into a later call
             raise InstantiationError(
-                f"{self._label}: instantiation failed: {_first_line(exc)}", component=self._label
+                f"{self._label}: instantiation failed: {reason}", component=self._label
             ) from exc
         iface = instance.get_export_index(store, LIFECYCLE_INTERFACE)
         if iface is None:
@@ -258,6 +277,7 @@ class ComponentInstance:
         if self._cancelled:
             raise ComponentError(f"{self._label}: instance was cancelled", component=self._label)
         self._arm()
+        self._stderr.clear()
         started = time.monotonic()
         try:
             with using_context(self.context, self._deadline, subject):
@@ -268,7 +288,7 @@ class ComponentInstance:
                 raise self._fault(name, exc, time.monotonic() - started, timeout=True) from None
             cause = exc.cause
             raise TrapError(
-                f"{self._label}: {name}: host function raised {type(cause).__name__}: "
+                f"{self._label}: {_export(name)}: host function raised {type(cause).__name__}: "
                 f"{_first_line(cause)}",
                 component=self._label,
             ) from cause
@@ -282,31 +302,45 @@ class ComponentInstance:
     def _fault(
         self, name: str, exc: Exception, elapsed: float, *, timeout: bool = False
     ) -> ComponentFault:
-        text = str(exc)
+        text = _cause(str(exc))  # the backtrace names guest functions: the guest chose them
         lowered = text.lower()
         label = self._label
+        export = _export(name)  # the WIT export the user knows, not the fast-path adapter's
         if _CANCEL_TRAP in text:
-            return TrapError(f"{label}: {name} was cancelled by the host", component=label)
+            return TrapError(f"{label}: {export} was cancelled by the host", component=label)
         if timeout or _DEADLINE_TRAP in text or "interrupt" in lowered:
             return ExecutionTimeoutError(
-                f"{label}: {name} exceeded its {self.limits.timeout_ms} ms limit "
-                f"(stopped after {elapsed * 1000:.0f} ms)",
+                f"{label}: {export} timed out after {self.limits.timeout_ms} ms",
                 timeout_ms=self.limits.timeout_ms,
                 component=label,
             )
         if "fuel" in lowered:
             return ResourceLimitError(
-                f"{label}: {name} used up its fuel budget of {self.limits.fuel}",
+                f"{label}: {export} used up its fuel budget of {self.limits.fuel}",
                 limit="fuel",
                 component=label,
             )
-        if any(s in lowered for s in ("memory allocation", "out of memory", "memory limit")):
+        guest_line = self._stderr.last_error()
+        if self._memory_exhausted(lowered, guest_line):
+            noted = guest_line and not reports_out_of_memory(guest_line)
+            said = f" ({guest_line})" if noted else ""
             return ResourceLimitError(
-                f"{label}: {name} exceeded its memory limit of {self.limits.memory_bytes} bytes",
+                f"{label}: memory limit of {size_in_words(self.limits.memory_bytes)} reached{said}",
                 limit="memory",
                 component=label,
             )
-        return TrapError(f"{label}: {name} trapped: {_trap_summary(text)}", component=label)
+        reason = guest_line or _trap_summary(text)
+        return TrapError(f"{label}: {export} trapped: {reason}", component=label)
+
+    def _memory_exhausted(self, lowered: str, guest_line: str | None) -> bool:
+        """Whether a trap came from the memory cap (see :mod:`wactor.wasm._faults`)."""
+        if any(s in lowered for s in ("memory allocation", "out of memory", "memory limit")):
+            return True
+        if reports_out_of_memory(guest_line):
+            return True
+        cap = self.limits.memory_bytes
+        sizes = linear_memory_sizes(self._store) or []
+        return any(size + memory_headroom(cap) > cap for size in sizes)
 
     def close(self) -> None:
         """Release the Store now (linear memory, instance, WASI state); idempotent.
@@ -392,6 +426,21 @@ def _check_lifecycle(result: Variant, op: str, label: str) -> None:
     )
 
 
+def _export(name: str) -> str:
+    return name.removeprefix("fast:")
+
+
+def _cause(text: str) -> str:
+    """wasmtime's reason for a failed call, without the wasm backtrace before it."""
+    _, found, cause = text.rpartition("Caused by:")
+    if found:
+        return cause
+    return "\n".join(ln for ln in text.splitlines() if not _FRAME.match(ln))
+
+
+_FRAME = re.compile(r"^\s*\d+:\s+0x[0-9a-f]+ - ")
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -402,5 +451,5 @@ def _trap_summary(text: str) -> str:
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
     for line in lines:
         if "wasm trap" in line or "trap" in line.lower():
-            return line
+            return line.removeprefix("wasm trap: ")
     return lines[-1] if lines else "trap"

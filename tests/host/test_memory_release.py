@@ -94,3 +94,24 @@ async def test_a_restarted_component_keeps_only_its_live_store(
     gc.collect()
 
     assert [ref() is None for ref in stores] == [True, True]
+
+
+async def test_a_compiled_component_stays_loaded_while_used_and_goes_with_its_last_user(
+    host: Host, manifest: ManifestFactory
+) -> None:
+    wasm = guest_binary("probe")
+    first = await host.start(manifest("t/twin/0", wasm))
+    second = await host.start(manifest("t/twin/1", wasm))
+    runtime = host._runtime(first.id)
+    assert runtime is not None
+    compiled = weakref.ref(runtime.loaded.component)
+    del runtime
+
+    await host.stop(first.id)
+    gc.collect()
+    assert compiled() is not None  # the other one still runs it
+    assert await host.request(second.id, b"echo still") == b"still"
+
+    await host.stop(second.id)
+    gc.collect()
+    assert compiled() is None

@@ -1,0 +1,47 @@
+"""The CLI's last line of defence: an exception that is no WactorError is still one line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+# A verb that fails the way a bug would, added to the real command group.
+_BOOM = """
+import sys
+import click
+from wactor.cli import main
+from wactor.cli._main import cli
+
+@cli.command()
+def boom() -> None:
+    raise RuntimeError("something\\nunexpected")
+
+sys.argv = ["wactor", *sys.argv[1:]]
+main()
+"""
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", _BOOM, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_unexpected_exception_is_one_line_and_its_traceback_only_with_debug() -> None:
+    result = _run("boom")
+    assert result.returncode == 1
+    (line,) = result.stderr.splitlines()
+    assert line == (
+        "error: unexpected RuntimeError: something\\nunexpected (--debug shows the traceback)"
+    )
+    debug = _run("--debug", "boom")
+    assert debug.returncode == 1
+    assert "Traceback" in debug.stderr
+    # click's own usage errors keep their exit code 2 and their wording
+    usage = _run("no-such-verb")
+    assert usage.returncode == 2
+    assert "No such command 'no-such-verb'" in usage.stderr

@@ -628,7 +628,8 @@ async def test_own_publications_reach_own_subscriptions_once(
     await b.subscribe("news.*", theirs)
     assert await a.publish("news.one", Envelope(CALLER, CALLER, b"1", "publish")) == 1
     assert mine.subjects == ["news.one"]  # delivered here directly, before publish returned
-    assert a._nc is not None and b._nc is not None
+    assert a._nc is not None
+    assert b._nc is not None
     await _settle(a._nc, 5)  # anything the server would echo back to ``a`` is sent before this
     assert await b.publish("news.two", Envelope(CALLER, CALLER, b"2", "publish")) == 1
     await _settle(b._nc, 5)  # ... and anything it would echo back to ``b``

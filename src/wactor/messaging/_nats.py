@@ -60,6 +60,8 @@ from wactor.messaging._subjects import SubjectPattern, check_subject
 __all__ = ["ANONYMOUS_SENDER", "NatsBroker", "component_subject", "topic_subject"]
 
 _PING = "ping"
+ACK_DELAY = 0.02
+"""Seconds a request may take before its host acknowledges it (see ReplyInbox)."""
 
 _LATTICE = re.compile(r"^[A-Za-z0-9_\-]+$")
 
@@ -140,6 +142,7 @@ class NatsBroker:
         self._keys = itertools.count(1)
         self._inbox = ReplyInbox(ack_timeout)
         self._inbound: dict[asyncio.Task[None], tuple[str, ComponentId]] = {}
+        self._acks: dict[str, asyncio.TimerHandle] = {}  # reply subject -> its acknowledgement
         self._chores: set[asyncio.Task[None]] = set()
         self._topic_prefix = f"wactor.{lattice}._topic."
         self._sent = 0
@@ -385,8 +388,11 @@ class NatsBroker:
             if endpoint is None:
                 endpoint = _Missing(cid)
             elif reply and env.kind == "request" and H_ACK in headers:
-                # Taken: from now on, if this host dies, the requester can tell (lattice_view).
-                await self._respond(reply, b"", {H_ACK: RECEIVED, H_HOST: self.host_id})
+                # Taken: if this host dies from now on, the requester can tell (lattice_view).
+                # Said only when the reply is not out within ACK_DELAY: a quick reply needs none.
+                self._acks[reply] = asyncio.get_running_loop().call_later(
+                    ACK_DELAY, self._acknowledge, reply
+                )
             if env.kind == "request":
                 fut = await endpoint.submit(env)
             else:
@@ -409,6 +415,10 @@ class NatsBroker:
             task = asyncio.get_running_loop().create_task(self._reply_later(reply, fut, cid))
             self._inbound[task] = (reply, cid)
             task.add_done_callback(self._inbound_done)
+
+    def _acknowledge(self, reply: str) -> None:
+        if self._acks.pop(reply, None) is not None:
+            self._chore(self._respond(reply, b"", {H_ACK: RECEIVED, H_HOST: self.host_id}))
 
     def _inbound_done(self, task: asyncio.Task[None]) -> None:
         self._inbound.pop(task, None)
@@ -460,6 +470,9 @@ class NatsBroker:
             await self._respond(reply, result, None)
 
     async def _respond(self, reply: str, payload: bytes, headers: dict[str, str] | None) -> None:
+        ack = self._acks.pop(reply, None)
+        if ack is not None:
+            ack.cancel()  # the reply goes out now: no acknowledgement needed
         nc = self._nc
         if nc is None or nc.is_closed:
             return
@@ -589,6 +602,9 @@ class NatsBroker:
             await self._respond(reply, *encode_error(stopped, cid))
         if inbound:
             await asyncio.wait(list(inbound))
+        for ack in self._acks.values():
+            ack.cancel()
+        self._acks.clear()
         self._inbox.fail_all("NATS broker closed before the reply")
         if self._chores:
             await asyncio.wait(list(self._chores))

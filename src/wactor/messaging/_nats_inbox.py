@@ -3,9 +3,10 @@
 Every request, send and ping a host publishes to another host waits here for its reply, under a
 reply subject of its own: the host's inbox prefix plus a fresh random token (a peer that saw
 other reply subjects of this host cannot guess the next one; a message to any other token is
-dropped and counted). A request's receiving host first acknowledges it with its host id, so the
-inbox knows which host holds each request, and :meth:`ReplyInbox.lattice_view` fails the ones
-held by a host that left the lattice instead of letting them wait out their timeouts.
+dropped and counted). A request's receiving host acknowledges it with its host id unless it
+replies within 20 ms, so the inbox knows which host holds each request that takes longer, and
+:meth:`ReplyInbox.lattice_view` fails the ones held by a host that left the lattice instead of
+letting them wait out their timeouts.
 """
 
 from __future__ import annotations
@@ -84,11 +85,13 @@ class ReplyInbox:
         """Take a message that arrived on the inbox."""
         token = msg.subject[len(self.prefix) :]
         entry = self._pending.get(token)
+        headers = msg.headers or {}
+        acknowledgement = headers.get(H_ACK) == RECEIVED
         if entry is None or entry.fut.done():
-            self.rejected += 1  # late (timed out, cancelled) or forged: nobody waits for it
+            if not acknowledgement:  # an acknowledgement may trail its quick reply: no matter
+                self.rejected += 1  # late (timed out, cancelled) or forged: nobody waits for it
             return
-        headers = msg.headers
-        if headers and headers.get(H_ACK) == RECEIVED:
+        if acknowledgement:
             if entry.host is None:  # the first acknowledgement names the host; no reply yet
                 entry.host = one_line(headers.get(H_HOST) or "?", 200)
                 entry.acked_at = time.monotonic()

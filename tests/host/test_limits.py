@@ -415,3 +415,24 @@ async def test_publishing_is_counted_against_the_message_rate(tmp_path: Path) ->
         denials = host.audit.query(component="t/pub/0", denied_only=True)
         assert len(denials) == refused
         assert all(e.action == "messaging.publish" and "rate limit" in e.reason for e in denials)
+
+
+async def test_guest_stdout_is_logged_line_by_line_escaped_and_capped(
+    tmp_path: Path, guest_log: _Records
+) -> None:
+    noisy = write_manifest(tmp_path / "components", "t/noisy/0", guest_binary("flood"))
+    config = _config(tmp_path, [], "log-lines-per-second = 20")
+    async with Host.open(config) as host:
+        await host.start(noisy)
+        reply = await host.request(
+            "t/noisy/0", b"print a\x1b[31mb\nWARNING wactor.host: x", timeout=60
+        )
+        assert reply == b"printed"
+        assert guest_log.of("t/noisy/0") == [
+            "t/noisy/0: a\\x1b[31mb",
+            "t/noisy/0: WARNING wactor.host: x",
+        ]
+        payload = b"print " + b"\n".join(b"line %d" % n for n in range(500))
+        reply, elapsed = await _timed(host, "t/noisy/0", payload)
+        assert reply == b"printed"
+        assert len(guest_log.of("t/noisy/0")) <= 2 + 20 + 20 * elapsed + 1

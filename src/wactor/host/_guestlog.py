@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 
-__all__ = ["LogGate", "clean_log_text"]
+__all__ = ["LogGate", "clean_log_fields", "clean_log_text"]
+
+_MAX_FIELDS = 32
+_MAX_KEY = 128
 
 # C0 and C1 controls and DEL, the Unicode line/paragraph separators and the bidi controls.
 _SPECIAL = [
@@ -43,6 +47,20 @@ def clean_log_text(text: str, limit: int) -> str:
     return f"{kept}... [line of {size} bytes cut to {limit}]"
 
 
+def clean_log_fields(context: Sequence[tuple[str, str]], limit: int) -> dict[str, str]:
+    """Return a guest's log context cleaned like its text, all values together within ``limit``."""
+    fields: dict[str, str] = {}
+    budget = limit
+    for index, (key, value) in enumerate(context):
+        if index == _MAX_FIELDS or budget <= 0:
+            fields["..."] = f"{len(context) - index} more fields dropped"
+            break
+        cleaned = clean_log_text(value, budget)
+        fields[clean_log_text(key, _MAX_KEY)] = cleaned
+        budget -= len(cleaned.encode("utf-8", "replace"))
+    return fields
+
+
 class LogGate:
     """Let ``rate`` lines per second through (bursts of ``rate``), counting the ones dropped."""
 
@@ -52,6 +70,11 @@ class LogGate:
         self._stamp = time.monotonic()
         self._dropped = 0
         self._lock = threading.Lock()
+
+    def drop(self, count: int) -> None:
+        """Count ``count`` lines dropped without asking (the rest of a write already refused)."""
+        with self._lock:
+            self._dropped += count
 
     def take(self) -> str | None:
         """Return ``None`` to drop this line, else a note to append (``""`` when none was lost)."""

@@ -31,7 +31,7 @@ from wactor.errors import (
     TargetNotFoundError,
     WactorError,
 )
-from wactor.host._guestlog import LogGate, clean_log_text
+from wactor.host._guestlog import LogGate, clean_log_fields, clean_log_text
 from wactor.messaging import ERROR_CONTENT_TYPE, Envelope, PendingRequest, Subscription
 from wactor.security import HostLimits, Manifest, MessagingAction, MessagingPolicy
 from wactor.storage import StorageBackend
@@ -289,7 +289,7 @@ class ComponentRuntime:
         if note is None:
             return
         cap = self.host.config.limits.log_line_bytes
-        fields = {clean_log_text(k, 200): clean_log_text(v, cap) for k, v in list(context)[:32]}
+        fields = clean_log_fields(context, cap)
         _guest_log.log(
             _LEVELS.get(level, logging.INFO),
             "%s: %s%s",
@@ -364,16 +364,16 @@ class ComponentRuntime:
         return instance
 
     def _guest_output(self, data: bytes) -> None:
-        text = data.decode("utf-8", "replace").rstrip()
-        note = self._log_gate.take() if text else None
-        if note is not None:
-            _guest_log.info(
-                "%s: %s%s",
-                self._id,
-                clean_log_text(text, self.host.config.limits.log_line_bytes),
-                note,
-                extra={"component": str(self._id)},
-            )
+        """Log what the guest wrote to stdout/stderr, one record per line, within its budget."""
+        cap = self.host.config.limits.log_line_bytes
+        lines = [line for line in data.decode("utf-8", "replace").splitlines() if line.strip()]
+        for index, line in enumerate(lines):
+            note = self._log_gate.take()
+            if note is None:
+                self._log_gate.drop(len(lines) - index - 1)
+                return
+            text = clean_log_text(line.rstrip(), cap)
+            _guest_log.info("%s: %s%s", self._id, text, note, extra={"component": str(self._id)})
 
 
 class ComponentActor(Actor["Envelope | HealthCheck"]):

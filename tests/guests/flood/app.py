@@ -5,6 +5,7 @@ The payload is UTF-8 text, words separated by single spaces; the reply is UTF-8 
     flood ID N        send N messages to ID in one call; reply "ok=A limited=B other=C"
                       (B: refusals that name the rate limit; C: any other refusal)
     logs N TEXT...    log TEXT N times in one call; reply "logged N"
+    print TEXT...     write TEXT to stdout (one print, flushed); reply "printed"
     echo TEXT...      reply TEXT
 """
 
@@ -42,6 +43,9 @@ def run(command: str, args: list[str]) -> str:
         for _ in range(int(args[0])):
             host_services.log(types.LogLevel.INFO, text, [])
         return f"logged {args[0]}"
+    if command == "print":
+        print(" ".join(args), flush=True)
+        return "printed"
     if command == "echo":
         return " ".join(args)
     return f"unknown command {command!r}"

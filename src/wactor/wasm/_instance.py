@@ -278,14 +278,13 @@ class ComponentInstance:
             raise ComponentError(f"{self._label}: instance was cancelled", component=self._label)
         self._arm()
         self._stderr.clear()
-        started = time.monotonic()
         try:
             with using_context(self.context, self._deadline, subject):
                 return self._funcs[name](self._store, *args)
         except HostFuncError as exc:
             self.poisoned = True
             if isinstance(exc.cause, DeadlineExceeded):
-                raise self._fault(name, exc, time.monotonic() - started, timeout=True) from None
+                raise self._fault(name, exc, timeout=True) from None
             cause = exc.cause
             raise TrapError(
                 f"{self._label}: {_export(name)}: host function raised {type(cause).__name__}: "
@@ -295,13 +294,11 @@ class ComponentInstance:
         except wasmtime.WasmtimeError as exc:
             self.poisoned = True
             last_host_exception()  # a stale record must not leak into the next call
-            raise self._fault(name, exc, time.monotonic() - started) from exc
+            raise self._fault(name, exc) from exc
         finally:
             self.calls += 1
 
-    def _fault(
-        self, name: str, exc: Exception, elapsed: float, *, timeout: bool = False
-    ) -> ComponentFault:
+    def _fault(self, name: str, exc: Exception, *, timeout: bool = False) -> ComponentFault:
         text = _cause(str(exc))  # the backtrace names guest functions: the guest chose them
         lowered = text.lower()
         label = self._label

@@ -13,14 +13,16 @@ import pytest
 
 from cli.test_call import wactor
 from conftest import ManifestFactory, guest_binary, wat_binary
+from wactor._ids import TargetPattern
 from wactor.errors import (
     ApprovalPendingError,
     CapabilityDeniedError,
     InvalidMessageError,
+    ManifestError,
     SignatureError,
 )
 from wactor.host import Host, HostConfig, TrustConfig
-from wactor.security import AuditLog, generate_keypair, sign_manifest
+from wactor.security import AuditLog, generate_keypair, load_manifest, sign_manifest
 
 
 def _component(tmp_path: Path, name: str, wasm: Path, extra: str = "") -> Path:
@@ -321,3 +323,20 @@ async def test_reading_a_trusted_path_is_allowed(tmp_path: Path) -> None:
     async with Host.open(_strict(tmp_path, paths=(tmp_path / "untrusted",))) as host:
         await host.start(manifest)
         assert await host.request("x/reader/0", b"hi") == b"hi"
+
+
+async def test_a_manifest_built_in_code_is_held_to_its_file(tmp_path: Path) -> None:
+    private, public = generate_keypair(tmp_path / "keys" / "release")
+    path = _component(tmp_path, "coded", wat_binary("echo"))
+    sign_manifest(path, private)
+    from_file = load_manifest(path)
+    in_code = dataclasses.replace(from_file, file_sha256=None)  # as if written out in Python
+    wider = dataclasses.replace(
+        in_code,
+        capabilities=dataclasses.replace(from_file.capabilities, send=(TargetPattern.parse("**"),)),
+    )
+    async with Host.open(_strict(tmp_path, keys=(public,))) as host:
+        with pytest.raises(ManifestError, match="differs from this file"):
+            await host.start(wider)  # the signature covers the file, not these capabilities
+        await host.start(in_code)  # says what the signed file says: runs
+        assert await host.request("x/coded/0", b"hi") == b"hi"

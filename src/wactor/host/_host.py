@@ -73,6 +73,7 @@ from wactor.security import (
     Manifest,
     apply_host_limits,
     load_manifest,
+    manifest_digest,
     verify_digest,
 )
 from wactor.storage import MemoryStorage, NatsKvStorage, SqliteStorage, StorageBackend
@@ -299,6 +300,8 @@ class Host:
     ) -> ComponentHandle:
         """Load, check, compile (or fetch from cache), instantiate and initialize a component."""
         manifest = source if isinstance(source, Manifest) else load_manifest(Path(source))
+        if manifest.file_sha256 is None:  # built in code: held to its file before limits apply
+            manifest = dataclasses.replace(manifest, file_sha256=manifest_digest(manifest))
         manifest = apply_host_limits(manifest, self.config.limits, self.config.path)
         if manifest.id in self._runtimes:
             raise ConfigError(

@@ -13,7 +13,7 @@ import pytest
 from conftest import wat_binary
 from wactor._ids import ComponentId
 from wactor.messaging import Envelope
-from wactor.wasm import ComponentInstance, InstanceLimits, WasmEngine, build_linker
+from wactor.wasm import ComponentInstance, InstanceLimits, WasmEngine, _cache, build_linker
 from wactor.wasm._cache import CacheStats
 
 
@@ -129,3 +129,29 @@ def test_an_entry_owned_by_another_user_is_not_deserialized(tmp_path: Path) -> N
     os.chown(_entry(cache), 65534, 65534)
     assert _load_and_echo(cache) == (b"cached", CacheStats(hits=0, misses=0, rebuilt=1))
     assert _entry(cache).stat().st_uid == os.geteuid()
+
+
+def test_a_verified_stamp_does_not_cover_a_replaced_entry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_cache, "_RACY_NS", -(10**18))  # stamp even a file written just now
+    cache = tmp_path / "cache"
+    _load_and_echo(cache)
+    assert _load_and_echo(cache, b"boom") == (b"boom", CacheStats(hits=1, misses=0, rebuilt=0))
+    blob = _entry(cache)
+    meta_path = blob.with_suffix(".json")
+    assert "verified_mac" in json.loads(meta_path.read_text())
+    stamped = meta_path.read_text()
+    # Another component put in its place (same size or not), keeping the stamped sidecar.
+    other = WasmEngine(tmp_path / "other")
+    try:
+        planted = other.load(wat_binary("trap").read_bytes(), "trap.wasm").component.serialize()
+    finally:
+        other.close()
+    planted_file = cache / "planted"
+    planted_file.write_bytes(planted)
+    before = blob.stat()
+    os.utime(planted_file, ns=(before.st_atime_ns, before.st_mtime_ns))
+    planted_file.replace(blob)
+    meta_path.write_text(stamped)
+    assert _load_and_echo(cache, b"boom") == (b"boom", CacheStats(hits=0, misses=0, rebuilt=1))

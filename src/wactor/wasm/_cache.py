@@ -13,7 +13,12 @@ itself wrote it, for exactly the source bytes it is looked up by:
 - before use, the artifact is opened without following symlinks, checked (regular file, owned by
   the host's user, writable by nobody else), read and hashed through that descriptor, and the
   HMAC recomputed; only then is it deserialized, from that same open file. An entry that fails
-  any check is never deserialized: it is recompiled and replaced.
+  any check is never deserialized: it is recompiled and replaced;
+- once verified, the sidecar also gets an HMAC over the file's device, inode, size, mtime and
+  ctime: while the open file's stat still matches it, the hash is not recomputed (a 42 MiB
+  artifact costs ~55 ms to hash). Any write, rename or copy sets the ctime to the current time,
+  which only root can turn back (by moving the clock), so a rewritten entry is hashed again.
+  A file changed within the last two seconds gets no stamp (timestamps are coarse).
 
 Writes go to a temporary file renamed into place, so a reader sees a whole entry or none.
 """
@@ -30,6 +35,7 @@ import os
 import secrets
 import stat
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +51,7 @@ _WASMTIME_VERSION = importlib.metadata.version("wasmtime")
 _MAC_PREFIX = b"wactor-compile-cache-v2\n"
 _KEY_BYTES = 32
 _PROC_FD = Path("/proc/self/fd")
+_RACY_NS = 2_000_000_000  # a stat stamp is recorded only for files changed longer ago than this
 
 _log = logging.getLogger("wactor.wasm")
 
@@ -199,15 +206,15 @@ class CompileCache:
     def _load_verified(
         self, engine: wasmtime.Engine, secret: bytes, key: str, digest: str
     ) -> Component | None:
-        blob = self.directory / f"{key}.cwasm"
-        meta = _read_meta(blob.with_suffix(".json"))
+        meta_path = self.directory / f"{key}.json"
+        meta = _read_meta(meta_path)
         if meta is None or meta.get("key") != key or meta.get("digest") != digest:
             return None
         expected_mac = meta.get("mac")
         if not isinstance(expected_mac, str):
             return None
         try:
-            fd = os.open(blob, os.O_RDONLY | os.O_NOFOLLOW)
+            fd = os.open(self.directory / f"{key}.cwasm", os.O_RDONLY | os.O_NOFOLLOW)
         except OSError:
             return None
         by_fd = _PROC_FD.is_dir()
@@ -215,23 +222,44 @@ class CompileCache:
             st = os.fstat(f.fileno())
             if not stat.S_ISREG(st.st_mode) or unsafe_reason(st, "entry") is not None:
                 return None
-            h = hashlib.sha256()
-            data = bytearray()
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
+            stamp = [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+            stamp_mac = self._stamp_mac(secret, expected_mac, stamp)
+            seen = meta.get("verified_mac")
+            if not (by_fd and isinstance(seen, str) and hmac.compare_digest(stamp_mac, seen)):
+                h = hashlib.sha256()
+                data = bytearray()
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+                    if not by_fd:
+                        data += block
+                if not hmac.compare_digest(
+                    self._mac(secret, key, digest, h.hexdigest()), expected_mac
+                ):
+                    return None
                 if not by_fd:
-                    data += block
-            mac = self._mac(secret, key, digest, h.hexdigest())
-            if not hmac.compare_digest(mac, expected_mac):
-                return None
+                    try:
+                        return Component.deserialize(engine, bytes(data))
+                    except wasmtime.WasmtimeError:
+                        return None
+                # Like git's "racy" index entries: a ctime this recent may still be shared by a
+                # write in the same clock tick (timestamps are coarse), so it proves nothing yet.
+                if time.time_ns() - st.st_ctime_ns > _RACY_NS:
+                    meta["verified_mac"] = stamp_mac
+                    with contextlib.suppress(OSError):
+                        _write_json(meta_path, meta)
             try:
-                if by_fd:
-                    # Map the very file just verified (this descriptor), not whatever the
-                    # name points to now.
-                    return Component.deserialize_file(engine, str(_PROC_FD / str(f.fileno())))
-                return Component.deserialize(engine, bytes(data))
+                # Map the very file just verified (this descriptor), not whatever the name
+                # points to now.
+                return Component.deserialize_file(engine, str(_PROC_FD / str(f.fileno())))
             except wasmtime.WasmtimeError:
                 return None
+
+    def _stamp_mac(self, secret: bytes, entry_mac: str, stamp: list[int]) -> str:
+        """The MAC of "this entry's file, as verified, has this stat": device, inode, size,
+        mtime and ctime. Any write, rename or copy changes the ctime, which no one but root can
+        set back, so a stat that still matches means the very bytes verified earlier."""
+        text = f"verified\n{entry_mac}\n{stamp}"
+        return hmac.new(secret, _MAC_PREFIX + text.encode(), hashlib.sha256).hexdigest()
 
     def _store(self, secret: bytes, component: Component, key: str, digest: str) -> None:
         blob = self.directory / f"{key}.cwasm"

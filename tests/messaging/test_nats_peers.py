@@ -259,3 +259,33 @@ async def test_a_header_block_that_is_not_utf8_neither_stalls_nor_fools_a_host(
     assert await a.request(request_env(b"still"), timeout=30) == b"echo:still"
     assert [e.payload for e in component.received] == [b"still"]
     assert b.statistics().undeliverable == 1  # the garbage, refused (no reply subject to tell)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Wactor-Timestamp": "-1"},
+        {"Wactor-Timestamp": str(2**64)},
+        {"Wactor-Correlation-Id": "c" * 5000},
+        {"Wactor-Content-Type": "t" * 5000},
+    ],
+    ids=[
+        "negative time",
+        "time past u64",
+        "huge correlation id",
+        "huge content type",
+    ],
+)
+async def test_a_message_with_garbage_headers_is_refused_before_the_component(
+    hosts: tuple[NatsBroker, NatsBroker], peer: Client, headers: dict[str, str]
+) -> None:
+    _, b = hosts
+    component = FakeComponent()
+    await b.register(TARGET, component)
+    sent = {"Wactor-Kind": "send", "Wactor-Sender": str(CALLER), **headers}
+    reply = await peer.request(component_subject(TARGET, b.lattice), b"x", headers=sent, timeout=10)
+    assert reply.headers is not None
+    assert reply.headers["Wactor-Error"] == "InvalidMessageError"
+    assert "\n" not in reply.data.decode()
+    assert len(reply.data) < 300
+    assert component.received == []

@@ -100,6 +100,8 @@ H_HOST = "Wactor-Host"
 
 MAX_TEXT = 4096
 """Characters kept of a peer's error message or of one of its error fields."""
+MAX_HEADER_TEXT = 1024
+"""Characters a correlation id or a content type may have."""
 MAX_FIELDS = 16 * 1024
 """Bytes of ``Wactor-Error-Fields`` parsed at all (more: the fields are ignored)."""
 
@@ -207,17 +209,26 @@ def decode_envelope(
     try:
         timestamp = int(stamp) if stamp is not None else time.time_ns()
     except ValueError:
-        raise InvalidMessageError(f"bad {H_TIMESTAMP} {one_line(stamp or '', 40)!r}") from None
+        timestamp = -1
+    if not 0 <= timestamp < 2**64:  # a WIT timestamp: u64 seconds and nanoseconds
+        raise InvalidMessageError(f"bad {H_TIMESTAMP} {one_line(stamp or '', 40)!r}")
     return Envelope(
         sender,
         target,
         payload,
         kind=kind,  # type: ignore[arg-type]  # checked against MessageKind above
-        correlation_id=_unquote(headers.get(H_CORRELATION)),
+        correlation_id=_text(headers, H_CORRELATION),
         reply_to=parse_id(headers.get(H_REPLY_TO), H_REPLY_TO),
-        content_type=_unquote(headers.get(H_CONTENT_TYPE)),
+        content_type=_text(headers, H_CONTENT_TYPE),
         timestamp_ns=timestamp,
     )
+
+
+def _text(headers: dict[str, str], name: str) -> str | None:
+    value = _unquote(headers.get(name))
+    if value is not None and len(value) > MAX_HEADER_TEXT:
+        raise InvalidMessageError(f"{name} longer than {MAX_HEADER_TEXT} characters")
+    return value
 
 
 # --- errors ------------------------------------------------------------------------------------

@@ -175,6 +175,17 @@ _GARBAGE = {
         b"x",
     ),
     "huge message": ({"Wactor-Error": "DeliveryFailedError"}, b"A\n" * 200_000),
+    "numbers past any float": (
+        {
+            "Wactor-Error": "RequestTimeoutError",
+            "Wactor-Error-Fields": '{"timeout":1%s}' % ("0" * 400),
+        },
+        b"x",
+    ),
+    "infinite number": (
+        {"Wactor-Error": "RequestTimeoutError", "Wactor-Error-Fields": '{"timeout":Infinity}'},
+        b"x",
+    ),
 }
 
 

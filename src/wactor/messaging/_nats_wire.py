@@ -29,9 +29,10 @@ Wire format (stable: any NATS client can talk to a component):
   component namespace, which must start with a letter or digit, so topics never collide with
   component subjects.) ``Wactor-Target`` carries the envelope's target there.
 * A wactor host's request carries ``Wactor-Ack: 1``: the host that takes it (the one of the
-  queue group NATS chose) first answers with an empty message holding ``Wactor-Ack: received``
-  and ``Wactor-Host: <host id>``, then with the reply. The requester so knows which host holds
-  each request in flight, and fails it when that host leaves the lattice registry.
+  queue group NATS chose), unless it replies within 20 ms, first sends an empty message holding
+  ``Wactor-Ack: received`` and ``Wactor-Host: <host id>``, then the reply. The requester so
+  knows which host holds each request in flight, and fails it when that host leaves the
+  lattice registry. Plain clients send no ``Wactor-Ack`` and get the reply alone.
 * A reply subject is the requesting host's inbox plus a random token per request (never
   sequential): a reply to any other token is dropped. ``Wactor-Kind: callback`` over NATS is
   accepted only as the answer of a request the receiving host opened, from its target.
@@ -48,6 +49,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import math
 import re
 import time
 import typing
@@ -266,7 +268,7 @@ def decode_error(headers: dict[str, str], body: bytes, target: ComponentId) -> W
     if cls is not None:
         try:
             exc = cls(**_arguments(cls, fields, message, str(target)))
-        except (TypeError, ValueError):
+        except Exception:  # noqa: BLE001 - whatever a peer's fields break, it is no such error
             exc = None
     if exc is None:
         shown = one_line(name, 60) or "(unnamed)"
@@ -290,9 +292,15 @@ def _fields(text: str | None) -> dict[str, Any]:
     for key, value in data.items():
         if isinstance(value, str):
             out[key] = value if len(value) <= MAX_TEXT else value[: MAX_TEXT - 1] + "…"
-        elif value is None or isinstance(value, int | float):
+        elif value is None or _plain_number(value):
             out[key] = value
     return out
+
+
+def _plain_number(value: object) -> bool:
+    if isinstance(value, int):
+        return -(2**63) <= value < 2**64
+    return isinstance(value, float) and math.isfinite(value)
 
 
 def _remote_class(name: str) -> type[WactorError] | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import nats
 import pytest
@@ -64,14 +64,15 @@ async def peer(server: NatsServer) -> AsyncIterator[Client]:
         await nc.close()
 
 
-async def _serve(peer: Client, subject: str, respond: object) -> list[Msg]:
+async def _serve(
+    peer: Client, subject: str, respond: Callable[[Msg], Awaitable[None]]
+) -> list[Msg]:
     """Subscribe ``peer`` to ``subject``; answer every message with ``respond(msg)``."""
     seen: list[Msg] = []
 
     async def on_message(msg: Msg) -> None:
         seen.append(msg)
-        if respond is not None:
-            await respond(msg)  # type: ignore[operator]
+        await respond(msg)
 
     await peer.subscribe(subject, cb=on_message)
     await _settle(peer, 10)  # the server has the subscription (one flush is not enough)

@@ -108,6 +108,7 @@ MAX_FIELDS = 16 * 1024
 """Bytes of ``Wactor-Error-Fields`` parsed at all (more: the fields are ignored)."""
 
 _KINDS: frozenset[str] = frozenset(get_args(MessageKind))
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 # Printable ASCII except '%': what a header value may hold as is (edges are handled apart).
 _SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) not in "%")
 _PLAIN = re.compile(r"^[!-$&-~]([ -$&-~]*[!-$&-~])?$")  # needs no quoting: the common case
@@ -291,10 +292,18 @@ def _fields(text: str | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in data.items():
         if isinstance(value, str):
-            out[key] = value if len(value) <= MAX_TEXT else value[: MAX_TEXT - 1] + "…"
+            out[key] = _clean(value if len(value) <= MAX_TEXT else value[: MAX_TEXT - 1] + "…")
         elif value is None or _plain_number(value):
             out[key] = value
     return out
+
+
+def _clean(text: str) -> str:
+    """``text`` with control characters (terminal escapes …) but line breaks and tabs shown
+    as U+FFFD: a peer's text ends up on an operator's terminal."""
+    if text.isprintable():
+        return text
+    return _CONTROL.sub("\ufffd", text)
 
 
 def _plain_number(value: object) -> bool:

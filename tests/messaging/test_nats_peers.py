@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import nats
 import pytest
@@ -64,14 +64,15 @@ async def peer(server: NatsServer) -> AsyncIterator[Client]:
         await nc.close()
 
 
-async def _serve(peer: Client, subject: str, respond: object) -> list[Msg]:
+async def _serve(
+    peer: Client, subject: str, respond: Callable[[Msg], Awaitable[None]]
+) -> list[Msg]:
     """Subscribe ``peer`` to ``subject``; answer every message with ``respond(msg)``."""
     seen: list[Msg] = []
 
     async def on_message(msg: Msg) -> None:
         seen.append(msg)
-        if respond is not None:
-            await respond(msg)  # type: ignore[operator]
+        await respond(msg)
 
     await peer.subscribe(subject, cb=on_message)
     await _settle(peer, 10)  # the server has the subscription (one flush is not enough)
@@ -175,6 +176,24 @@ _GARBAGE = {
         b"x",
     ),
     "huge message": ({"Wactor-Error": "DeliveryFailedError"}, b"A\n" * 200_000),
+    "numbers past any float": (
+        {
+            "Wactor-Error": "RequestTimeoutError",
+            "Wactor-Error-Fields": '{"timeout":1%s}' % ("0" * 400),
+        },
+        b"x",
+    ),
+    "terminal escapes": (
+        {
+            "Wactor-Error": "DeliveryFailedError",
+            "Wactor-Error-Fields": json.dumps({"message": "\x1b[2J\x1b]0;owned\x07boom"}),
+        },
+        b"x",
+    ),
+    "infinite number": (
+        {"Wactor-Error": "RequestTimeoutError", "Wactor-Error-Fields": '{"timeout":Infinity}'},
+        b"x",
+    ),
 }
 
 
@@ -194,7 +213,7 @@ async def test_a_malformed_error_reply_gives_the_requester_a_clean_error(
     error = info.value
     assert type(error) is DeliveryFailedError
     assert error.component == str(EVIL)
-    assert "\n" not in str(error)
+    assert str(error).isprintable()  # no line breaks, no terminal escapes
     assert len(str(error)) < 5000
 
 
@@ -259,3 +278,33 @@ async def test_a_header_block_that_is_not_utf8_neither_stalls_nor_fools_a_host(
     assert await a.request(request_env(b"still"), timeout=30) == b"echo:still"
     assert [e.payload for e in component.received] == [b"still"]
     assert b.statistics().undeliverable == 1  # the garbage, refused (no reply subject to tell)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Wactor-Timestamp": "-1"},
+        {"Wactor-Timestamp": str(2**64)},
+        {"Wactor-Correlation-Id": "c" * 5000},
+        {"Wactor-Content-Type": "t" * 5000},
+    ],
+    ids=[
+        "negative time",
+        "time past u64",
+        "huge correlation id",
+        "huge content type",
+    ],
+)
+async def test_a_message_with_garbage_headers_is_refused_before_the_component(
+    hosts: tuple[NatsBroker, NatsBroker], peer: Client, headers: dict[str, str]
+) -> None:
+    _, b = hosts
+    component = FakeComponent()
+    await b.register(TARGET, component)
+    sent = {"Wactor-Kind": "send", "Wactor-Sender": str(CALLER), **headers}
+    reply = await peer.request(component_subject(TARGET, b.lattice), b"x", headers=sent, timeout=10)
+    assert reply.headers is not None
+    assert reply.headers["Wactor-Error"] == "InvalidMessageError"
+    assert "\n" not in reply.data.decode()
+    assert len(reply.data) < 300
+    assert component.received == []

@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any
 
 import nats.errors
+from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription as NatsSubscription
 
@@ -633,7 +634,7 @@ class _Missing:
         raise TargetNotFoundError(str(self._cid))
 
 
-async def _settle(nc: NatsClient, timeout: float) -> None:
+async def _settle(nc: Client, timeout: float) -> None:
     """Return once the server has processed everything ``nc`` sent so far.
 
     nats-py 2.16 writes a flush's PING straight to the socket, ahead of commands still in its

@@ -97,6 +97,14 @@ class ReplyInbox:
                 entry.acked_at = time.monotonic()
             return
         del self._pending[token]
+        try:
+            self._settle(entry, msg, headers)
+        except Exception:  # noqa: BLE001 - no reply, however malformed, leaves a request hanging
+            entry.fail(
+                DeliveryFailedError(f"{entry.target}: malformed reply", component=str(entry.target))
+            )
+
+    def _settle(self, entry: _Pending, msg: Msg, headers: dict[str, str]) -> None:
         fut, target = entry.fut, entry.target
         if not headers:
             fut.set_result(msg.data)

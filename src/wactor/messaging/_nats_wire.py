@@ -29,9 +29,10 @@ Wire format (stable: any NATS client can talk to a component):
   component namespace, which must start with a letter or digit, so topics never collide with
   component subjects.) ``Wactor-Target`` carries the envelope's target there.
 * A wactor host's request carries ``Wactor-Ack: 1``: the host that takes it (the one of the
-  queue group NATS chose) first answers with an empty message holding ``Wactor-Ack: received``
-  and ``Wactor-Host: <host id>``, then with the reply. The requester so knows which host holds
-  each request in flight, and fails it when that host leaves the lattice registry.
+  queue group NATS chose), unless it replies within 20 ms, first sends an empty message holding
+  ``Wactor-Ack: received`` and ``Wactor-Host: <host id>``, then the reply. The requester so
+  knows which host holds each request in flight, and fails it when that host leaves the
+  lattice registry. Plain clients send no ``Wactor-Ack`` and get the reply alone.
 * A reply subject is the requesting host's inbox plus a random token per request (never
   sequential): a reply to any other token is dropped. ``Wactor-Kind: callback`` over NATS is
   accepted only as the answer of a request the receiving host opened, from its target.
@@ -48,6 +49,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import math
 import re
 import time
 import typing
@@ -100,10 +102,13 @@ H_HOST = "Wactor-Host"
 
 MAX_TEXT = 4096
 """Characters kept of a peer's error message or of one of its error fields."""
+MAX_HEADER_TEXT = 1024
+"""Characters a correlation id or a content type may have."""
 MAX_FIELDS = 16 * 1024
 """Bytes of ``Wactor-Error-Fields`` parsed at all (more: the fields are ignored)."""
 
 _KINDS: frozenset[str] = frozenset(get_args(MessageKind))
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 # Printable ASCII except '%': what a header value may hold as is (edges are handled apart).
 _SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) not in "%")
 _PLAIN = re.compile(r"^[!-$&-~]([ -$&-~]*[!-$&-~])?$")  # needs no quoting: the common case
@@ -207,17 +212,26 @@ def decode_envelope(
     try:
         timestamp = int(stamp) if stamp is not None else time.time_ns()
     except ValueError:
-        raise InvalidMessageError(f"bad {H_TIMESTAMP} {one_line(stamp or '', 40)!r}") from None
+        timestamp = -1
+    if not 0 <= timestamp < 2**64:  # a WIT timestamp: u64 seconds and nanoseconds
+        raise InvalidMessageError(f"bad {H_TIMESTAMP} {one_line(stamp or '', 40)!r}")
     return Envelope(
         sender,
         target,
         payload,
         kind=kind,  # type: ignore[arg-type]  # checked against MessageKind above
-        correlation_id=_unquote(headers.get(H_CORRELATION)),
+        correlation_id=_text(headers, H_CORRELATION),
         reply_to=parse_id(headers.get(H_REPLY_TO), H_REPLY_TO),
-        content_type=_unquote(headers.get(H_CONTENT_TYPE)),
+        content_type=_text(headers, H_CONTENT_TYPE),
         timestamp_ns=timestamp,
     )
+
+
+def _text(headers: dict[str, str], name: str) -> str | None:
+    value = _unquote(headers.get(name))
+    if value is not None and len(value) > MAX_HEADER_TEXT:
+        raise InvalidMessageError(f"{name} longer than {MAX_HEADER_TEXT} characters")
+    return value
 
 
 # --- errors ------------------------------------------------------------------------------------
@@ -255,7 +269,7 @@ def decode_error(headers: dict[str, str], body: bytes, target: ComponentId) -> W
     if cls is not None:
         try:
             exc = cls(**_arguments(cls, fields, message, str(target)))
-        except (TypeError, ValueError):
+        except Exception:  # noqa: BLE001 - whatever a peer's fields break, it is no such error
             exc = None
     if exc is None:
         shown = one_line(name, 60) or "(unnamed)"
@@ -278,10 +292,24 @@ def _fields(text: str | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in data.items():
         if isinstance(value, str):
-            out[key] = value if len(value) <= MAX_TEXT else value[: MAX_TEXT - 1] + "…"
-        elif value is None or isinstance(value, int | float):
+            out[key] = _clean(value if len(value) <= MAX_TEXT else value[: MAX_TEXT - 1] + "…")
+        elif value is None or _plain_number(value):
             out[key] = value
     return out
+
+
+def _clean(text: str) -> str:
+    """``text`` with control characters (terminal escapes …) but line breaks and tabs shown
+    as U+FFFD: a peer's text ends up on an operator's terminal."""
+    if text.isprintable():
+        return text
+    return _CONTROL.sub("\ufffd", text)
+
+
+def _plain_number(value: object) -> bool:
+    if isinstance(value, int):
+        return -(2**63) <= value < 2**64
+    return isinstance(value, float) and math.isfinite(value)
 
 
 def _remote_class(name: str) -> type[WactorError] | None:

@@ -274,7 +274,13 @@ class Host:
     ) -> ComponentHandle:
         """Load, check, compile (or fetch from cache), instantiate and initialize a component."""
         manifest = source if isinstance(source, Manifest) else load_manifest(Path(source))
-        manifest = apply_host_limits(manifest, self.config.limits, self.config.path)
+        try:
+            manifest = apply_host_limits(manifest, self.config.limits, self.config.path)
+        except ManifestError as exc:
+            self.audit.record(
+                "denial", str(manifest.id), allowed=False, action="admit", reason=exc.message
+            )
+            raise
         if manifest.id in self._runtimes:
             raise ConfigError(
                 f"component {manifest.id} is already running",

@@ -222,3 +222,16 @@ def test_since_accepts_durations_and_iso_times() -> None:
     assert parse_since("90", now=now) == now - 90
     iso = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(now))
     assert parse_since(iso, now=now) == now
+
+
+def test_audit_table_escapes_control_characters_a_guest_chose(app: Path) -> None:
+    # A topic subject is the guest's own text and lands in the audit entry of its denial.
+    config = load_host_config(app)
+    with AuditLog.for_state_dir(config.state_dir) as log:
+        subject = "evil\x1b[2J\x1b]0;owned\x07\nFAKE"
+        log.record("denial", "shop/cart/0", allowed=False, action="publish", target=subject)
+    table = wactor("audit", "-c", str(app))
+    assert table.returncode == 0, table.stderr
+    _header, row = table.stdout.splitlines()
+    assert "evil\\x1b[2J\\x1b]0;owned\\x07\\nFAKE" in row
+    assert not any(ord(c) < 0x20 for c in table.stdout.replace("\n", ""))

@@ -190,6 +190,8 @@ async def test_a_manifest_over_a_ceiling_is_refused_with_one_line(
         )
         assert "\n" not in str(error)
         assert host.components() == []
+        (entry,) = host.audit.query(component="t/greedy/0", denied_only=True)
+        assert (entry.event, entry.action, entry.reason) == ("denial", "admit", str(error))
 
 
 async def test_a_fuel_ceiling_meters_a_silent_manifest(tmp_path: Path) -> None:

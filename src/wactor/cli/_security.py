@@ -13,6 +13,7 @@ from typing import Any, cast
 import click
 
 from wactor._ids import ComponentId
+from wactor._text import escape_controls
 from wactor._units import format_size
 from wactor.cli._common import config_option, resolve_config
 from wactor.cli._main import cli
@@ -58,6 +59,8 @@ def _local(seconds: float | None) -> str:
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    # cells may hold what a guest chose (a target, a subject): never raw control characters
+    rows = [[escape_controls(cell) for cell in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in rows:
         widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]

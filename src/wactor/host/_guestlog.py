@@ -13,33 +13,19 @@ import threading
 import time
 from collections.abc import Sequence
 
+from wactor._text import escape_controls
+
 __all__ = ["LogGate", "clean_log_fields", "clean_log_text"]
 
 _MAX_FIELDS = 32
 _MAX_KEY = 128
-
-# C0 and C1 controls and DEL, the Unicode line/paragraph separators and the bidi controls.
-_SPECIAL = [
-    *range(0x20),
-    *range(0x7F, 0xA0),
-    0x200E,
-    0x200F,
-    0x2028,
-    0x2029,
-    *range(0x202A, 0x202F),
-    *range(0x2066, 0x206A),
-]
-_ESCAPES = {c: (f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}") for c in _SPECIAL}
-_ESCAPES[0x09] = "\\t"
-_ESCAPES[0x0A] = "\\n"
-_ESCAPES[0x0D] = "\\r"
 
 
 def clean_log_text(text: str, limit: int) -> str:
     """Return ``text`` with control characters escaped, at most about ``limit`` UTF-8 bytes."""
     size = len(text.encode("utf-8", "replace"))
     # escaping only lengthens, so the first `limit` characters hold everything that can be kept
-    out = text[:limit].translate(_ESCAPES)
+    out = escape_controls(text[:limit])
     encoded = out.encode("utf-8", "replace")
     if size <= limit and len(encoded) <= limit:
         return out

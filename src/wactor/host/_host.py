@@ -302,7 +302,13 @@ class Host:
         manifest = source if isinstance(source, Manifest) else load_manifest(Path(source))
         if manifest.file_sha256 is None:  # built in code: held to its file before limits apply
             manifest = dataclasses.replace(manifest, file_sha256=manifest_digest(manifest))
-        manifest = apply_host_limits(manifest, self.config.limits, self.config.path)
+        try:
+            manifest = apply_host_limits(manifest, self.config.limits, self.config.path)
+        except ManifestError as exc:
+            self.audit.record(
+                "denial", str(manifest.id), allowed=False, action="admit", reason=exc.message
+            )
+            raise
         if manifest.id in self._runtimes:
             raise ConfigError(
                 f"component {manifest.id} is already running",

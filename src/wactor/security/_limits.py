@@ -89,17 +89,6 @@ class HostLimits:
                 )
         return problems
 
-    def describe(self) -> str:
-        """One line with the defaults a silent manifest gets and the ceilings."""
-        fuel = "unmetered" if self.fuel is None and self.max_fuel is None else str(self.fuel)
-        return (
-            f"message-rate={self.message_rate}/s (max {self.max_message_rate}) "
-            f"memory={format_size(self.memory_bytes)} (max {format_size(self.max_memory_bytes)}) "
-            f"timeout-ms={self.timeout_ms} (max {self.max_timeout_ms}) "
-            f"mailbox={self.mailbox} (max {self.max_mailbox}) fuel={fuel}"
-            + ("" if self.max_fuel is None else f" (max {self.max_fuel})")
-        )
-
 
 def _show(key: str, value: int) -> str:
     return format_size(value) if key in _SIZES else str(value)
@@ -139,8 +128,6 @@ def apply_host_limits(
                 component=str(manifest.id),
             )
         values[field] = value
-    if values["message_burst"] is not None and values["message_rate"] is None:
-        values["message_rate"] = host.message_rate  # pragma: no cover - rate is always set here
     resolved = dataclasses.replace(limits, **values)
     return dataclasses.replace(manifest, limits=resolved)
 

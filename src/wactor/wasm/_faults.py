@@ -128,6 +128,9 @@ def linear_memory_sizes(store: wasmtime.Store) -> list[int] | None:
     it has few exports (the C API lists exports one index at a time, each from the start, so a
     module exporting thousands of functions is not walked). Meant for a store whose instance has
     trapped and is about to be discarded.
+
+    The handles are built from wasmtime 50's C layout (store id, instance number), which is why
+    ``pyproject.toml`` pins ``wasmtime<51``; ``tests/host/test_faults.py`` exercises it.
     """
     try:
         marker = wasmtime.Memory(store, wasmtime.MemoryType(wasmtime.Limits(0, 0)))

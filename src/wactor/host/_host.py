@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import dataclasses
 import logging
 import os
 import socket
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -21,10 +19,10 @@ from typing import Any
 import platformdirs
 
 from wactor._ids import ComponentId
+from wactor._tasks import TaskOwner
 from wactor._toml import read_toml
 from wactor.actors import (
     ActorCell,
-    ActorStats,
     Backoff,
     ChildSpec,
     Registry,
@@ -39,32 +37,27 @@ from wactor.errors import (
     ComponentError,
     ConfigError,
     HostConfigError,
-    InvalidMessageError,
     ManifestError,
-    RequestTimeoutError,
     TargetNotFoundError,
     WactorError,
 )
+from wactor.host._actor import HEALTH_CHECK, ComponentActor
 from wactor.host._config import HostConfig, load_host_config
+from wactor.host._events import LifecycleEvents
 from wactor.host._heap import trim_heap
+from wactor.host._introspect import ComponentStatus, component_statuses, tree_snapshot
 from wactor.host._lattice import LatticeRegistry
-from wactor.host._runtime import (
-    HEALTH_CHECK,
-    ComponentActor,
-    ComponentRuntime,
-    HealthCheck,
-    error_callback,
-)
+from wactor.host._router import Router
+from wactor.host._runtime import ComponentRuntime
+from wactor.host._table import ComponentTable
 from wactor.messaging import (
     Broker,
-    Correlator,
     DeadLetterLog,
     Envelope,
     MemoryBroker,
     NatsBroker,
-    PendingRequest,
     Subscription,
-    check_subject,
+    TopicHandler,
 )
 from wactor.security import (
     ApprovalStore,
@@ -92,12 +85,6 @@ HOST_SENDER = ComponentId("wactor", "host", "0")
 """The sender of messages that come from the Python API or the CLI."""
 
 _log = logging.getLogger("wactor.host")
-_AUDITED_EVENTS = {
-    "started": "start",
-    "restarted": "restart",
-    "removed": "stop",
-    "gave_up": "restart",
-}
 DEAD_LETTERS_FILE = "dead-letters.sqlite3"
 
 
@@ -108,16 +95,6 @@ class ComponentHandle:
     id: ComponentId
     manifest: Manifest
     digest: str
-
-
-@dataclass(frozen=True, slots=True)
-class ComponentStatus:
-    """A component as the host sees it now."""
-
-    id: ComponentId
-    version: str
-    health: str
-    actor: ActorStats
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,31 +123,20 @@ class Host:
         self.engine = WasmEngine(config.cache_dir or default_cache_dir())
         self.linker = build_linker(self.engine)
         self.host_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        # NATS KV storage connects when the host opens (see _open); the others are local files.
-        self.storage: StorageBackend = (
-            MemoryStorage()
-            if config.storage in ("memory", "nats")
-            else SqliteStorage(config.state_dir / "state.sqlite3")
-        )
-        self.lattice: LatticeRegistry | None = None
-        broker = config.broker
-        if broker.type == "nats":
-            url = broker.url or "nats://127.0.0.1:4222"
-            nats_broker = NatsBroker(
-                url, broker.lattice, host_id=self.host_id, accept_callback=self._callback_over_nats
-            )
-            self.broker: Broker = nats_broker
-            self.lattice = LatticeRegistry(
-                url, broker.lattice, self.host_id, self._describe, on_view=nats_broker.lattice_view
-            )
-        else:
-            self.broker = MemoryBroker()
-        self.correlator = Correlator(self._request_timed_out)
+        self.registry = Registry()
         self.dead_letters = DeadLetterLog(config.state_dir / DEAD_LETTERS_FILE)
+        self.broker, self.storage, self.lattice = self._backends()
+        self.router = Router(
+            self.broker, self.registry, self.dead_letters, config.max_payload_bytes
+        )
+        self.correlator = self.router.correlator
+        self.table = ComponentTable(self.registry, self.lattice)
         self.audit = AuditLog.for_state_dir(
             config.state_dir, component_rate=config.limits.audit_per_second
         )
         self.approvals = ApprovalStore.for_state_dir(config.state_dir, audit=self.audit)
+        self.lifecycle = LifecycleEvents(self.audit)
+        self.events = self.lifecycle.events
         cache = self.engine.cache
         self.gate = Gatekeeper(
             config.trust,
@@ -193,16 +159,12 @@ class Host:
         )
         self.failure: str | None = None
         self.failed = asyncio.Event()
-        self._runtimes: dict[ComponentId, ComponentRuntime] = {}
-        self.registry = Registry()
         self._groups: dict[str, Supervisor] = {}
-        self._health_tasks: dict[ComponentId, asyncio.Task[None]] = {}
+        self._health: dict[ComponentId, asyncio.Task[Any]] = {}
+        self._health_tasks = TaskOwner("health checks")
         self._executor = ThreadPoolExecutor(
             max_workers=max(32, 8 * (os.cpu_count() or 2)), thread_name_prefix="wactor-wasm"
         )
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self.events: collections.deque[SupervisorEvent] = collections.deque(maxlen=1000)
-        self._listeners: list[Callable[[SupervisorEvent], None]] = []
         self._closed = False
 
     @classmethod
@@ -225,6 +187,33 @@ class Host:
         finally:
             await host.close()
 
+    # -- backends: the broker, storage and the lattice registry ---------------------------------
+
+    def _backends(self) -> tuple[Broker, StorageBackend, LatticeRegistry | None]:
+        """Make the broker, the storage and (on a lattice) the registry; ``_open`` connects them.
+
+        NATS KV storage connects when the host opens; until then it is an empty memory store.
+        """
+        cfg = self.config
+        storage: StorageBackend = (
+            MemoryStorage()
+            if cfg.storage in ("memory", "nats")
+            else SqliteStorage(cfg.state_dir / "state.sqlite3")
+        )
+        if cfg.broker.type != "nats":
+            return MemoryBroker(), storage, None
+        url = cfg.broker.url or "nats://127.0.0.1:4222"
+        broker = NatsBroker(
+            url,
+            cfg.broker.lattice,
+            host_id=self.host_id,
+            accept_callback=lambda env: self.router.accept_callback(env),  # noqa: PLW0108 - router comes later
+        )
+        lattice = LatticeRegistry(
+            url, cfg.broker.lattice, self.host_id, self._describe, on_view=broker.lattice_view
+        )
+        return broker, storage, lattice
+
     async def _open(self) -> None:
         """Connect what lives outside the process: the broker, lattice storage, the registry."""
         await self.broker.open()
@@ -245,7 +234,7 @@ class Host:
         """What this host announces to the lattice."""
         return {
             "pid": os.getpid(),
-            "components": [str(cid) for cid in self._component_ids()],
+            "components": [str(cid) for cid in self.table.local_ids()],
             "snapshot": self.snapshot(),
         }
 
@@ -309,7 +298,7 @@ class Host:
                 "denial", str(manifest.id), allowed=False, action="admit", reason=exc.message
             )
             raise
-        if manifest.id in self._runtimes:
+        if manifest.id in self.table:
             raise ConfigError(
                 f"component {manifest.id} is already running",
                 file=str(manifest.path),
@@ -325,7 +314,17 @@ class Host:
             )
         loop = asyncio.get_running_loop()
         loaded, manifest = await loop.run_in_executor(self._executor, self._load, manifest)
-        runtime = ComponentRuntime(self, manifest, loaded, self.storage)
+        runtime = ComponentRuntime(
+            manifest,
+            loaded,
+            router=self.router,
+            peers=self.table,
+            audit=self.audit,
+            limits=self.config.limits,
+            engine=self.engine,
+            linker=self.linker,
+            storage=self.storage,
+        )
         sup = manifest.supervision
         spec = ChildSpec(
             str(manifest.id),
@@ -344,17 +343,17 @@ class Host:
         if parent is None:
             raise ConfigError(f"no group {group!r}", key="group")
         await self._drop_failed(manifest.id)  # started anew: its failed record goes
-        self._runtimes[manifest.id] = runtime
+        self.table.add(runtime)
         try:
             cell = await parent.start_child(spec)
         except BaseException:
-            del self._runtimes[manifest.id]
+            self.table.pop(manifest.id)
             raise
-        self.registry.register(cell)
-        await self.broker.register(manifest.id, _CellEndpoint(cell))
+        await self.router.register(cell, manifest.id)
         if sup.health_interval_ms is not None:
-            self._health_tasks[manifest.id] = asyncio.create_task(
-                self._watch_health(manifest.id, sup.health_interval_ms / 1000)
+            self._health[manifest.id] = self._health_tasks.spawn(
+                self._watch_health(manifest.id, sup.health_interval_ms / 1000),
+                name=f"health:{manifest.id}",
             )
         _log.info("started %s (%s)", manifest.id, loaded.digest[:12])
         return ComponentHandle(manifest.id, manifest, loaded.digest)
@@ -389,9 +388,9 @@ class Host:
         if await self._drop_failed(cid):
             return
         self._cell(cid)  # raises TargetNotFoundError
-        task = self._health_tasks.pop(cid, None)
-        if task is not None:
-            task.cancel()
+        health = self._health.pop(cid, None)
+        if health is not None:
+            health.cancel()
         owner = next(
             (g for g in (self.supervisor, *self._groups.values()) if g.has_child(str(cid))),
             self.supervisor,
@@ -401,18 +400,20 @@ class Host:
         await asyncio.get_running_loop().run_in_executor(self._executor, trim_heap)
 
     async def close(self) -> None:
-        """Stop every component (reverse start order) and release everything; idempotent."""
+        """Stop every component (reverse start order), join every task, release everything.
+
+        Idempotent.
+        """
         if self._closed:
             return
         self._closed = True
-        for task in self._health_tasks.values():
-            task.cancel()
+        self._health_tasks.cancel()
         await self.supervisor.stop()
-        for cid in list(self._runtimes):
+        for cid in list(self.table):
             self._forget(cid)
+        await self._health_tasks.close()
         trim_heap()
-        for task in list(self._tasks):
-            task.cancel()
+        await self.router.close()
         if self.lattice is not None:
             await self.lattice.close()
         await self.broker.close()
@@ -435,7 +436,7 @@ class Host:
     ) -> bytes | None:
         """Send a request and wait for the reply payload (``None`` if the guest replied nothing)."""
         cid = _as_id(target)
-        self._check_payload(payload)
+        self.router.check_payload(payload)
         env = Envelope(
             HOST_SENDER,
             cid,
@@ -455,7 +456,7 @@ class Host:
     ) -> None:
         """Fire-and-forget; raises ``QueueFullError`` if the mailbox is full (reject policy)."""
         cid = _as_id(target)
-        self._check_payload(payload)
+        self.router.check_payload(payload)
         env = Envelope(HOST_SENDER, cid, payload, kind="send", content_type=content_type)
         try:
             await self.broker.send(env)
@@ -489,211 +490,64 @@ class Host:
         Returns the number of subscriptions that matched here.
         """
         env = Envelope(HOST_SENDER, HOST_SENDER, payload, kind="publish", content_type=content_type)
-        return await self._publish(subject, env)
-
-    async def _publish(self, subject: str, env: Envelope) -> int:
-        try:
-            check_subject(subject)
-        except ValueError as exc:
-            raise InvalidMessageError(str(exc)) from exc
-        return await self.broker.publish(subject, env)
+        return await self.router.publish(subject, env)
 
     async def subscribe(
-        self, pattern: str, target: ComponentId | str | Callable[[str, Envelope], None]
+        self, pattern: str, target: ComponentId | str | TopicHandler
     ) -> Subscription:
         """Deliver messages published on subjects matching ``pattern`` to a component (as
         fire-and-forget messages) or to a Python callback ``(subject, envelope)``."""
-        if callable(target):
-            handler = target
-        else:
-            cid = _as_id(target)
+        return await self.router.subscribe(pattern, target if callable(target) else _as_id(target))
 
-            def handler(subject: str, env: Envelope) -> None:
-                self._deliver_publication(cid, subject, env)
-
-        try:
-            return await self.broker.subscribe(pattern, handler)
-        except ValueError as exc:
-            raise InvalidMessageError(str(exc)) from exc
-
-    def _check_payload(self, payload: bytes) -> None:
-        limit = self.config.max_payload_bytes
-        if len(payload) > limit:
-            raise InvalidMessageError(
-                f"payload of {len(payload)} bytes exceeds the host's {limit}-byte limit"
-            )
-
-    def _deliver_publication(self, cid: ComponentId, subject: str, env: Envelope) -> None:
-        copy = Envelope(
-            env.sender,
-            cid,
-            env.payload,
-            kind="publish",
-            content_type=env.content_type,
-            timestamp_ns=env.timestamp_ns,
-            subject=subject,
-        )
-        try:
-            self._cell(cid).ref.tell_nowait(copy)
-        except WactorError as exc:
-            self.dead_letters.record(
-                str(cid),
-                f"publication on {subject}: {exc}",
-                sender=str(env.sender),
-                kind="publish",
-                size=len(env.payload),
-            )
+    # -- introspection ---------------------------------------------------------------------------
 
     def components(self) -> list[ComponentStatus]:
         """The running components, in start order."""
-        out = []
-        for cell in self.registry:
-            cid = ComponentId.parse(cell.id)
-            runtime = self._runtimes[cid]
-            version = runtime.metadata.version if runtime.metadata else runtime.manifest.version
-            out.append(ComponentStatus(cid, version, runtime.health, cell.statistics()))
-        return out
+        return component_statuses(self.registry, self.table)
 
     def snapshot(self) -> dict[str, Any]:
         """The supervision tree now, as plain data (what ``wactor ps`` shows)."""
+        return tree_snapshot(
+            self.supervisor,
+            self.table,
+            failure=self.failure,
+            dead_letters=self.dead_letters.total,
+        )
 
-        def node(sup: Supervisor) -> dict[str, Any]:
-            children: list[dict[str, Any]] = []
-            for child in sup.children():
-                if isinstance(child, Supervisor):
-                    children.append(node(child))
-                    continue
-                stats = child.statistics()
-                runtime = self._runtimes.get(ComponentId.parse(child.id))
-                children.append(
-                    {
-                        "kind": "component",
-                        "id": child.id,
-                        "state": stats.state,
-                        "health": runtime.health if runtime else "unknown",
-                        "depth": stats.depth,
-                        "capacity": stats.capacity,
-                        "processed": stats.processed,
-                        "failed": stats.failed,
-                        "restarts": stats.restarts,
-                        "refused": stats.refused,
-                        "last_failure": stats.last_failure,
-                    }
-                )
-            return {
-                "kind": "supervisor",
-                "id": sup.id,
-                "strategy": sup.spec.strategy,
-                "state": sup.state,
-                "restarts": sup.restarts,
-                "last_failure": sup.last_failure,
-                "children": children,
-            }
-
-        return {
-            "pid": os.getpid(),
-            "time": time.time(),
-            "failure": self.failure,
-            "dead_letters": self.dead_letters.total,
-            "tree": node(self.supervisor),
-        }
-
-    # -- internals used by runtimes -------------------------------------------------------------
-
-    def _cell(self, cid: ComponentId) -> ActorCell[Envelope | HealthCheck]:
-        cell: ActorCell[Envelope | HealthCheck] | None = self.registry.lookup(str(cid))
-        if cell is None:
-            raise TargetNotFoundError(str(cid))
-        return cell
-
-    def _knows(self, cid: ComponentId) -> bool:
-        return str(cid) in self.registry
+    def _cell(self, cid: ComponentId) -> ActorCell[Any]:
+        return self.router.cell(cid)
 
     def _runtime(self, cid: ComponentId) -> ComponentRuntime | None:
-        return self._runtimes.get(cid)
+        return self.table.runtime(cid)
 
-    def _component_ids(self) -> list[ComponentId]:
-        return [ComponentId.parse(c.id) for c in self.registry]
-
-    def _lattice_ids(self) -> list[ComponentId]:
-        """Every component this host can reach: its own, and the lattice's when it has one."""
-        local = self._component_ids()
-        if self.lattice is None:
-            return local
-        return list(dict.fromkeys([*local, *self.lattice.components()]))
+    # -- lifecycle events ------------------------------------------------------------------------
 
     def _forget(self, cid: ComponentId) -> None:
-        health = self._health_tasks.pop(cid, None)
+        health = self._health.pop(cid, None)
         if health is not None:
             health.cancel()
-        runtime = self._runtimes.pop(cid, None)
+        runtime = self.table.pop(cid)
         if runtime is not None:
             for subscription in runtime.subscriptions.values():
                 subscription.cancel()
-        self.registry.unregister(str(cid))
-        self.correlator.drop_requester(cid)
-        task = asyncio.ensure_future(self.broker.unregister(cid))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.router.forget(cid)
 
     def _on_event(self, event: SupervisorEvent) -> None:
-        self.events.append(event)
-        audited = _AUDITED_EVENTS.get(event.kind)
-        if audited is not None:
-            with contextlib.suppress(WactorError):
-                self.audit.record(
-                    audited,
-                    event.child,
-                    allowed=event.kind != "gave_up",
-                    action=event.kind,
-                    reason=event.reason or "",
-                )
-        routine = event.reason in ("shutdown", "terminated")
-        # "started" is logged by Host.start (with the digest); a routine removal follows its stop
-        if event.kind != "started" and not (event.kind == "removed" and routine):
-            quiet = event.kind in ("stopped", "restarted") or routine
-            suffix = f": {event.reason}" if event.reason else ""
-            _log.log(
-                logging.INFO if quiet else logging.WARNING,
-                "%s %s%s",
-                event.kind,
-                event.child,
-                suffix,
-            )
+        self.lifecycle.record(event)
         if event.kind in ("removed", "gave_up") and event.child in self.registry:
             with contextlib.suppress(ValueError):
                 self._forget(ComponentId.parse(event.child))
-        for listener in list(self._listeners):
-            listener(event)
+        self.lifecycle.notify(event)
 
     async def wait_event(
         self, kind: str, child: ComponentId | str, *, count: int = 1, timeout: float = 30.0
     ) -> SupervisorEvent:
         """Wait until ``count`` events of ``kind`` for ``child`` happened (counting past ones)."""
-        name = str(child)
-
-        def matching() -> list[SupervisorEvent]:
-            return [e for e in self.events if e.kind == kind and e.child == name]
-
-        if len(matching()) >= count:
-            return matching()[count - 1]
-        arrived = asyncio.Event()
-
-        def listener(event: SupervisorEvent) -> None:
-            if event.kind == kind and event.child == name and len(matching()) >= count:
-                arrived.set()
-
-        unsubscribe = self.watch(listener)
-        try:
-            await asyncio.wait_for(arrived.wait(), timeout)
-        finally:
-            unsubscribe()
-        return matching()[count - 1]
+        return await self.lifecycle.wait(kind, child, count=count, timeout=timeout)
 
     def watch(self, listener: Callable[[SupervisorEvent], None]) -> Callable[[], None]:
         """Call ``listener`` with every lifecycle event; return a function that unsubscribes."""
-        self._listeners.append(listener)
-        return lambda: self._listeners.remove(listener)
+        return self.lifecycle.watch(listener)
 
     async def _gave_up(self, supervisor: Supervisor, reason: str) -> None:
         self.failure = reason
@@ -704,89 +558,11 @@ class Host:
         while True:
             await asyncio.sleep(interval)
             try:
-                await self._cell(cid).ref.ask(HEALTH_CHECK, timeout=max(interval, 5.0))
+                await self.router.cell(cid).ref.ask(HEALTH_CHECK, timeout=max(interval, 5.0))
             except TargetNotFoundError:
                 return
             except WactorError:
                 continue  # the actor reports and acts on failures itself
-
-    async def _deliver(self, env: Envelope) -> None:
-        await self.broker.send(env)
-
-    async def _start_guest_request(self, env: Envelope, pending: PendingRequest) -> None:
-        fut = await self.broker.submit(env)  # a refusal reaches the guest as its err at once
-        self.correlator.open(pending)
-        task = asyncio.get_running_loop().create_task(self._finish_guest_request(fut, pending))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _finish_guest_request(
-        self, fut: asyncio.Future[Any], pending: PendingRequest
-    ) -> None:
-        try:
-            reply = await fut
-        except Exception as exc:  # noqa: BLE001 - the failure is the requester's error callback
-            if self.correlator.complete(pending.correlation_id) is not None:
-                self._deliver_callback(error_callback(pending, str(exc)), pending)
-            return
-        if self.correlator.complete(pending.correlation_id) is None:
-            return  # late (timed out) or cancelled: dropped and counted by the correlator
-        callback = Envelope(
-            pending.target,
-            pending.requester,
-            reply if reply is not None else b"",
-            kind="callback",
-            correlation_id=pending.correlation_id,
-            reply_to=pending.requester,
-        )
-        self._deliver_callback(callback, pending)
-
-    def _callback_over_nats(self, env: Envelope) -> bool:
-        """Accept a callback from the lattice only as the answer of a request this host opened
-        for ``env.target`` to ``env.sender`` (closing it: its own reply then drops as late)."""
-        cid = env.correlation_id
-        return cid is not None and self.correlator.claim(cid, env.target, env.sender) is not None
-
-    def _request_timed_out(self, pending: PendingRequest) -> None:
-        text = RequestTimeoutError(
-            str(pending.target), pending.timeout_ms / 1000, pending.correlation_id
-        ).message
-        self._deliver_callback(error_callback(pending, text), pending)
-
-    def _deliver_callback(self, env: Envelope, pending: PendingRequest) -> None:
-        try:
-            self._cell(pending.requester).ref.tell_nowait(env)
-        except WactorError as exc:
-            self.dead_letters.record(
-                str(pending.requester),
-                f"callback undeliverable: {exc}",
-                sender=str(pending.target),
-                kind="callback",
-                size=len(env.payload),
-                correlation_id=pending.correlation_id,
-            )
-
-
-class _CellEndpoint:
-    """A component actor as the broker's endpoint."""
-
-    __slots__ = ("_cell",)
-
-    def __init__(self, cell: ActorCell[Envelope | HealthCheck]) -> None:
-        self._cell = cell
-
-    def _check(self, env: Envelope) -> None:
-        # A closed mailbox means stopped for good (a restart keeps it open): gone, not stopped.
-        if self._cell.mailbox.closed:
-            raise TargetNotFoundError(str(env.target))
-
-    async def deliver(self, env: Envelope) -> None:
-        self._check(env)
-        await self._cell.ref.tell(env)
-
-    async def submit(self, env: Envelope) -> asyncio.Future[bytes | None]:
-        self._check(env)
-        return await self._cell.ref.submit(env)
 
 
 def _make_state_dir(config: HostConfig) -> None:

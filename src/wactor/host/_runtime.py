@@ -1,10 +1,10 @@
-"""A started component: its guest context (what host functions reach) and its actor.
+"""The guest context of a started component: what its host functions reach.
 
 The :class:`ComponentRuntime` outlives instances: when an instance faults it is discarded and the
-next incarnation of the :class:`ComponentActor` makes a fresh one against the same runtime, so
+next incarnation of the component actor makes a fresh one against the same runtime, so
 identity, capabilities, storage and pending requests stay put. Host functions run on the
 component's worker thread; whatever must touch the event loop (mailboxes, timers) crosses over
-with ``run_coroutine_threadsafe`` so the guest still gets a precise, synchronous answer.
+through the router, so the guest still gets a precise, synchronous answer.
 """
 
 from __future__ import annotations
@@ -15,16 +15,14 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
+
+from wasmtime.component import Linker
 
 from wactor._ids import ComponentId
-from wactor.actors import Actor, FailureAction, Outcome
 from wactor.errors import (
     CapabilityDeniedError,
-    ComponentError,
-    ComponentFault,
     InstantiationError,
     InvalidMessageError,
     RateLimitedError,
@@ -32,15 +30,20 @@ from wactor.errors import (
     WactorError,
 )
 from wactor.host._guestlog import LogGate, clean_log_fields, clean_log_text
-from wactor.messaging import ERROR_CONTENT_TYPE, Envelope, PendingRequest, Subscription
-from wactor.security import HostLimits, Manifest, MessagingAction, MessagingPolicy
+from wactor.host._router import Router
+from wactor.messaging import Envelope, PendingRequest, Subscription
+from wactor.security import AuditLog, HostLimits, Manifest, MessagingAction, MessagingPolicy
 from wactor.storage import StorageBackend
-from wactor.wasm import ComponentInstance, GuestMetadata, InstanceLimits, LoadedComponent, WasiSpec
+from wactor.wasm import (
+    ComponentInstance,
+    GuestMetadata,
+    InstanceLimits,
+    LoadedComponent,
+    WasiSpec,
+    WasmEngine,
+)
 
-if TYPE_CHECKING:
-    from wactor.host._host import Host
-
-__all__ = ["HEALTH_CHECK", "ComponentActor", "ComponentRuntime", "GuestInfo", "HealthCheck"]
+__all__ = ["ComponentRuntime", "GuestInfo", "Peers", "TokenBucket"]
 
 _guest_log = logging.getLogger("wactor.guest")
 _LEVELS = {
@@ -75,19 +78,6 @@ class TokenBucket:
             return False
 
 
-class HealthCheck:
-    """The control message that makes a component actor ask its guest for its health."""
-
-    __slots__ = ()
-
-
-HEALTH_CHECK = HealthCheck()
-
-
-class UnhealthyError(ComponentFault):
-    """The guest reported ``unhealthy`` too many times in a row; it is restarted."""
-
-
 @dataclass(frozen=True, slots=True)
 class GuestInfo:
     """What ``get-component-metadata`` reports."""
@@ -98,29 +88,52 @@ class GuestInfo:
     health: str
 
 
+class Peers(Protocol):
+    """The other components, as a guest may learn about them."""
+
+    def reachable_ids(self) -> list[ComponentId]:
+        """Every component this host can reach: its own, and the lattice's."""
+        ...
+
+    def runtime(self, cid: ComponentId) -> ComponentRuntime | None:
+        """The runtime of a component running here, if any."""
+        ...
+
+
 class ComponentRuntime:
     """The host's side of one component: the guest context its host functions see."""
 
     def __init__(
         self,
-        host: Host,
         manifest: Manifest,
         loaded: LoadedComponent,
+        *,
+        router: Router,
+        peers: Peers,
+        audit: AuditLog,
+        limits: HostLimits,
+        engine: WasmEngine,
+        linker: Linker,
         storage: StorageBackend | None,
     ) -> None:
-        self.host = host
+        self.router = router
+        self._peers = peers
+        self._audit = audit
+        self._limits = limits
+        self._engine = engine
+        self._linker = linker
         self.manifest = manifest
         self.loaded = loaded
         self._id = manifest.id
         self._storage = storage if manifest.capabilities.storage_quota is not None else None
         self._quota = manifest.capabilities.storage_quota or 0
-        self.policy = MessagingPolicy(manifest.capabilities, manifest.id, host.audit)
+        self.policy = MessagingPolicy(manifest.capabilities, manifest.id, audit)
         rate = manifest.limits.message_rate
         self._bucket = (
             TokenBucket(rate, manifest.limits.message_burst or rate) if rate is not None else None
         )
         self._rate_limited = 0
-        self._log_gate = LogGate(host.config.limits.log_lines_per_second)
+        self._log_gate = LogGate(limits.log_lines_per_second)
         self.subscriptions: dict[str, Subscription] = {}
         self.metadata: GuestMetadata | None = None
         self.health = "unknown"
@@ -172,16 +185,12 @@ class ComponentRuntime:
             )
 
     def report(self, event: str, *, action: str = "", target: str = "", reason: str = "") -> None:
-        self.host.audit.record(
+        self._audit.record(
             event, str(self._id), allowed=False, action=action, target=target, reason=reason
         )
 
     def _check_payload(self, payload: bytes) -> None:
-        limit = self.host.config.max_payload_bytes
-        if len(payload) > limit:
-            raise InvalidMessageError(
-                f"{self._id}: payload of {len(payload)} bytes exceeds the {limit}-byte limit"
-            )
+        self.router.check_payload(payload, self._id)
 
     def _bridge(self, make: Callable[[], Any]) -> Any:
         """Run a coroutine factory on the host loop and wait for its result on this thread."""
@@ -191,12 +200,12 @@ class ComponentRuntime:
         self._check("send", target)
         self._check_payload(payload)
         env = Envelope(self._id, target, payload, kind="send")
-        self._bridge(lambda: self.host._deliver(env))
+        self._bridge(lambda: self.router.deliver(env))
 
     def request(self, target: ComponentId, payload: bytes, timeout_ms: int) -> str:
         self._check("request", target)
         self._check_payload(payload)
-        correlation_id = self.host.correlator.new_id()
+        correlation_id = self.router.correlator.new_id()
         env = Envelope(
             self._id,
             target,
@@ -206,19 +215,19 @@ class ComponentRuntime:
             reply_to=self._id,
         )
         pending = PendingRequest(correlation_id, self._id, target, max(1, timeout_ms))
-        self._bridge(lambda: self.host._start_guest_request(env, pending))
+        self._bridge(lambda: self.router.start_guest_request(env, pending))
         return correlation_id
 
     def cancel_request(self, request_id: str) -> None:
         async def cancel() -> bool:
-            return self.host.correlator.cancel(request_id, self._id)
+            return self.router.correlator.cancel(request_id, self._id)
 
         if not self._bridge(cancel):
             raise InvalidMessageError(f"{self._id}: no pending request {request_id!r}")
 
     def broadcast(self, targets: Sequence[ComponentId], payload: bytes) -> None:
         targets = list(dict.fromkeys(targets))  # each target gets one copy, in the given order
-        fan_out = self.host.config.limits.broadcast_targets
+        fan_out = self._limits.broadcast_targets
         if len(targets) > fan_out:
             reason = f"broadcast to {len(targets)} targets exceeds the limit of {fan_out}"
             self.report("denial", action="messaging.broadcast", reason=reason)
@@ -226,17 +235,19 @@ class ComponentRuntime:
         for target in targets:
             self._check("broadcast", target)
         self._check_payload(payload)
-        missing = [str(t) for t in targets if not self.host._knows(t)]
+        missing = [str(t) for t in targets if not self.router.knows(t)]
         envs = [
-            Envelope(self._id, t, payload, kind="broadcast") for t in targets if self.host._knows(t)
+            Envelope(self._id, t, payload, kind="broadcast")
+            for t in targets
+            if self.router.knows(t)
         ]
 
         async def deliver_all() -> None:
             for env in envs:
                 try:
-                    await self.host._deliver(env)
+                    await self.router.deliver(env)
                 except WactorError as exc:
-                    self.host.dead_letters.record(
+                    self.router.dead_letters.record(
                         str(env.target),
                         str(exc),
                         sender=str(self._id),
@@ -255,7 +266,7 @@ class ComponentRuntime:
         self._spend("publish", subject)
         self._check_payload(payload)
         env = Envelope(self._id, self._id, payload, kind="publish", content_type=content_type)
-        count: int = self._bridge(lambda: self.host._publish(subject, env))
+        count: int = self._bridge(lambda: self.router.publish(subject, env))
         return count
 
     def subscribe(self, pattern: str) -> None:
@@ -264,7 +275,7 @@ class ComponentRuntime:
 
         async def add() -> None:
             if pattern not in self.subscriptions:
-                self.subscriptions[pattern] = await self.host.subscribe(pattern, self._id)
+                self.subscriptions[pattern] = await self.router.subscribe(pattern, self._id)
 
         self._bridge(add)
 
@@ -288,7 +299,7 @@ class ComponentRuntime:
         note = self._log_gate.take()
         if note is None:
             return
-        cap = self.host.config.limits.log_line_bytes
+        cap = self._limits.log_line_bytes
         fields = clean_log_fields(context, cap)
         _guest_log.log(
             _LEVELS.get(level, logging.INFO),
@@ -300,10 +311,10 @@ class ComponentRuntime:
         )
 
     def list_components(self) -> list[ComponentId]:
-        return self.host._lattice_ids()
+        return self._peers.reachable_ids()
 
     def component_info(self, target: ComponentId) -> GuestInfo:
-        runtime = self.host._runtime(target)
+        runtime = self._peers.runtime(target)
         if runtime is None:
             raise TargetNotFoundError(str(target))
         meta = runtime.metadata
@@ -319,7 +330,7 @@ class ComponentRuntime:
     def new_instance(self) -> ComponentInstance:
         """Instantiate and initialize a fresh instance (blocking; run on a worker thread)."""
         m = self.manifest
-        host_caps = self.host.config.limits
+        host_caps = self._limits
         limits = InstanceLimits(
             m.limits.memory_bytes,
             m.limits.timeout_ms,
@@ -339,8 +350,8 @@ class ComponentRuntime:
         )
         try:
             instance = ComponentInstance(
-                self.host.engine,
-                self.host.linker,
+                self._engine,
+                self._linker,
                 self.loaded,
                 context=self,
                 limits=limits,
@@ -365,7 +376,7 @@ class ComponentRuntime:
 
     def _guest_output(self, data: bytes) -> None:
         """Log what the guest wrote to stdout/stderr, one record per line, within its budget."""
-        cap = self.host.config.limits.log_line_bytes
+        cap = self._limits.log_line_bytes
         lines = [line for line in data.decode("utf-8", "replace").splitlines() if line.strip()]
         for index, line in enumerate(lines):
             note = self._log_gate.take()
@@ -374,133 +385,6 @@ class ComponentRuntime:
                 return
             text = clean_log_text(line.rstrip(), cap)
             _guest_log.info("%s: %s%s", self._id, text, note, extra={"component": str(self._id)})
-
-
-class ComponentActor(Actor["Envelope | HealthCheck"]):
-    """One incarnation of a component: one instance, one call at a time, on a worker thread.
-
-    Messages already queued are handled in batches by one worker-thread job, so a busy
-    component pays the thread hand-off once per batch, not once per message.
-    """
-
-    batch_limit = 32
-
-    def __init__(self, runtime: ComponentRuntime, executor: Executor) -> None:
-        self.runtime = runtime
-        self._executor = executor
-        self.instance: ComponentInstance | None = None
-
-    async def _run(self, fn: Callable[[], Any]) -> Any:
-        return await self.runtime.loop.run_in_executor(self._executor, fn)
-
-    async def on_start(self) -> None:
-        self.instance = await self._run(self.runtime.new_instance)
-        self.runtime.instance = self.instance
-
-    async def on_message(self, message: Envelope | HealthCheck) -> Any:
-        instance = self.instance
-        if instance is None:
-            raise ComponentError(
-                f"{self.runtime.component_id}: not running", case="not-initialized"
-            )
-        if isinstance(message, HealthCheck):
-            return await self._check_health(instance)
-        if message.kind == "callback":
-            return await self._run(lambda: instance.handle_callback(message))
-        return self._checked(await self._run(lambda: instance.handle_message(message)))
-
-    def _checked(self, reply: bytes | None) -> bytes | None:
-        """Refuse a reply over the host's payload limit (the requester gets the error)."""
-        limit = self.runtime.host.config.max_payload_bytes
-        if reply is not None and len(reply) > limit:
-            raise InvalidMessageError(
-                f"{self.runtime.component_id}: reply of {len(reply)} bytes exceeds the "
-                f"{limit}-byte payload limit"
-            )
-        return reply
-
-    async def on_batch(self, messages: list[Envelope | HealthCheck]) -> list[Outcome]:
-        instance = self.instance
-        if instance is None or any(isinstance(m, HealthCheck) for m in messages):
-            return await super().on_batch(messages)  # rare: keep the simple path
-
-        def run_all() -> list[Outcome]:
-            out: list[Outcome] = []
-            for env in messages:
-                assert isinstance(env, Envelope)
-                try:
-                    if env.kind == "callback":
-                        instance.handle_callback(env)
-                        out.append((True, None))
-                    else:
-                        out.append((True, self._checked(instance.handle_message(env))))
-                except ComponentFault as exc:
-                    out.append((False, exc))
-                    break  # the instance is gone; the rest wait for the next one
-                except Exception as exc:  # noqa: BLE001 - an application error, per message
-                    out.append((False, exc))
-            return out
-
-        result: list[Outcome] = await self._run(run_all)
-        return result
-
-    async def _check_health(self, instance: ComponentInstance) -> str:
-        runtime = self.runtime
-        status = await self._run(instance.health)
-        runtime.health = status
-        runtime.unhealthy_streak = runtime.unhealthy_streak + 1 if status == "unhealthy" else 0
-        threshold = runtime.manifest.supervision.health_threshold
-        if runtime.unhealthy_streak >= threshold:
-            runtime.unhealthy_streak = 0
-            raise UnhealthyError(
-                f"{runtime.component_id}: unhealthy {threshold} times in a row",
-                component=str(runtime.component_id),
-            )
-        return str(status)
-
-    async def on_failure(
-        self, exc: BaseException, message: Envelope | HealthCheck
-    ) -> FailureAction:
-        poisoned = self.instance is not None and self.instance.poisoned
-        if not isinstance(exc, ComponentFault) and not poisoned:
-            return "resume"  # an application error (the guest answered err): nothing died
-        if isinstance(message, Envelope) and not isinstance(exc, UnhealthyError):
-            self.runtime.host.dead_letters.record(
-                str(self.runtime.component_id),
-                str(exc),
-                sender=str(message.sender),
-                kind=message.kind,
-                size=len(message.payload),
-                correlation_id=message.correlation_id,
-            )
-        instance, self.instance = self.instance, None
-        self.runtime.instance = None
-        self.runtime.health = "unhealthy"
-        if instance is not None:
-            await self._run(instance.close)  # now, not whenever the last reference goes
-        return "crash"
-
-    async def on_stop(self) -> None:
-        held = [self.instance] if self.instance is not None else []
-        self.instance = None
-        self.runtime.instance = None
-        if not held:
-            return
-
-        def shut_down() -> None:
-            # One job, so the Store is released even if this hook is given up on (timeout);
-            # it lets go of the instance before it reports back, so nothing holds it after.
-            instance = held.pop()
-            try:
-                if not instance.poisoned:
-                    instance.shutdown()
-            finally:
-                instance.close()
-
-        try:
-            await self._run(shut_down)
-        except WactorError as exc:
-            logging.getLogger("wactor.host").warning("%s", exc)
 
 
 def _store_cap_hint(text: str, caps: HostLimits) -> str | None:
@@ -514,16 +398,3 @@ def _store_cap_hint(text: str, caps: HostLimits) -> str | None:
         if phrase in text:
             return f"the host's [limits] {key} is {value}"
     return None
-
-
-def error_callback(pending: PendingRequest, text: str) -> Envelope:
-    """The callback envelope that tells a requester its request failed."""
-    return Envelope(
-        pending.target,
-        pending.requester,
-        text.encode("utf-8"),
-        kind="callback",
-        correlation_id=pending.correlation_id,
-        reply_to=pending.requester,
-        content_type=ERROR_CONTENT_TYPE,
-    )

@@ -1,0 +1,160 @@
+"""The component actor: one incarnation of a component, one export call at a time.
+
+Each incarnation owns one instance, made against the component's :class:`ComponentRuntime`
+(which outlives it); a fault discards the instance and the supervisor starts a new incarnation.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent.futures import Executor
+from typing import Any
+
+from wactor.actors import Actor, FailureAction, Outcome
+from wactor.errors import ComponentError, ComponentFault, InvalidMessageError, WactorError
+from wactor.host._runtime import ComponentRuntime
+from wactor.messaging import Envelope
+from wactor.wasm import ComponentInstance
+
+__all__ = ["HEALTH_CHECK", "ComponentActor", "HealthCheck", "UnhealthyError"]
+
+
+class HealthCheck:
+    """The control message that makes a component actor ask its guest for its health."""
+
+    __slots__ = ()
+
+
+HEALTH_CHECK = HealthCheck()
+
+
+class UnhealthyError(ComponentFault):
+    """The guest reported ``unhealthy`` too many times in a row; it is restarted."""
+
+
+class ComponentActor(Actor["Envelope | HealthCheck"]):
+    """One incarnation of a component: one instance, one call at a time, on a worker thread.
+
+    Messages already queued are handled in batches by one worker-thread job, so a busy
+    component pays the thread hand-off once per batch, not once per message.
+    """
+
+    batch_limit = 32
+
+    def __init__(self, runtime: ComponentRuntime, executor: Executor) -> None:
+        self.runtime = runtime
+        self._executor = executor
+        self.instance: ComponentInstance | None = None
+
+    async def _run(self, fn: Callable[[], Any]) -> Any:
+        return await self.runtime.loop.run_in_executor(self._executor, fn)
+
+    async def on_start(self) -> None:
+        self.instance = await self._run(self.runtime.new_instance)
+        self.runtime.instance = self.instance
+
+    async def on_message(self, message: Envelope | HealthCheck) -> Any:
+        instance = self.instance
+        if instance is None:
+            raise ComponentError(
+                f"{self.runtime.component_id}: not running", case="not-initialized"
+            )
+        if isinstance(message, HealthCheck):
+            return await self._check_health(instance)
+        if message.kind == "callback":
+            return await self._run(lambda: instance.handle_callback(message))
+        return self._checked(await self._run(lambda: instance.handle_message(message)))
+
+    def _checked(self, reply: bytes | None) -> bytes | None:
+        """Refuse a reply over the host's payload limit (the requester gets the error)."""
+        limit = self.runtime.router.max_payload_bytes
+        if reply is not None and len(reply) > limit:
+            raise InvalidMessageError(
+                f"{self.runtime.component_id}: reply of {len(reply)} bytes exceeds the "
+                f"{limit}-byte payload limit"
+            )
+        return reply
+
+    async def on_batch(self, messages: list[Envelope | HealthCheck]) -> list[Outcome]:
+        instance = self.instance
+        if instance is None or any(isinstance(m, HealthCheck) for m in messages):
+            return await super().on_batch(messages)  # rare: keep the simple path
+
+        def run_all() -> list[Outcome]:
+            out: list[Outcome] = []
+            for env in messages:
+                assert isinstance(env, Envelope)
+                try:
+                    if env.kind == "callback":
+                        instance.handle_callback(env)
+                        out.append((True, None))
+                    else:
+                        out.append((True, self._checked(instance.handle_message(env))))
+                except ComponentFault as exc:
+                    out.append((False, exc))
+                    break  # the instance is gone; the rest wait for the next one
+                except Exception as exc:  # noqa: BLE001 - an application error, per message
+                    out.append((False, exc))
+            return out
+
+        result: list[Outcome] = await self._run(run_all)
+        return result
+
+    async def _check_health(self, instance: ComponentInstance) -> str:
+        runtime = self.runtime
+        status = await self._run(instance.health)
+        runtime.health = status
+        runtime.unhealthy_streak = runtime.unhealthy_streak + 1 if status == "unhealthy" else 0
+        threshold = runtime.manifest.supervision.health_threshold
+        if runtime.unhealthy_streak >= threshold:
+            runtime.unhealthy_streak = 0
+            raise UnhealthyError(
+                f"{runtime.component_id}: unhealthy {threshold} times in a row",
+                component=str(runtime.component_id),
+            )
+        return str(status)
+
+    async def on_failure(
+        self, exc: BaseException, message: Envelope | HealthCheck
+    ) -> FailureAction:
+        poisoned = self.instance is not None and self.instance.poisoned
+        if not isinstance(exc, ComponentFault) and not poisoned:
+            return "resume"  # an application error (the guest answered err): nothing died
+        if isinstance(message, Envelope) and not isinstance(exc, UnhealthyError):
+            self.runtime.router.dead_letters.record(
+                str(self.runtime.component_id),
+                str(exc),
+                sender=str(message.sender),
+                kind=message.kind,
+                size=len(message.payload),
+                correlation_id=message.correlation_id,
+            )
+        instance, self.instance = self.instance, None
+        self.runtime.instance = None
+        self.runtime.health = "unhealthy"
+        if instance is not None:
+            await self._run(instance.close)  # now, not whenever the last reference goes
+        return "crash"
+
+    async def on_stop(self) -> None:
+        held = [self.instance] if self.instance is not None else []
+        self.instance = None
+        self.runtime.instance = None
+        if not held:
+            return
+
+        def shut_down() -> None:
+            # One job, so the Store is released even if this hook is given up on (timeout);
+            # it lets go of the instance before it reports back, so nothing holds it after.
+            instance = held.pop()
+            try:
+                if not instance.poisoned:
+                    instance.shutdown()
+            finally:
+                instance.close()
+
+        try:
+            await self._run(shut_down)
+        except WactorError as exc:
+            logging.getLogger("wactor.host").warning("%s", exc)

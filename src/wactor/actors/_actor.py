@@ -11,12 +11,13 @@ remaining mailbox. When the cell stops for good, every pending ``ask`` fails: no
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
+from wactor._tasks import TaskOwner
 from wactor.actors._mailbox import Backpressure, Mailbox
 from wactor.errors import ActorStoppedError, RequestTimeoutError
 
@@ -104,7 +105,7 @@ ExitReason = BaseException | None
 ExitHandler = Callable[["ActorCell[Any]", ExitReason], Awaitable[None]]
 
 _STOP = object()  # the letter that asks an actor to stop normally
-_background: set[asyncio.Future[None]] = set()  # exit handlers in flight (kept referenced)
+_log = logging.getLogger("wactor.actors")
 
 
 class ActorCell(Generic[M]):
@@ -134,6 +135,7 @@ class ActorCell(Generic[M]):
         self.restarts = 0
         self.last_failure: str | None = None
         self._stopped = asyncio.Event()
+        self._exits = TaskOwner(f"{actor_id} exit handler")  # exit handlers in flight
         self.ref: ActorRef[M] = ActorRef(self)
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -178,8 +180,19 @@ class ActorCell(Generic[M]):
             _fail(letter, ActorStoppedError(self.id))
         await self._end_task(timeout)
         await self._run_on_stop(timeout)
+        await self._join_exits(timeout)
         self.state = "terminated"
         self._stopped.set()
+
+    async def _join_exits(self, timeout: float) -> None:
+        """Wait for exit handlers in flight (a restart under way); cancel one stuck past
+        ``timeout``. The caller's own handler, if it is one, is not waited for."""
+        try:
+            await asyncio.wait_for(self._exits.join(), timeout)
+        except TimeoutError:
+            _log.warning("%s: exit handler still running after %g s; cancelled", self.id, timeout)
+            self._exits.cancel()
+            await self._exits.join()
 
     def request_stop(self) -> None:
         """Ask the actor to exit normally after its current message (its supervisor decides
@@ -207,8 +220,12 @@ class ActorCell(Generic[M]):
             done, _ = await asyncio.wait({task}, timeout=1.0)
         if not done:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
+            try:
                 await task
+            except asyncio.CancelledError:
+                pass
+            except Exception as exc:  # noqa: BLE001 - reported; the stop goes on
+                _log.warning("%s: ended with an error: %s", self.id, str(exc) or type(exc).__name__)
         for letter in self._inflight:
             _fail(letter, ActorStoppedError(self.id, "stopped (shutdown timeout)"))
         self._inflight = []
@@ -216,8 +233,16 @@ class ActorCell(Generic[M]):
     async def _run_on_stop(self, timeout: float) -> None:
         actor, self.actor = self.actor, None
         if actor is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(actor.on_stop(), timeout)
+            await self._on_stop(actor, timeout)
+
+    async def _on_stop(self, actor: Actor[M], timeout: float | None) -> None:
+        """Run ``on_stop``; a failure is logged with the actor's id (the stop goes on)."""
+        try:
+            await asyncio.wait_for(actor.on_stop(), timeout)
+        except TimeoutError:
+            _log.warning("%s: on_stop did not finish within %g s", self.id, timeout)
+        except Exception as exc:  # noqa: BLE001 - reported here; the stop itself goes on
+            _log.warning("%s: on_stop failed: %s", self.id, str(exc) or type(exc).__name__)
 
     async def wait_stopped(self) -> None:
         """Wait until the actor has stopped for good."""
@@ -322,17 +347,19 @@ class ActorCell(Generic[M]):
     async def _exit(self, actor: Actor[M], reason: ExitReason) -> None:
         self.state = "stopping"
         self.actor = None
-        with contextlib.suppress(Exception):
-            await actor.on_stop()
+        await self._on_stop(actor, None)
         self.state = "terminated"
         await self._notify_exit(reason)
 
     async def _notify_exit(self, reason: ExitReason) -> None:
         if self._on_exit is not None:
             # The handler may restart this cell: run it outside this (ending) task.
-            task = asyncio.ensure_future(self._on_exit(self, reason))
-            _background.add(task)
-            task.add_done_callback(_background.discard)
+            handler = self._on_exit
+
+            async def run_handler() -> None:
+                await handler(self, reason)
+
+            self._exits.spawn(run_handler(), name=f"exit:{self.id}")
         elif reason is not None:
             await self.resume()  # no supervisor: restart at once, keeping queued messages
         else:

@@ -31,14 +31,14 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from wactor._tasks import TaskOwner
 from wactor.actors._actor import Actor, ActorCell, ExitReason
 from wactor.actors._mailbox import Backpressure
 
@@ -167,7 +167,7 @@ class Supervisor:
         self._entries: dict[str, _Entry] = {}
         self._history: collections.deque[float] = collections.deque()
         self._parent: Supervisor | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskOwner(f"supervisor {name}")  # restarts under way
         self._closing = False
         self.state: Literal["running", "stopped", "failed"] = "running"
         self.restarts = 0
@@ -247,12 +247,14 @@ class Supervisor:
     async def stop(self, timeout: float = 30.0) -> None:
         """Stop every child in reverse start order, each within its own shutdown timeout."""
         self._closing = True
-        for task in list(self._tasks):
-            task.cancel()
+        self._tasks.cancel()
+        await self._tasks.join()
         for child_id in reversed(list(self._entries)):
             entry = self._entries[child_id]
-            with contextlib.suppress(Exception):
+            try:
                 await entry.child.stop(entry.shutdown_timeout)
+            except Exception as exc:  # noqa: BLE001 - reported; the others still stop
+                _log.warning("%s: stopping %s failed: %s", self.id, child_id, exc)
             self._emit("stopped", child_id, "shutdown")
             self._emit("removed", child_id, "shutdown")
         self._entries.clear()
@@ -285,8 +287,7 @@ class Supervisor:
     def terminate(self, reason: str) -> None:
         """Give up on every child for good: their queued messages fail."""
         self._closing = True
-        for task in list(self._tasks):
-            task.cancel()
+        self._tasks.cancel()
         for child_id, entry in list(self._entries.items()):
             if not entry.failed:  # a failed child keeps its own last failure
                 entry.child.terminate(reason)
@@ -340,10 +341,8 @@ class Supervisor:
             return
         self._spawn(self._restart(entry, text))
 
-    def _spawn(self, coro: Awaitable[None]) -> None:
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        self._tasks.spawn(coro, name=f"{self.id}: restart")
 
     async def _restart(self, entry: _Entry, reason: str) -> None:
         order = list(self._entries)
@@ -387,8 +386,7 @@ class Supervisor:
     async def _give_up(self, reason: str) -> None:
         self._emit("gave_up", self.id, reason)
         _log.error("%s: too many restarts, giving up: %s", self.id, reason)
-        for task in list(self._tasks):
-            task.cancel()
+        self._tasks.cancel()
         # Stop the children (reverse order) but keep their specs: a parent may restart us.
         for entry in reversed(list(self._entries.values())):
             entry.restarting = False

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Any
 
+from wactor._bridge import run_on_thread
 from wactor.actors import Actor, FailureAction, Outcome
 from wactor.errors import ComponentError, ComponentFault, InvalidMessageError, WactorError
 from wactor.host._runtime import ComponentRuntime
@@ -48,7 +49,7 @@ class ComponentActor(Actor["Envelope | HealthCheck"]):
         self.instance: ComponentInstance | None = None
 
     async def _run(self, fn: Callable[[], Any]) -> Any:
-        return await self.runtime.loop.run_in_executor(self._executor, fn)
+        return await run_on_thread(self._executor, fn)
 
     async def on_start(self) -> None:
         self.instance = await self._run(self.runtime.new_instance)

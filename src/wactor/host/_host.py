@@ -18,6 +18,7 @@ from typing import Any
 
 import platformdirs
 
+from wactor._bridge import run_on_thread
 from wactor._ids import ComponentId
 from wactor._tasks import TaskOwner
 from wactor._toml import read_toml
@@ -222,8 +223,9 @@ class Host:
             url = cfg.broker.url or "nats://127.0.0.1:4222"
             memory, self.storage = (
                 self.storage,
-                await asyncio.to_thread(
-                    NatsKvStorage, url, cfg.broker.lattice, replicas=cfg.storage_replicas
+                await run_on_thread(
+                    None,
+                    lambda: NatsKvStorage(url, cfg.broker.lattice, replicas=cfg.storage_replicas),
                 ),
             )
             memory.close()
@@ -312,8 +314,7 @@ class Host:
                 capability="network.connect",
                 component=str(manifest.id),
             )
-        loop = asyncio.get_running_loop()
-        loaded, manifest = await loop.run_in_executor(self._executor, self._load, manifest)
+        loaded, manifest = await run_on_thread(self._executor, lambda: self._load(manifest))
         runtime = ComponentRuntime(
             manifest,
             loaded,
@@ -397,7 +398,7 @@ class Host:
         )
         await owner.terminate_child(str(cid), timeout)
         self._forget(cid)
-        await asyncio.get_running_loop().run_in_executor(self._executor, trim_heap)
+        await run_on_thread(self._executor, trim_heap)
 
     async def close(self) -> None:
         """Stop every component (reverse start order), join every task, release everything.
@@ -419,7 +420,7 @@ class Host:
         await self.broker.close()
         self._executor.shutdown(wait=False, cancel_futures=True)
         self.engine.close()
-        await asyncio.to_thread(self.storage.close)
+        await run_on_thread(None, self.storage.close)
         self.dead_letters.close()
         self.approvals.close()
         self.audit.close()

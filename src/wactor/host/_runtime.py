@@ -4,7 +4,8 @@ The :class:`ComponentRuntime` outlives instances: when an instance faults it is 
 next incarnation of the component actor makes a fresh one against the same runtime, so
 identity, capabilities, storage and pending requests stay put. Host functions run on the
 component's worker thread; whatever must touch the event loop (mailboxes, timers) crosses over
-through the router, so the guest still gets a precise, synchronous answer.
+through :mod:`wactor._bridge` to the router, so the guest still gets a precise, synchronous
+answer, and waits for it no longer than its call may run.
 """
 
 from __future__ import annotations
@@ -14,15 +15,17 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from wasmtime.component import Linker
 
+from wactor._bridge import LoopGoneError, LoopWaitTimeout, run_on_loop
 from wactor._ids import ComponentId
 from wactor.errors import (
     CapabilityDeniedError,
+    ComponentError,
     InstantiationError,
     InvalidMessageError,
     RateLimitedError,
@@ -36,6 +39,7 @@ from wactor.security import AuditLog, HostLimits, Manifest, MessagingAction, Mes
 from wactor.storage import StorageBackend
 from wactor.wasm import (
     ComponentInstance,
+    DeadlineExceeded,
     GuestMetadata,
     InstanceLimits,
     LoadedComponent,
@@ -45,6 +49,8 @@ from wactor.wasm import (
 
 __all__ = ["ComponentRuntime", "GuestInfo", "Peers", "TokenBucket"]
 
+T = TypeVar("T")
+
 _guest_log = logging.getLogger("wactor.guest")
 _LEVELS = {
     "trace": logging.DEBUG - 5,
@@ -53,7 +59,6 @@ _LEVELS = {
     "warn": logging.WARNING,
     "error": logging.ERROR,
 }
-_BRIDGE_TIMEOUT = 30.0
 
 
 class TokenBucket:
@@ -192,15 +197,24 @@ class ComponentRuntime:
     def _check_payload(self, payload: bytes) -> None:
         self.router.check_payload(payload, self._id)
 
-    def _bridge(self, make: Callable[[], Any]) -> Any:
-        """Run a coroutine factory on the host loop and wait for its result on this thread."""
-        return asyncio.run_coroutine_threadsafe(make(), self.loop).result(_BRIDGE_TIMEOUT)
+    def _on_loop(self, what: str, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        """Run ``make()`` on the host loop; wait for it on this thread until the call's deadline."""
+        try:
+            return run_on_loop(self.loop, make)
+        except LoopWaitTimeout as exc:
+            # Past the call's deadline: end the call here, as its timeout (the guest would
+            # be interrupted at its next epoch check anyway); what it waited for is withdrawn.
+            raise DeadlineExceeded(f"{self._id}: {what} outlasted the call") from exc
+        except LoopGoneError:
+            raise ComponentError(
+                f"{self._id}: {what}: the host is shutting down", component=str(self._id)
+            ) from None
 
     def send(self, target: ComponentId, payload: bytes) -> None:
         self._check("send", target)
         self._check_payload(payload)
         env = Envelope(self._id, target, payload, kind="send")
-        self._bridge(lambda: self.router.deliver(env))
+        self._on_loop("send", lambda: self.router.deliver(env))
 
     def request(self, target: ComponentId, payload: bytes, timeout_ms: int) -> str:
         self._check("request", target)
@@ -215,14 +229,14 @@ class ComponentRuntime:
             reply_to=self._id,
         )
         pending = PendingRequest(correlation_id, self._id, target, max(1, timeout_ms))
-        self._bridge(lambda: self.router.start_guest_request(env, pending))
+        self._on_loop("request", lambda: self.router.start_guest_request(env, pending))
         return correlation_id
 
     def cancel_request(self, request_id: str) -> None:
         async def cancel() -> bool:
             return self.router.correlator.cancel(request_id, self._id)
 
-        if not self._bridge(cancel):
+        if not self._on_loop("cancel-request", cancel):
             raise InvalidMessageError(f"{self._id}: no pending request {request_id!r}")
 
     def broadcast(self, targets: Sequence[ComponentId], payload: bytes) -> None:
@@ -255,7 +269,7 @@ class ComponentRuntime:
                         size=len(payload),
                     )
 
-        self._bridge(deliver_all)
+        self._on_loop("broadcast", deliver_all)
         if missing:
             # The others were delivered; the guest still learns which ones were not.
             raise TargetNotFoundError(missing[0])
@@ -266,8 +280,7 @@ class ComponentRuntime:
         self._spend("publish", subject)
         self._check_payload(payload)
         env = Envelope(self._id, self._id, payload, kind="publish", content_type=content_type)
-        count: int = self._bridge(lambda: self.router.publish(subject, env))
-        return count
+        return self._on_loop("publish", lambda: self.router.publish(subject, env))
 
     def subscribe(self, pattern: str) -> None:
         if not self.manifest.capabilities.allows_subscribe(pattern):
@@ -277,7 +290,7 @@ class ComponentRuntime:
             if pattern not in self.subscriptions:
                 self.subscriptions[pattern] = await self.router.subscribe(pattern, self._id)
 
-        self._bridge(add)
+        self._on_loop("subscribe", add)
 
     def unsubscribe(self, pattern: str) -> None:
         async def remove() -> None:
@@ -285,7 +298,7 @@ class ComponentRuntime:
             if subscription is not None:
                 subscription.cancel()
 
-        self._bridge(remove)
+        self._on_loop("unsubscribe", remove)
 
     def _deny(self, capability: str, target: str) -> None:
         self.report("denial", action=capability, target=target, reason="not granted")

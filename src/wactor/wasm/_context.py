@@ -2,7 +2,9 @@
 
 A component's export call runs on one worker thread; the instance sets the caller's context in a
 thread-local before entering wasm, so host functions (which wasmtime calls on that same thread)
-find who is calling without any lookup table.
+find who is calling without any lookup table. The call's deadline is the thread's deadline of
+:mod:`wactor._bridge`, so a host function waiting for the event loop waits no longer than the call
+may run.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import threading
 from collections.abc import Sequence
 from typing import Protocol
 
+from wactor._bridge import set_thread_deadline, thread_deadline
 from wactor._ids import ComponentId
 from wactor.storage import StorageBackend
 
@@ -63,8 +66,12 @@ class GuestContext(Protocol):
     def component_info(self, target: ComponentId) -> ComponentInfo: ...
 
 
-class DeadlineExceeded(Exception):
-    """A host function found the call past its wall-clock deadline and stopped it."""
+class DeadlineExceeded(BaseException):
+    """A host function found the call past its wall-clock deadline and stopped it.
+
+    A ``BaseException``, as ``CancelledError`` is: it ends the guest's call (as the call's
+    timeout) and no host function's ``except Exception`` turns it into an error value.
+    """
 
 
 _local = threading.local()
@@ -86,8 +93,7 @@ def current_subject() -> str | None:
 
 def call_deadline() -> float:
     """The ``time.monotonic()`` by which the running call must end (``inf`` if unbounded)."""
-    deadline: float = getattr(_local, "deadline", float("inf"))
-    return deadline
+    return thread_deadline()
 
 
 class using_context:
@@ -106,8 +112,9 @@ class using_context:
     def __enter__(self) -> None:
         self._prev = (getattr(_local, "ctx", None), call_deadline(), current_subject())
         _local.ctx = self._ctx
-        _local.deadline = self._deadline
+        set_thread_deadline(self._deadline)
         _local.subject = self._subject
 
     def __exit__(self, *exc: object) -> None:
-        _local.ctx, _local.deadline, _local.subject = self._prev
+        _local.ctx, deadline, _local.subject = self._prev
+        set_thread_deadline(deadline)

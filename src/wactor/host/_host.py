@@ -34,7 +34,6 @@ from wactor.actors import (
 )
 from wactor.errors import (
     ActorStoppedError,
-    CapabilityDeniedError,
     ComponentError,
     ConfigError,
     HostConfigError,
@@ -63,6 +62,7 @@ from wactor.messaging import (
 from wactor.security import (
     ApprovalStore,
     AuditLog,
+    CapabilityPolicy,
     Gatekeeper,
     Manifest,
     apply_host_limits,
@@ -306,14 +306,8 @@ class Host:
                 file=str(manifest.path),
                 key="component.id",
             )
-        if manifest.capabilities.net_connect and not self.config.dev:
-            raise CapabilityDeniedError(
-                f"{manifest.path}: capabilities.network.connect cannot be limited to "
-                "host:port by this wasmtime binding (sockets are all or nothing); refused "
-                "outside dev mode",
-                capability="network.connect",
-                component=str(manifest.id),
-            )
+        policy = CapabilityPolicy(manifest.capabilities, manifest.id, self.audit)
+        policy.check_network(dev=self.config.dev, source=str(manifest.path))
         loaded, manifest = await run_on_thread(self._executor, lambda: self._load(manifest))
         runtime = ComponentRuntime(
             manifest,

@@ -13,8 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import threading
-import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -24,18 +22,16 @@ from wasmtime.component import Linker
 from wactor._bridge import LoopGoneError, LoopWaitTimeout, run_on_loop
 from wactor._ids import ComponentId
 from wactor.errors import (
-    CapabilityDeniedError,
     ComponentError,
     InstantiationError,
     InvalidMessageError,
-    RateLimitedError,
     TargetNotFoundError,
     WactorError,
 )
 from wactor.host._guestlog import LogGate, clean_log_fields, clean_log_text
 from wactor.host._router import Router
 from wactor.messaging import Envelope, PendingRequest, Subscription
-from wactor.security import AuditLog, HostLimits, Manifest, MessagingAction, MessagingPolicy
+from wactor.security import AuditLog, CapabilityPolicy, HostLimits, Manifest, RateLimit
 from wactor.storage import StorageBackend
 from wactor.wasm import (
     ComponentInstance,
@@ -47,7 +43,7 @@ from wactor.wasm import (
     WasmEngine,
 )
 
-__all__ = ["ComponentRuntime", "GuestInfo", "Peers", "TokenBucket"]
+__all__ = ["ComponentRuntime", "GuestInfo", "Peers"]
 
 T = TypeVar("T")
 
@@ -59,28 +55,6 @@ _LEVELS = {
     "warn": logging.WARNING,
     "error": logging.ERROR,
 }
-
-
-class TokenBucket:
-    """Allow ``rate`` events per second on average, ``burst`` at once; thread-safe."""
-
-    def __init__(self, rate: int, burst: int) -> None:
-        self._rate = float(rate)
-        self._burst = float(burst)
-        self._tokens = float(burst)
-        self._stamp = time.monotonic()
-        self._lock = threading.Lock()
-
-    def take(self) -> bool:
-        """Take one token if there is one."""
-        with self._lock:
-            now = time.monotonic()
-            self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
-            self._stamp = now
-            if self._tokens >= 1.0:
-                self._tokens -= 1.0
-                return True
-            return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,14 +104,15 @@ class ComponentRuntime:
         self.manifest = manifest
         self.loaded = loaded
         self._id = manifest.id
-        self._storage = storage if manifest.capabilities.storage_quota is not None else None
+        self._storage = storage
         self._quota = manifest.capabilities.storage_quota or 0
-        self.policy = MessagingPolicy(manifest.capabilities, manifest.id, audit)
         rate = manifest.limits.message_rate
-        self._bucket = (
-            TokenBucket(rate, manifest.limits.message_burst or rate) if rate is not None else None
+        self.policy = CapabilityPolicy(
+            manifest.capabilities,
+            manifest.id,
+            audit,
+            rate=None if rate is None else RateLimit(rate, manifest.limits.message_burst),
         )
-        self._rate_limited = 0
         self._log_gate = LogGate(limits.log_lines_per_second)
         self.subscriptions: dict[str, Subscription] = {}
         self.metadata: GuestMetadata | None = None
@@ -160,34 +135,11 @@ class ComponentRuntime:
 
     @property
     def storage(self) -> StorageBackend | None:
-        return self._storage
+        return self._storage if self.policy.allows_storage() else None
 
     @property
     def storage_quota(self) -> int:
         return self._quota
-
-    def _check(self, action: MessagingAction, target: ComponentId) -> None:
-        self.policy.check(action, target)  # raises CapabilityDeniedError; denials are audited
-        self._spend(action, str(target))
-
-    def _spend(self, action: str, target: str) -> None:
-        """Take one message from the rate budget, or audit and raise ``RateLimitedError``."""
-        if self._bucket is not None and not self._bucket.take():
-            self._rate_limited += 1
-            # every refusal is audited; the audit log's per-component budget sheds a flood
-            # and writes one summary saying how many it shed
-            self.report(
-                "denial",
-                action=f"messaging.{action}",
-                target=target,
-                reason=f"rate limit of {self.manifest.limits.message_rate}/s "
-                f"({self._rate_limited} refused so far)",
-            )
-            raise RateLimitedError(
-                f"{self._id}: message rate limit of {self.manifest.limits.message_rate}/s exceeded",
-                capability="resources.message-rate",
-                component=str(self._id),
-            )
 
     def report(self, event: str, *, action: str = "", target: str = "", reason: str = "") -> None:
         self._audit.record(
@@ -211,13 +163,13 @@ class ComponentRuntime:
             ) from None
 
     def send(self, target: ComponentId, payload: bytes) -> None:
-        self._check("send", target)
+        self.policy.check_message("send", target)
         self._check_payload(payload)
         env = Envelope(self._id, target, payload, kind="send")
         self._on_loop("send", lambda: self.router.deliver(env))
 
     def request(self, target: ComponentId, payload: bytes, timeout_ms: int) -> str:
-        self._check("request", target)
+        self.policy.check_message("request", target)
         self._check_payload(payload)
         correlation_id = self.router.correlator.new_id()
         env = Envelope(
@@ -241,13 +193,9 @@ class ComponentRuntime:
 
     def broadcast(self, targets: Sequence[ComponentId], payload: bytes) -> None:
         targets = list(dict.fromkeys(targets))  # each target gets one copy, in the given order
-        fan_out = self._limits.broadcast_targets
-        if len(targets) > fan_out:
-            reason = f"broadcast to {len(targets)} targets exceeds the limit of {fan_out}"
-            self.report("denial", action="messaging.broadcast", reason=reason)
-            raise InvalidMessageError(f"{self._id}: {reason} ([limits] broadcast-targets)")
+        self.policy.check_fan_out(len(targets), self._limits.broadcast_targets)
         for target in targets:
-            self._check("broadcast", target)
+            self.policy.check_message("broadcast", target)
         self._check_payload(payload)
         missing = [str(t) for t in targets if not self.router.knows(t)]
         envs = [
@@ -275,16 +223,13 @@ class ComponentRuntime:
             raise TargetNotFoundError(missing[0])
 
     def publish(self, subject: str, payload: bytes, content_type: str | None) -> int:
-        if not self.manifest.capabilities.allows_publish(subject):
-            self._deny("messaging.publish", subject)
-        self._spend("publish", subject)
+        self.policy.check_publish(subject)
         self._check_payload(payload)
         env = Envelope(self._id, self._id, payload, kind="publish", content_type=content_type)
         return self._on_loop("publish", lambda: self.router.publish(subject, env))
 
     def subscribe(self, pattern: str) -> None:
-        if not self.manifest.capabilities.allows_subscribe(pattern):
-            self._deny("messaging.subscribe", pattern)
+        self.policy.check_subscribe(pattern)
 
         async def add() -> None:
             if pattern not in self.subscriptions:
@@ -299,14 +244,6 @@ class ComponentRuntime:
                 subscription.cancel()
 
         self._on_loop("unsubscribe", remove)
-
-    def _deny(self, capability: str, target: str) -> None:
-        self.report("denial", action=capability, target=target, reason="not granted")
-        raise CapabilityDeniedError(
-            f"{self._id}: {capability} {target!r} is not granted by its manifest",
-            capability=capability,
-            component=str(self._id),
-        )
 
     def log(self, level: str, message: str, context: Sequence[tuple[str, str]]) -> None:
         note = self._log_gate.take()

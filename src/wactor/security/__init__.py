@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from wactor.security._approvals import Approval, ApprovalStatus, ApprovalStore
 from wactor.security._audit import AUDIT_EVENTS, AuditEntry, AuditEvent, AuditLog
+from wactor.security._capabilities import (
+    Capabilities,
+    MessagingAction,
+    capabilities_from_dict,
+    capabilities_to_dict,
+    narrow_capabilities,
+)
 from wactor.security._gate import (
     Admission,
     AdmissionLevel,
@@ -12,23 +19,16 @@ from wactor.security._gate import (
 )
 from wactor.security._limits import HostLimits, apply_host_limits, limits_to_dict, narrow_limits
 from wactor.security._manifest import (
-    Capabilities,
     ComponentConfig,
     Limits,
     Manifest,
-    MessagingAction,
     RestartType,
     SupervisionSpec,
     load_manifest,
     manifest_digest,
     verify_digest,
 )
-from wactor.security._policy import (
-    MessagingPolicy,
-    capabilities_from_dict,
-    capabilities_to_dict,
-    narrow_capabilities,
-)
+from wactor.security._policy import CapabilityPolicy, MessagingPolicy, RateLimit
 from wactor.security._trust import (
     generate_keypair,
     public_key_fingerprint,
@@ -49,6 +49,7 @@ __all__ = [
     "AuditEvent",
     "AuditLog",
     "Capabilities",
+    "CapabilityPolicy",
     "ComponentConfig",
     "Gatekeeper",
     "HostLimits",
@@ -56,6 +57,7 @@ __all__ = [
     "Manifest",
     "MessagingAction",
     "MessagingPolicy",
+    "RateLimit",
     "RestartType",
     "SupervisionSpec",
     "TrustSources",

@@ -31,12 +31,12 @@ from wactor._ids import ComponentId
 from wactor._sqlitedb import open_database
 from wactor.errors import ConfigError, StorageIOError
 from wactor.security._audit import AuditLog
-from wactor.security._limits import check_narrowing
-from wactor.security._policy import (
+from wactor.security._capabilities import (
     capabilities_from_dict,
     capabilities_to_dict,
     narrow_capabilities,
 )
+from wactor.security._limits import check_narrowing
 
 __all__ = ["Approval", "ApprovalStatus", "ApprovalStore"]
 

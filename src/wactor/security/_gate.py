@@ -41,9 +41,13 @@ from wactor.errors import (
 )
 from wactor.security._approvals import ApprovalStore
 from wactor.security._audit import AuditLog
+from wactor.security._capabilities import (
+    Capabilities,
+    capabilities_to_dict,
+    narrow_capabilities,
+)
 from wactor.security._limits import limits_to_dict, narrow_limits
-from wactor.security._manifest import Capabilities, Limits, Manifest, manifest_digest
-from wactor.security._policy import capabilities_to_dict, narrow_capabilities
+from wactor.security._manifest import Limits, Manifest, manifest_digest
 from wactor.security._trust import verify_signature, wasm_sha256
 
 __all__ = ["Admission", "AdmissionLevel", "Gatekeeper", "TrustSources"]

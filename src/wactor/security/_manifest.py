@@ -8,26 +8,31 @@ module can trust a ``Manifest``.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import os
-import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TypeVar
 
 from wactor._ids import ComponentId, TargetPattern
 from wactor._toml import ConfigTable, quote_key, read_config_bytes, read_config_file
 from wactor._units import KIB, MIB
 from wactor.actors import Backpressure, RestartType
 from wactor.errors import DigestMismatchError, ManifestError
-from wactor.messaging._subjects import SubjectPattern
+from wactor.security._capabilities import (
+    MESSAGING_ACTIONS,
+    Capabilities,
+    GrantError,
+    parse_connect,
+    parse_env_name,
+    parse_target,
+    parse_topic,
+)
 
 __all__ = [
-    "Capabilities",
     "ComponentConfig",
     "Limits",
     "Manifest",
-    "MessagingAction",
     "RestartType",
     "SupervisionSpec",
     "load_manifest",
@@ -35,8 +40,7 @@ __all__ = [
     "verify_digest",
 ]
 
-MessagingAction = Literal["send", "request", "broadcast"]
-
+T = TypeVar("T")
 _RESTART_TYPES: tuple[RestartType, ...] = ("permanent", "transient", "temporary")
 _BACKPRESSURE: tuple[Backpressure, ...] = ("reject", "wait")
 _RESOURCE_KEYS = (
@@ -48,7 +52,6 @@ _RESOURCE_KEYS = (
     "message-rate",
     "message-burst",
 )
-_MESSAGING_ACTIONS: tuple[MessagingAction, ...] = ("send", "request", "broadcast")
 
 # A storage section without a quota still means "this component uses storage"; 10 MiB is the
 # example the design uses and is generous for state, small for a runaway loop.
@@ -56,9 +59,6 @@ DEFAULT_STORAGE_QUOTA = 10 * MIB
 
 # Ids in this namespace belong to the host itself (its sender id is wactor/host/0).
 RESERVED_NAMESPACE = "wactor"
-
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 
 
 # --- values ----------------------------------------------------------------------------------
@@ -78,53 +78,6 @@ class Limits:
     # The [resources] keys the manifest wrote (None: built in Python, every value is meant).
     # Silent ones are filled from the host's [limits] when the component starts.
     declared: frozenset[str] | None = field(default=None, compare=False)
-
-
-@dataclass(frozen=True, slots=True)
-class Capabilities:
-    """What a component may do beyond computing: nothing unless listed here."""
-
-    send: tuple[TargetPattern, ...] = ()
-    request: tuple[TargetPattern, ...] = ()
-    broadcast: tuple[TargetPattern, ...] = ()
-    storage_quota: int | None = None  # None: no storage at all
-    fs_read: tuple[Path, ...] = ()
-    fs_write: tuple[Path, ...] = ()
-    net_connect: tuple[str, ...] = ()  # "host:port" patterns, see _check_connect_pattern
-    env: tuple[str, ...] = ()  # names of host environment variables the component may see
-    publish: tuple[str, ...] = ()  # topic subject patterns it may publish on
-    subscribe: tuple[str, ...] = ()  # topic patterns it may subscribe to (or narrower ones)
-
-    def allows_publish(self, subject: str) -> bool:
-        """Tell whether publishing on ``subject`` is granted."""
-        return any(SubjectPattern.parse(p).matches(subject) for p in self.publish)
-
-    def allows_subscribe(self, pattern: str) -> bool:
-        """Tell whether subscribing to ``pattern`` is granted: every subject it can match must
-        be matched by a granted pattern (token by token: ``#`` covers the rest, ``*`` covers
-        ``*`` or a literal, a literal only itself)."""
-        return any(_covers(granted, pattern) for granted in self.subscribe)
-
-    def allows(self, action: MessagingAction, target: ComponentId) -> bool:
-        """Tell whether messaging ``action`` towards ``target`` is granted."""
-        if action == "send":
-            patterns = self.send
-        elif action == "request":
-            patterns = self.request
-        elif action == "broadcast":
-            patterns = self.broadcast
-        else:
-            raise ValueError(f"unknown messaging action {action!r}")
-        return any(pattern.matches(target) for pattern in patterns)
-
-    def allows_connect(self, host: str, port: int) -> bool:
-        """Tell whether opening a socket to ``host:port`` is granted."""
-        return any(_connect_matches(p, host, port) for p in self.net_connect)
-
-    @property
-    def has_storage(self) -> bool:
-        """Tell whether the component may use key-value storage at all."""
-        return self.storage_quota is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,7 +268,7 @@ def _capabilities(table: ConfigTable | None, base: Path) -> Capabilities:
     broadcast: tuple[TargetPattern, ...] = ()
     publish: tuple[str, ...] = ()
     subscribe: tuple[str, ...] = ()
-    messaging = table.table("messaging", (*_MESSAGING_ACTIONS, "publish", "subscribe"))
+    messaging = table.table("messaging", (*MESSAGING_ACTIONS, "publish", "subscribe"))
     if messaging is not None:
         send = _patterns(messaging, "send")
         request = _patterns(messaging, "request")
@@ -338,29 +291,12 @@ def _capabilities(table: ConfigTable | None, base: Path) -> Capabilities:
     connect: tuple[str, ...] = ()
     network = table.table("network", ("connect",))
     if network is not None:
-        items = network.str_list("connect")
-        for index, item in enumerate(items):
-            problem = _check_connect_pattern(item)
-            if problem:
-                network.fail(
-                    f"connect[{index}]",
-                    f"bad pattern {item!r}: {problem}",
-                    expected="'host:port' with host a name, '*.domain', an IP, '[v6]' or '*', "
-                    "and port a number, 'lo-hi' or '*'",
-                )
-        connect = tuple(item.lower() for item in items)
+        connect = _grants(network, "connect", parse_connect)
 
     env: tuple[str, ...] = ()
     environment = table.table("environment", ("allow",))
     if environment is not None:
-        env = environment.str_list("allow")
-        for index, name in enumerate(env):
-            if not _ENV_NAME.match(name):
-                environment.fail(
-                    f"allow[{index}]",
-                    f"bad variable name {name!r}",
-                    expected="letters, digits and '_', not starting with a digit",
-                )
+        env = _grants(environment, "allow", parse_env_name)
 
     return Capabilities(
         send=send,
@@ -377,45 +313,22 @@ def _capabilities(table: ConfigTable | None, base: Path) -> Capabilities:
 
 
 def _topic_patterns(table: ConfigTable, name: str) -> tuple[str, ...]:
-    out = []
-    for index, text in enumerate(table.str_list(name)):
-        try:
-            SubjectPattern.parse(text)
-        except ValueError as exc:
-            table.fail(
-                f"{name}[{index}]",
-                str(exc),
-                expected="dot-separated tokens with '*' for one and a final '#' for the rest",
-            )
-        out.append(text)
-    return tuple(out)
-
-
-def _covers(granted: str, wanted: str) -> bool:
-    """Tell whether every subject ``wanted`` can match is matched by ``granted``."""
-    g, w = granted.split("."), wanted.split(".")
-    for i, tok in enumerate(g):
-        if tok in ("#", ">"):
-            return len(w) > i
-        if i >= len(w) or w[i] in ("#", ">"):
-            return False
-        if tok != "*" and tok != w[i]:
-            return False
-    return len(w) == len(g)
+    return _grants(table, name, parse_topic)
 
 
 def _patterns(table: ConfigTable, name: str) -> tuple[TargetPattern, ...]:
-    patterns = []
+    return _grants(table, name, parse_target)
+
+
+def _grants(table: ConfigTable, name: str, parse: Callable[[str], T]) -> tuple[T, ...]:
+    """Read a list of grants, each checked by its grammar (one line per bad item)."""
+    out = []
     for index, text in enumerate(table.str_list(name)):
         try:
-            patterns.append(TargetPattern.parse(text))
-        except ValueError as exc:
-            table.fail(
-                f"{name}[{index}]",
-                str(exc),
-                expected="ns/name/instance with '*' for one segment and a final '**' for the rest",
-            )
-    return tuple(patterns)
+            out.append(parse(text))
+        except GrantError as exc:
+            table.fail(f"{name}[{index}]", exc.problem, expected=exc.expected)
+    return tuple(out)
 
 
 def _supervision(table: ConfigTable | None) -> SupervisionSpec:
@@ -458,64 +371,3 @@ def _config(table: ConfigTable | None) -> ComponentConfig:
                 expected="a non-empty name without '=' or NUL and a value without NUL",
             )
     return ComponentConfig(env=tuple(env.items()), data=table.opt_str("data"))
-
-
-# --- network patterns ------------------------------------------------------------------------
-
-
-def _split_host_port(text: str) -> tuple[str, str] | None:
-    if text.startswith("["):
-        end = text.find("]:")
-        if end < 0:
-            return None
-        return text[1:end], text[end + 2 :]
-    host, sep, port = text.rpartition(":")
-    if not sep:
-        return None
-    return host, port
-
-
-def _check_connect_pattern(text: str) -> str | None:
-    """Return why ``text`` is not a ``host:port`` pattern, or ``None`` if it is one."""
-    parts = _split_host_port(text)
-    if parts is None:
-        return "missing ':port'"
-    host, port = parts
-    if text.startswith("["):
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError:
-            return f"{host!r} is not an IPv6 address"
-    elif host != "*":
-        labels = host.removeprefix("*.").split(".")
-        if not all(_HOST_LABEL.match(label) for label in labels) or len(host) > 253:
-            return f"{host!r} is not a host name, '*.domain', an IP address or '*'"
-    if port == "*":
-        return None
-    low, _, high = port.partition("-")
-    if not (low.isdigit() and (not high or high.isdigit())):
-        return f"port {port!r} is not a number, a range 'lo-hi' or '*'"
-    lo, hi = int(low), int(high or low)
-    if not 1 <= lo <= hi <= 65535:
-        return f"port {port!r} is outside 1-65535 or an empty range"
-    return None
-
-
-def _connect_matches(pattern: str, host: str, port: int) -> bool:
-    parts = _split_host_port(pattern)
-    if parts is None:  # pragma: no cover - patterns are validated when loaded
-        return False
-    want_host, want_port = parts
-    if want_port != "*":
-        low, _, high = want_port.partition("-")
-        if not int(low) <= port <= int(high or low):
-            return False
-    host = host.lower().removeprefix("[").removesuffix("]").rstrip(".")
-    if want_host == "*":
-        return True
-    if want_host.startswith("*."):
-        return host.endswith(want_host[1:]) and len(host) > len(want_host) - 1
-    try:
-        return ipaddress.ip_address(want_host) == ipaddress.ip_address(host)
-    except ValueError:
-        return want_host == host

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import logging
 from collections.abc import Callable
 
@@ -37,7 +36,7 @@ class LifecycleEvents:
         self.events.append(event)
         audited = _AUDITED_EVENTS.get(event.kind)
         if audited is not None:
-            with contextlib.suppress(WactorError):
+            try:
                 self._audit.record(
                     audited,
                     event.child,
@@ -45,6 +44,8 @@ class LifecycleEvents:
                     action=event.kind,
                     reason=event.reason or "",
                 )
+            except WactorError as exc:  # the audit log is failing: say so, the host goes on
+                _log.error("%s %s not audited: %s", event.kind, event.child, exc)
         routine = event.reason in ("shutdown", "terminated")
         # "started" is logged by Host.start (with the digest); a routine removal follows its stop
         if event.kind != "started" and not (event.kind == "removed" and routine):

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
 from wactor.actors._mailbox import Backpressure, Mailbox
-from wactor.errors import ActorStoppedError, RequestTimeoutError
+from wactor.errors import ActorStoppedError, RequestTimeoutError, WactorError
 
 __all__ = [
     "Actor",
@@ -385,6 +385,8 @@ class ActorRef(Generic[M]):
             return await fut
         try:
             return await asyncio.wait_for(fut, timeout)
+        except WactorError:
+            raise  # the actor's own failure, a timeout of its own too
         except TimeoutError:
             raise RequestTimeoutError(self._cell.id, timeout) from None
 

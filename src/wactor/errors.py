@@ -1,40 +1,43 @@
 """The one error tree of wactor.
 
-Families mirror the WIT error variants of ``airssys:core/errors``; every error carries fields
-(component id, file, key, limit …), a one-line message, and the CLI exit code it maps to::
+Families mirror the WIT error variants of ``airssys:core/errors``. Every error carries fields
+(component id, file, key, limit …), a one-line message, the CLI exit code it maps to, and
+``wit_case``: the case of its family's WIT variant (``wit_variant``) that a guest receives when
+a host function fails with it. The timeout errors subclass the builtin ``TimeoutError`` too::
 
-    WactorError                              exit
-    ├── ConfigError                            2   bad input from the operator or user
-    │   ├── ManifestError                      2   component.toml: file, key, expected
-    │   ├── HostConfigError                    2   wactor.toml: file, key, expected
-    │   └── DigestMismatchError                2   wasm bytes differ from the pinned sha256
-    ├── WasmError                                  mirrors wasm-error
-    │   ├── InvalidComponentError              2   garbage, core module, wrong world
-    │   ├── InstantiationError                 2   imports unsatisfied, start trapped
-    │   ├── ComponentFault                     4   the instance died; it is discarded
-    │   │   ├── TrapError                      4   runtime-error: the guest trapped
-    │   │   ├── ExecutionTimeoutError          4   timeout: wall-clock limit of one call
-    │   │   └── ResourceLimitError             4   resource-limit-exceeded: memory, fuel
-    │   └── GuestError                         4   the guest returned err(wasm-error)
-    ├── ComponentError                         4   mirrors component-error (lifecycle)
-    ├── SecurityError                          3   mirrors security-error
-    │   ├── CapabilityDeniedError              3
-    │   │   └── RateLimitedError               3   over the component's message rate
-    │   ├── SignatureError                     3   a signature exists but does not verify
-    │   ├── ApprovalPendingError               3   unknown component waits for an operator
-    │   └── ApprovalDeniedError                3   the operator denied this component
-    ├── MessagingError                             mirrors messaging-error
-    │   ├── TargetNotFoundError                5
-    │   ├── QueueFullError                     4
-    │   ├── RequestTimeoutError                4   correlation-timeout
-    │   ├── DeliveryFailedError                4
-    │   │   └── ActorStoppedError              4   the actor stopped; pending asks fail
-    │   └── InvalidMessageError                2
-    ├── StorageError                           4   mirrors storage-error
-    │   ├── QuotaExceededError                 4
-    │   ├── InvalidKeyError                    2
-    │   └── StorageIOError                     4
-    └── BuildError                             2   building a guest failed
+    WactorError                      exit  WIT case
+    ├── ConfigError                    2   -                        bad operator or user input
+    │   ├── ManifestError              2   -                        component.toml: file, key
+    │   ├── HostConfigError            2   -                        wactor.toml: file, key
+    │   └── DigestMismatchError        2   -                        wasm differs from its pin
+    ├── WasmError                      4   wasm-error: runtime-error
+    │   ├── InvalidComponentError      2   invalid-component        garbage, wrong world
+    │   ├── InstantiationError         2   instantiation-failed     imports, start trapped
+    │   ├── ComponentFault             4   runtime-error            the instance is discarded
+    │   │   ├── TrapError              4   runtime-error            the guest trapped
+    │   │   ├── ExecutionTimeoutError  4   timeout                  one call's limit; a TimeoutError
+    │   │   ├── ResourceLimitError     4   resource-limit-exceeded  memory, fuel
+    │   │   └── UnhealthyError         4   runtime-error            unhealthy N checks in a row
+    │   └── GuestError                 4   the guest's own case     the guest returned err
+    ├── ComponentError                 4   component-error: its ``case`` (lifecycle)
+    ├── SecurityError                  3   security-error: policy-violation
+    │   ├── CapabilityDeniedError      3   capability-denied
+    │   │   └── RateLimitedError       3   capability-denied        over its message rate
+    │   ├── SignatureError             3   policy-violation         signature does not verify
+    │   ├── ApprovalPendingError       3   permission-denied        waits for an operator
+    │   └── ApprovalDeniedError        3   permission-denied        an operator denied it
+    ├── MessagingError                 4   messaging-error: delivery-failed
+    │   ├── TargetNotFoundError        5   target-not-found
+    │   ├── QueueFullError             4   queue-full
+    │   ├── RequestTimeoutError        4   correlation-timeout      no reply; a TimeoutError
+    │   ├── DeliveryFailedError        4   delivery-failed
+    │   │   └── ActorStoppedError      4   delivery-failed          pending asks fail
+    │   └── InvalidMessageError        2   invalid-message
+    ├── StorageError                   4   storage-error: io-error
+    │   ├── QuotaExceededError         4   quota-exceeded
+    │   ├── InvalidKeyError            2   invalid-key
+    │   └── StorageIOError             4   io-error
+    └── BuildError                     2   -                        building a guest failed
 """
 
 from __future__ import annotations
@@ -73,6 +76,7 @@ __all__ = [
     "StorageIOError",
     "TargetNotFoundError",
     "TrapError",
+    "UnhealthyError",
     "WactorError",
     "WasmError",
 ]
@@ -82,6 +86,10 @@ class WactorError(Exception):
     """Root of every error wactor raises on purpose."""
 
     exit_code: ClassVar[int] = 1
+    wit_variant: ClassVar[str | None] = None
+    """The WIT error variant of this error's family; ``None``: no guest receives it."""
+    wit_case: str | None = None
+    """The case of :attr:`wit_variant` a guest receives for this error."""
 
     def __init__(self, message: str, *, component: str | None = None) -> None:
         super().__init__(message)
@@ -144,7 +152,8 @@ class WasmError(WactorError):
     """Family of ``wasm-error``."""
 
     exit_code = 4
-    wit_case: ClassVar[str] = "runtime-error"
+    wit_variant = "wasm-error"
+    wit_case = "runtime-error"
 
 
 class InvalidComponentError(WasmError):
@@ -169,15 +178,14 @@ class ComponentFault(WasmError):
     """The instance died during a call; it has been discarded."""
 
     exit_code = 4
+    wit_case = "runtime-error"
 
 
 class TrapError(ComponentFault):
     """The guest trapped."""
 
-    wit_case = "runtime-error"
 
-
-class ExecutionTimeoutError(ComponentFault):
+class ExecutionTimeoutError(ComponentFault, TimeoutError):
     """One export call ran past its wall-clock limit."""
 
     wit_case = "timeout"
@@ -197,6 +205,14 @@ class ResourceLimitError(ComponentFault):
         self.limit = limit
 
 
+class UnhealthyError(ComponentFault):
+    """The guest reported ``unhealthy`` too many times in a row; it is restarted."""
+
+    def __init__(self, component: str, threshold: int) -> None:
+        super().__init__(f"{component}: unhealthy {threshold} times in a row", component=component)
+        self.threshold = threshold
+
+
 class GuestError(WasmError):
     """The guest answered with ``err(wasm-error)``: an application error, not a crash."""
 
@@ -207,6 +223,7 @@ class GuestError(WasmError):
         super().__init__(text, component=component)
         self.case = case
         self.detail = detail
+        self.wit_case = case
 
 
 # --- lifecycle ------------------------------------------------------------------------------
@@ -216,10 +233,13 @@ class ComponentError(WactorError):
     """Family of ``component-error``: lifecycle failures."""
 
     exit_code = 4
+    wit_variant = "component-error"
+    wit_case = "invalid-state"
 
     def __init__(self, message: str, *, case: str = "invalid-state", component: str | None = None):
         super().__init__(message, component=component)
         self.case = case
+        self.wit_case = case
 
 
 # --- security -------------------------------------------------------------------------------
@@ -229,10 +249,14 @@ class SecurityError(WactorError):
     """Family of ``security-error``."""
 
     exit_code = 3
+    wit_variant = "security-error"
+    wit_case = "policy-violation"
 
 
 class CapabilityDeniedError(SecurityError):
     """A component asked for something its capabilities do not grant."""
+
+    wit_case = "capability-denied"
 
     def __init__(self, message: str, *, capability: str, component: str | None = None) -> None:
         super().__init__(message, component=component)
@@ -251,6 +275,8 @@ class SignatureError(SecurityError):
 class ApprovalPendingError(SecurityError):
     """An unknown component waits in the approval queue until an operator decides."""
 
+    wit_case = "permission-denied"
+
     def __init__(self, message: str, *, request_id: str, component: str) -> None:
         super().__init__(message, component=component)
         self.request_id = request_id
@@ -258,6 +284,8 @@ class ApprovalPendingError(SecurityError):
 
 class ApprovalDeniedError(SecurityError):
     """An operator denied this component (this binary and manifest)."""
+
+    wit_case = "permission-denied"
 
     def __init__(self, message: str, *, request_id: str, component: str, reason: str = "") -> None:
         super().__init__(message, component=component)
@@ -276,12 +304,15 @@ class MessagingError(WactorError):
     """Family of ``messaging-error``."""
 
     exit_code = 4
+    wit_variant = "messaging-error"
+    wit_case = "delivery-failed"
 
 
 class TargetNotFoundError(MessagingError):
     """No component with that id runs here."""
 
     exit_code = 5
+    wit_case = "target-not-found"
 
     def __init__(self, target: str) -> None:
         super().__init__(f"target not found: {target}", component=target)
@@ -291,14 +322,18 @@ class TargetNotFoundError(MessagingError):
 class QueueFullError(MessagingError):
     """The target's mailbox is full."""
 
+    wit_case = "queue-full"
+
     def __init__(self, target: str, capacity: int) -> None:
         super().__init__(f"{target}: mailbox full ({capacity} messages)", component=target)
         self.target = target
         self.capacity = capacity
 
 
-class RequestTimeoutError(MessagingError):
+class RequestTimeoutError(MessagingError, TimeoutError):
     """No reply arrived within the request's timeout."""
+
+    wit_case = "correlation-timeout"
 
     def __init__(self, target: str, timeout: float, correlation_id: str | None = None) -> None:
         super().__init__(f"{target}: no reply within {timeout:g}s", component=target)
@@ -309,6 +344,8 @@ class RequestTimeoutError(MessagingError):
 
 class DeliveryFailedError(MessagingError):
     """The message could not be delivered or its handler failed."""
+
+    wit_case = "delivery-failed"
 
 
 class ActorStoppedError(DeliveryFailedError):
@@ -325,6 +362,7 @@ class InvalidMessageError(MessagingError):
     """The message is malformed or too large."""
 
     exit_code = 2
+    wit_case = "invalid-message"
 
 
 # --- storage --------------------------------------------------------------------------------
@@ -334,10 +372,14 @@ class StorageError(WactorError):
     """Family of ``storage-error``."""
 
     exit_code = 4
+    wit_variant = "storage-error"
+    wit_case = "io-error"
 
 
 class QuotaExceededError(StorageError):
     """A write would take the component past its storage quota; nothing was changed."""
+
+    wit_case = "quota-exceeded"
 
     def __init__(self, component: str, quota: int, needed: int) -> None:
         super().__init__(
@@ -352,10 +394,13 @@ class InvalidKeyError(StorageError):
     """The storage key is not acceptable."""
 
     exit_code = 2
+    wit_case = "invalid-key"
 
 
 class StorageIOError(StorageError):
     """The storage backend failed."""
+
+    wit_case = "io-error"
 
 
 _REPEATED_PREFIX = re.compile(r"(?<![^\s(])([^\s:]+: )\1+")

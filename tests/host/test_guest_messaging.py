@@ -8,7 +8,7 @@ import pytest
 
 from conftest import ManifestFactory, guest_binary, wat_binary
 from wactor.host import Host
-from waiting import wait_until
+from waiting import wait_busy, wait_until
 
 GRANTS = """
 [capabilities.messaging]
@@ -99,6 +99,17 @@ async def test_messaging_outside_the_granted_patterns_is_denied(net: Host) -> No
     assert "not granted" in reply
     reply = await _ask(net, "t/alice/0", "send u/other/0 hi")
     assert reply.startswith("err delivery-failed denied:")
+
+
+async def test_send_to_a_full_mailbox_is_the_guests_queue_full_err(
+    net: Host, manifest: ManifestFactory
+) -> None:
+    jam = 'mailbox = 1\nbackpressure = "reject"'
+    await net.start(manifest("t/jam/0", wat_binary("loop"), timeout_ms=3000, extra=jam))
+    await net.send("t/jam/0", b"spin")
+    await wait_busy(net, "t/jam/0")  # spinning: its one mailbox slot is free again
+    await net.send("t/jam/0", b"spin")  # takes the slot
+    assert await _ask(net, "t/alice/0", "send t/jam/0 hi") == "err queue-full"
 
 
 async def test_send_reaches_the_target_component(net: Host) -> None:

@@ -106,3 +106,9 @@ async def test_a_failing_backend_becomes_the_guests_err_not_a_dead_instance(
     assert await _ask(host, "t/a/0", "get k") == "none"  # same instance, still healthy
     (status,) = host.components()
     assert status.actor.restarts == 0
+
+
+async def test_an_empty_key_is_the_guests_invalid_key_err(two_probes: Host) -> None:
+    assert await _ask(two_probes, "t/a/0", "get hex:") == (
+        "err invalid-key t/a/0: storage key must not be empty"
+    )

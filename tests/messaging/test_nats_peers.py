@@ -287,12 +287,14 @@ async def test_a_header_block_that_is_not_utf8_neither_stalls_nor_fools_a_host(
         {"Wactor-Timestamp": str(2**64)},
         {"Wactor-Correlation-Id": "c" * 5000},
         {"Wactor-Content-Type": "t" * 5000},
+        {"Wactor-Kind": "reply"},  # replies travel as NATS replies, never as a kind
     ],
     ids=[
         "negative time",
         "time past u64",
         "huge correlation id",
         "huge content type",
+        "no such kind",
     ],
 )
 async def test_a_message_with_garbage_headers_is_refused_before_the_component(

@@ -19,7 +19,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from wactor._tasks import TaskOwner
 from wactor.actors._mailbox import Backpressure, Mailbox
-from wactor.errors import ActorStoppedError, RequestTimeoutError
+from wactor.errors import ActorStoppedError, RequestTimeoutError, WactorError
 
 __all__ = [
     "Actor",
@@ -412,6 +412,8 @@ class ActorRef(Generic[M]):
             return await fut
         try:
             return await asyncio.wait_for(fut, timeout)
+        except WactorError:
+            raise  # the actor's own failure, a timeout of its own too
         except TimeoutError:
             raise RequestTimeoutError(self._cell.id, timeout) from None
 

@@ -39,7 +39,6 @@ class Correlator:
 
     def __init__(self, on_timeout: Callable[[PendingRequest], None]) -> None:
         self._pending: dict[str, PendingRequest] = {}
-        self._finished: dict[str, str] = {}  # id -> how it ended, to count late replies
         self._on_timeout = on_timeout
         self._completed = 0
         self._timed_out = 0
@@ -64,7 +63,6 @@ class Correlator:
         if pending is None:
             return
         self._timed_out += 1
-        self._remember(correlation_id, "timed-out")
         self._on_timeout(pending)
 
     def complete(self, correlation_id: str) -> PendingRequest | None:
@@ -76,7 +74,6 @@ class Correlator:
         if pending.timer is not None:
             pending.timer.cancel()
         self._completed += 1
-        self._remember(correlation_id, "completed")
         return pending
 
     def claim(
@@ -99,7 +96,6 @@ class Correlator:
         if pending.timer is not None:
             pending.timer.cancel()
         self._cancelled += 1
-        self._remember(correlation_id, "cancelled")
         return True
 
     def is_pending(self, correlation_id: str) -> bool:
@@ -113,13 +109,6 @@ class Correlator:
                 if pending.timer is not None:
                     pending.timer.cancel()
                 del self._pending[cid]
-                self._remember(cid, "requester-gone")
-
-    def _remember(self, correlation_id: str, how: str) -> None:
-        self._finished[correlation_id] = how
-        if len(self._finished) > 100_000:  # bounded memory: forget the oldest half
-            for key in list(self._finished)[:50_000]:
-                del self._finished[key]
 
     def statistics(self) -> CorrelationStats:
         """Return the counts of pending, completed, timed-out, cancelled and late replies."""

@@ -13,11 +13,11 @@ from wactor.errors import InvalidMessageError
 
 __all__ = ["ERROR_CONTENT_TYPE", "Envelope", "MessageKind", "decode_envelope", "encode_envelope"]
 
-MessageKind = Literal["send", "request", "reply", "callback", "broadcast", "publish"]
+MessageKind = Literal["send", "request", "callback", "broadcast", "publish"]
 ERROR_CONTENT_TYPE = "application/x-wactor-error"
 """Content type of a callback that carries an error (its payload is the error text)."""
 
-_KINDS: tuple[MessageKind, ...] = ("send", "request", "reply", "callback", "broadcast", "publish")
+_KINDS: tuple[MessageKind, ...] = ("send", "request", "callback", "broadcast", "publish")
 _HEADER = struct.Struct(">4sI")
 _MAGIC = b"WAC1"
 
@@ -35,11 +35,6 @@ class Envelope:
     content_type: str | None = None
     timestamp_ns: int = field(default_factory=time.time_ns)
     subject: str | None = None  # the topic, for kind "publish"
-
-    @property
-    def is_error(self) -> bool:
-        """Tell whether this envelope carries an error instead of a reply payload."""
-        return self.content_type == ERROR_CONTENT_TYPE
 
 
 def encode_envelope(env: Envelope) -> bytes:

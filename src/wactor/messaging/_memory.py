@@ -6,7 +6,7 @@ import asyncio
 import itertools
 
 from wactor._ids import ComponentId
-from wactor.errors import RequestTimeoutError, TargetNotFoundError
+from wactor.errors import RequestTimeoutError, TargetNotFoundError, WactorError
 from wactor.messaging._broker import BrokerStats, Endpoint, TopicHandler
 from wactor.messaging._envelope import Envelope
 from wactor.messaging._subjects import SubjectPattern, check_subject
@@ -74,6 +74,8 @@ class MemoryBroker:
         fut = await self.submit(env)
         try:
             return await asyncio.wait_for(fut, timeout)
+        except WactorError:
+            raise  # the target's own failure, a timeout of its own call too
         except TimeoutError:
             raise RequestTimeoutError(str(env.target), timeout, env.correlation_id) from None
 

@@ -286,6 +286,8 @@ class NatsBroker:
             await asyncio.wait_for(fut, self._locate_timeout)
         except TargetNotFoundError:
             return False
+        except WactorError:
+            raise  # the peer's answer, a timeout error too
         except TimeoutError:
             return True  # a subscriber exists (no-responders would have said otherwise): busy
         return True
@@ -303,6 +305,8 @@ class NatsBroker:
         fut = await self._start(subject, env.payload, encode_headers(env), env.target, True)
         try:
             await asyncio.wait_for(fut, self._ack_timeout)
+        except WactorError:
+            raise  # the peer's answer, a timeout error too
         except TimeoutError:
             raise DeliveryFailedError(
                 f"{env.target}: no acknowledgement within {self._ack_timeout:g}s",
@@ -329,6 +333,8 @@ class NatsBroker:
         fut = await self.submit(env)
         try:
             return await asyncio.wait_for(fut, timeout)
+        except WactorError:
+            raise  # the target's own failure, a timeout of its own call too
         except TimeoutError:
             raise RequestTimeoutError(str(env.target), timeout, env.correlation_id) from None
 

@@ -1,9 +1,26 @@
-"""The wasmtime engine of a host: settings, epoch ticker, compile cache, loading and checking.
+"""The wasmtime engine of a host: settings, epoch ticker, loading and checking components.
 
-One engine serves every component of a host. Wall-clock limits use epoch interruption: a ticker
-thread bumps the engine epoch every ``tick_ms`` and each call gets a deadline in ticks. Fuel is
-always on at the engine level (a component without a fuel budget simply gets an unreachable one),
-so budgets can differ per component without compiling twice.
+One engine serves every component of a host.
+
+* Trust on exact bytes: a wasm file is read once into :class:`WasmBytes` (the bytes and their
+  sha256); trust is decided on those bytes and :meth:`WasmEngine.load_bytes` compiles exactly
+  them. Their digest keys the components this engine has loaded (kept while a component uses
+  one, so its restarts share it) and the compile cache.
+* The compile cache (:mod:`wactor.wasm._cache`) only serves an entry that this user's hosts
+  wrote for that digest under the same settings and wasmtime version: each entry carries an
+  HMAC under a secret key kept beside the cache, checked before the artifact is deserialized.
+* The adapter: with ``fast_path`` on, a guest is nested in a wrapper
+  (:mod:`wactor.wasm._fastpath`) whose extra export takes message payloads as strings, one
+  buffer instead of one C value per byte. The wrapped build is cached under the guest's digest,
+  the fast interface's name and the adapter's own digest; a guest that cannot be wrapped is
+  loaded as it is, and the cache remembers not to try again.
+* Limits: a ticker thread bumps the engine epoch every ``tick_ms``; running wasm reaches an
+  epoch check every few ticks, where its instance compares the clock with the call's wall-clock
+  deadline (:mod:`wactor.wasm._instance`). Fuel is always on at the engine level (a component
+  without a fuel budget simply gets an unreachable one), so budgets can differ per component
+  without compiling twice.
+* Every component is checked against the ``runtime-host`` world: it exports the lifecycle
+  interface with all its functions and imports nothing but the world's interfaces and WASI.
 """
 
 from __future__ import annotations
@@ -164,11 +181,6 @@ class WasmEngine:
         interval = self.settings.tick_ms / 1000
         while not self._stop.wait(interval):
             self.engine.increment_epoch()
-
-    def deadline_ticks(self, timeout_ms: int) -> int:
-        """Ticks to allow for a call limited to ``timeout_ms`` (at least the limit, never less)."""
-        tick = self.settings.tick_ms
-        return max(1, -(-timeout_ms // tick)) + 1
 
     def cache_statistics(self) -> CacheStats | None:
         """Return the compile cache's counts, if a cache is configured."""

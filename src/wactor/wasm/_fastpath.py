@@ -1,4 +1,4 @@
-"""Fast payload path: wrap a guest component so its payloads can cross the host boundary as strings.
+"""Fast payload path: wrap a guest so its payloads cross the host boundary as strings.
 
 Why: wasmtime-py passes component values through the C API as ``wasmtime_component_val_t`` (32
 bytes each), one per *element* of a ``list<u8>``, and wasmtime converts each one to a Rust ``Val``
@@ -6,7 +6,7 @@ and lowers it element by element. A 64 KiB ``list<u8>`` echo costs ~14 ms inside
 ``string`` crosses as one buffer (a memcpy). Guests cannot change, so the host wraps them.
 
 What: :func:`wrap_component` turns a guest component G into a component W that contains G *nested*
-(byte for byte) and has:
+byte for byte (the very bytes trust was decided on; only the wrapper around them is new) and has:
 
 * exactly G's imports, with identical types (G's leading type/import/alias sections are copied
   verbatim, so resources, WASI interfaces and type-only imports all keep working);
@@ -50,8 +50,9 @@ peaks at n if they are ASCII, up to 3n if not) and one more copy of the payload 
 copies the payload between the adapter and G with its fused adapter, which for a ``list<u8>`` is a
 loop over the bytes (the largest part of what a big payload costs in W), but still far cheaper than
 the per-element conversion of the C API it replaces. G's code is compiled exactly as before; W only
-adds the adapter and its trampolines. :data:`FAST_INTERFACE` carries the adapter's version, so
-compiled wrappers cached under its name are not reused across incompatible adapters.
+adds the adapter and its trampolines. The engine caches W's compiled code under G's digest,
+:data:`FAST_INTERFACE` and the sha256 of ``fastpath.wat``, so a changed adapter is never served
+from an old build; a G that cannot be wrapped is loaded as it is.
 """
 
 from __future__ import annotations
@@ -74,10 +75,10 @@ __all__ = [
 FAST_INTERFACE = "wactor:fast/lifecycle@0.2.0"
 """Name of the instance export W adds: the string-payload variant of the lifecycle interface.
 
-Its version names the adapter (0.2.0: UTF-8 strings, converted in the adapter; 0.1.0 was latin-1
-strings transcoded by wasmtime). The engine's compile cache keys wrapped guests by the guest's
-digest and this name only, not by ``fastpath.wat``: change the version whenever the adapter changes,
-or stale compiled wrappers are loaded."""
+Its version names the adapter's contract with the host (0.2.0: UTF-8 strings, converted in the
+adapter; 0.1.0 was latin-1 strings transcoded by wasmtime). The compile cache keys a wrapped guest
+by the guest's digest, this name and the sha256 of ``fastpath.wat``, so any change to the adapter
+compiles the wrapper again; change this version when what the host passes or reads changes."""
 FAST_HANDLE_MESSAGE = "handle-message"
 """``func(msg: component-message) -> result<option<string>, wasm-error>`` (payload: string)."""
 FAST_HANDLE_CALLBACK = "handle-callback"

@@ -8,17 +8,10 @@ import wasmtime
 from wasmtime.component import Variant
 
 from wactor._ids import ComponentId
-from wactor.errors import (
-    MessagingError,
-    QueueFullError,
-    RequestTimeoutError,
-    SecurityError,
-    TargetNotFoundError,
-    WactorError,
-)
+from wactor.errors import MessagingError, SecurityError
 from wactor.wasm._calling import add_host_func
 from wactor.wasm._context import current_context
-from wactor.wasm._records import component_id_from, component_id_record, err, ok
+from wactor.wasm._records import component_id_from, component_id_record, err, error_variant, ok
 
 __all__ = ["INTERFACE", "define_messaging"]
 
@@ -33,20 +26,14 @@ def _target(value: Any) -> ComponentId | Variant:
 
 
 def messaging_err(exc: Exception) -> Variant:
-    """Translate a host-side failure into the guest's ``messaging-error``."""
-    if isinstance(exc, TargetNotFoundError):
-        return err("target-not-found", component_id_record(ComponentId.parse(exc.target)))
-    if isinstance(exc, QueueFullError):
-        return err("queue-full")
-    if isinstance(exc, RequestTimeoutError):
-        return err("correlation-timeout", exc.correlation_id or "")
+    """Translate a host-side failure into the guest's ``messaging-error``.
+
+    A messaging error is its own case; a refusal by the component's capabilities (or its rate)
+    is ``delivery-failed`` saying ``denied``; anything else is ``delivery-failed``.
+    """
     if isinstance(exc, SecurityError):
-        return err("delivery-failed", f"denied: {exc}")
-    if isinstance(exc, MessagingError) and exc.exit_code == 2:
-        return err("invalid-message", str(exc))
-    if isinstance(exc, WactorError):
-        return err("delivery-failed", str(exc))
-    return err("delivery-failed", f"internal error: {type(exc).__name__}")
+        return err("delivery-failed", "denied: " + " ".join(str(exc).splitlines()))
+    return error_variant(exc, MessagingError, "delivery-failed")
 
 
 def _send(target: Any, payload: bytes) -> Variant:

@@ -8,12 +8,14 @@ from typing import Any
 import wasmtime
 from wasmtime.component import Variant
 
+from wactor.errors import ComponentError
 from wactor.wasm._calling import add_host_func
 from wactor.wasm._context import DeadlineExceeded, call_deadline, current_context
 from wactor.wasm._records import (
     component_id_from,
     component_id_record,
     err,
+    error_variant,
     ok,
     record,
     timestamp_record,
@@ -59,9 +61,12 @@ def _list_components() -> list[Any]:
 def _get_component_metadata(target: Any) -> Variant:
     try:
         cid = component_id_from(target)
+    except ValueError as exc:
+        return err("invalid-state", str(exc))
+    try:
         info = current_context().component_info(cid)
     except Exception as exc:  # noqa: BLE001 - every failure becomes the guest's err
-        return err("invalid-state", str(exc))
+        return error_variant(exc, ComponentError, "invalid-state")
     return ok(
         record(
             id=component_id_record(info.id),

@@ -8,11 +8,11 @@ from typing import Any
 import wasmtime
 from wasmtime.component import Variant
 
-from wactor.errors import InvalidKeyError, QuotaExceededError, StorageError
+from wactor.errors import QuotaExceededError, StorageError
 from wactor.storage import StorageBackend
 from wactor.wasm._calling import add_host_func
 from wactor.wasm._context import current_context
-from wactor.wasm._records import err, ok, record
+from wactor.wasm._records import err, error_variant, ok, record
 
 __all__ = ["INTERFACE", "define_storage"]
 
@@ -26,15 +26,10 @@ def _guarded(op: Callable[[StorageBackend, str, int], Any]) -> Variant:
         return err("io-error", f"{ctx.component_id}: no storage capability granted")
     try:
         return ok(op(backend, str(ctx.component_id), ctx.storage_quota))
-    except QuotaExceededError as exc:
-        ctx.report("quota-breach", action="storage.set", reason=str(exc))
-        return err("quota-exceeded")
-    except InvalidKeyError as exc:
-        return err("invalid-key", str(exc))
-    except StorageError as exc:
-        return err("io-error", str(exc))
-    except Exception as exc:  # noqa: BLE001 - a host bug must not poison the guest silently
-        return err("io-error", f"internal error: {type(exc).__name__}")
+    except Exception as exc:  # noqa: BLE001 - every failure, a host bug too, is the guest's err
+        if isinstance(exc, QuotaExceededError):
+            ctx.report("quota-breach", action="storage.set", reason=str(exc))
+        return error_variant(exc, StorageError, "io-error")
 
 
 def _get(key: str) -> Variant:

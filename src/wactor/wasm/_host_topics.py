@@ -19,8 +19,10 @@ INTERFACE = "wactor:topics/pubsub@0.1.0"
 
 
 def _fail(exc: Exception) -> Variant:
-    text = str(exc) if isinstance(exc, WactorError | ValueError) else type(exc).__name__
-    return Variant("err", text)
+    """The guest's ``err``: the error's message on one line (a host bug: only its type)."""
+    if isinstance(exc, WactorError | ValueError):
+        return Variant("err", " ".join(str(exc).splitlines()))
+    return Variant("err", f"internal error: {type(exc).__name__}")
 
 
 def _publish(subject: str, payload: bytes, content_type: str | None) -> Variant:

@@ -7,6 +7,7 @@ from typing import Any
 from wasmtime.component import Record, Variant
 
 from wactor._ids import ComponentId
+from wactor.errors import RequestTimeoutError, TargetNotFoundError, WactorError
 from wactor.messaging._envelope import Envelope
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "component_id_record",
     "config_record",
     "err",
+    "error_variant",
     "message_record",
     "ok",
     "record",
@@ -37,6 +39,35 @@ def ok(value: Any = None) -> Variant:
 def err(case: str, detail: Any = None) -> Variant:
     """The ``err`` case of a WIT ``result`` holding the variant ``case(detail)``."""
     return Variant("err", Variant(case, detail))
+
+
+_BARE_CASES = frozenset(
+    {"queue-full", "quota-exceeded", "timeout", "already-initialized", "not-initialized"}
+)
+"""The cases of the WIT error variants that carry no detail."""
+
+
+def error_variant(exc: BaseException, family: type[WactorError], otherwise: str) -> Variant:
+    """The ``err`` a host function answers ``exc`` with, in the WIT variant of ``family``.
+
+    An error of ``family`` is its own ``wit_case``; any other failure is the case ``otherwise``.
+    The detail is the error's message on one line, or what the case names (the component id of
+    ``target-not-found``, the correlation id of ``correlation-timeout``). An exception that is
+    no wactor error is a host bug: the guest learns only its type.
+    """
+    case = exc.wit_case if isinstance(exc, family) and exc.wit_case else otherwise
+    if case in _BARE_CASES:
+        return err(case)
+    if case == "target-not-found" and isinstance(exc, TargetNotFoundError):
+        try:
+            return err(case, component_id_record(ComponentId.parse(exc.target)))
+        except ValueError:
+            case = otherwise
+    if case == "correlation-timeout" and isinstance(exc, RequestTimeoutError):
+        return err(case, exc.correlation_id or "")
+    if not isinstance(exc, WactorError):
+        return err(case, f"internal error: {type(exc).__name__}")
+    return err(case, " ".join(str(exc).splitlines()))
 
 
 def component_id_record(cid: ComponentId) -> Record:

@@ -13,12 +13,18 @@ from typing import Any
 
 from wactor._bridge import run_on_thread
 from wactor.actors import Actor, FailureAction, Outcome
-from wactor.errors import ComponentError, ComponentFault, InvalidMessageError, WactorError
+from wactor.errors import (
+    ComponentError,
+    ComponentFault,
+    InvalidMessageError,
+    UnhealthyError,
+    WactorError,
+)
 from wactor.host._runtime import ComponentRuntime
 from wactor.messaging import Envelope
 from wactor.wasm import ComponentInstance
 
-__all__ = ["HEALTH_CHECK", "ComponentActor", "HealthCheck", "UnhealthyError"]
+__all__ = ["HEALTH_CHECK", "ComponentActor", "HealthCheck"]
 
 
 class HealthCheck:
@@ -28,10 +34,6 @@ class HealthCheck:
 
 
 HEALTH_CHECK = HealthCheck()
-
-
-class UnhealthyError(ComponentFault):
-    """The guest reported ``unhealthy`` too many times in a row; it is restarted."""
 
 
 class ComponentActor(Actor["Envelope | HealthCheck"]):
@@ -110,10 +112,7 @@ class ComponentActor(Actor["Envelope | HealthCheck"]):
         threshold = runtime.manifest.supervision.health_threshold
         if runtime.unhealthy_streak >= threshold:
             runtime.unhealthy_streak = 0
-            raise UnhealthyError(
-                f"{runtime.component_id}: unhealthy {threshold} times in a row",
-                component=str(runtime.component_id),
-            )
+            raise UnhealthyError(str(runtime.component_id), threshold)
         return str(status)
 
     async def on_failure(

@@ -40,9 +40,11 @@ concurrently.
 
 Reads go to the stream leader (``STREAM.MSG.GET``, not direct gets from possibly lagging
 replicas), so a host reads its own writes. The backend is synchronous and thread-safe like every
-storage backend: it owns a private event loop in a background thread, runs each call there and
-waits for it at most ``timeout`` seconds, retrying across reconnections and leader elections.
-NATS failures become ``StorageIOError`` (after which the outcome of that write is unknown).
+storage backend: it runs each call on the event loop of its NATS connection (the host's, shared
+with its broker and registry; or, given a URL, a private loop in a background thread) and waits
+for it at most ``timeout`` seconds, retrying across reconnections and leader elections. It
+cannot be called from that loop's own thread (it would wait for itself). NATS failures become
+``StorageIOError`` (after which the outcome of that write is unknown).
 """
 
 from __future__ import annotations
@@ -53,11 +55,10 @@ import concurrent.futures
 import contextlib
 import json
 import random
-import re
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -68,15 +69,15 @@ from nats.aio.client import Client
 from nats.js import api
 from nats.js.client import JetStreamContext
 
-from wactor._nats_client import NatsClient
-from wactor.errors import QuotaExceededError, StorageIOError, WactorError
+from wactor._nats_client import NatsConnection
+from wactor._nats_names import kv_bucket
+from wactor.errors import DeliveryFailedError, QuotaExceededError, StorageIOError, WactorError
 from wactor.storage._base import StorageUsage, encode_key, encode_prefix
 
 __all__ = ["NatsKvStorage"]
 
 T = TypeVar("T")
 
-_LATTICE = re.compile(r"^[A-Za-z0-9_\-]+$")
 _WRONG_LAST_SEQUENCE = 10071  # JetStream: a Nats-Expected-Last-Subject-Sequence did not match
 _NO_MESSAGE = 10037  # JetStream: no message found
 _STREAM_IN_USE = 10058  # JetStream: stream name already in use with a different configuration
@@ -148,9 +149,12 @@ class _Usage:
 
 
 class NatsKvStorage:
-    """Key-value storage in the JetStream KV bucket ``wactor-<lattice>-kv`` at ``url``.
+    """Key-value storage in the JetStream KV bucket ``wactor-<lattice>-kv``.
 
-    ``url`` is one server URL, a comma-separated list, or a list. The bucket is created when
+    ``connection`` is the host's :class:`NatsConnection` (open; its lattice is the storage's;
+    whoever opened it closes it, and this constructor must then run off its loop's thread), or
+    the NATS URL (one server URL, a comma-separated list, or a list) of a connection of the
+    storage's own to ``lattice``, on a loop thread of its own. The bucket is created when
     missing, with ``replicas`` copies (1, or 3 on a 3-node cluster); an existing bucket is used as
     it is. ``timeout`` bounds every call, retries included; ``stale_after`` is how old a
     reservation must be before another writer presumes its writer dead and heals it.
@@ -158,21 +162,25 @@ class NatsKvStorage:
 
     def __init__(
         self,
-        url: str | list[str],
+        connection: NatsConnection | str | Sequence[str],
         lattice: str = "default",
         *,
         replicas: int = 1,
         timeout: float = 15.0,
         stale_after: float = 10.0,
     ) -> None:
-        if not _LATTICE.match(lattice):
-            raise ValueError(
-                f"lattice {lattice!r} must be one token of letters, digits, '_' or '-'"
-            )
         if replicas < 1:
             raise ValueError(f"replicas must be at least 1, not {replicas}")
-        self.servers = [u.strip() for u in url.split(",")] if isinstance(url, str) else list(url)
-        self.bucket = f"wactor-{lattice}-kv"
+        if isinstance(connection, NatsConnection):
+            self._conn, owned = connection, False
+        else:
+            self._conn = NatsConnection(
+                connection, lattice, host_id="storage", connect_timeout=timeout
+            )
+            owned = True
+        lattice = self._conn.lattice
+        self.servers = list(self._conn.servers)
+        self.bucket = kv_bucket(lattice)
         self._stream = f"KV_{self.bucket}"
         self._pre = f"$KV.{self.bucket}."
         self._replicas = replicas
@@ -180,18 +188,21 @@ class NatsKvStorage:
         self._stale_after = stale_after
         self._closed = False
         self._close_lock = threading.Lock()
-        self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         # Loop-thread state: per-component write locks, reservations of this process whose
         # write landed (settled by the next write), and ids whose write may never have landed.
         self._locks: dict[str, asyncio.Lock] = {}
         self._landed: dict[str, dict[str, str]] = {}
         self._doubtful: set[str] = set()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self._loop.run_forever, name=f"wactor-nats-kv-{lattice}", daemon=True
-        )
-        self._thread.start()
+        self._thread: threading.Thread | None = None  # the loop thread of a connection of our own
+        if owned:
+            self._loop = asyncio.new_event_loop()
+            self._thread = threading.Thread(
+                target=self._loop.run_forever, name=f"wactor-nats-kv-{lattice}", daemon=True
+            )
+            self._thread.start()
+        else:
+            self._loop = self._conn.loop
         try:
             self._call("", self._open())
         except BaseException:
@@ -205,10 +216,16 @@ class NatsKvStorage:
         if self._closed:
             coro.close()
             raise StorageIOError(f"{self.bucket}: storage is closed", component=component or None)
-        if threading.current_thread() is self._thread:
+        if _running_loop() is self._loop:
             coro.close()
             raise StorageIOError(f"{self.bucket}: called from its own event loop thread")
-        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        try:
+            future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        except RuntimeError:  # the loop is closed: so is its connection
+            coro.close()
+            raise StorageIOError(
+                f"{self.bucket}: storage is closed", component=component or None
+            ) from None
         try:
             return future.result(self._timeout + 2 * _REQUEST_TIMEOUT)
         except concurrent.futures.TimeoutError:
@@ -223,30 +240,11 @@ class NatsKvStorage:
             ) from None
 
     async def _open(self) -> None:
-        nc = NatsClient()  # nats-py's, hardened against a peer's malformed headers
         try:
-            await asyncio.wait_for(
-                nc.connect(
-                    servers=self.servers,
-                    name=f"wactor storage {self.bucket}",
-                    allow_reconnect=True,
-                    max_reconnect_attempts=-1,
-                    reconnect_time_wait=0.1,  # type: ignore[arg-type]
-                    ping_interval=5,
-                    max_outstanding_pings=2,
-                    error_cb=_ignore_error,
-                ),
-                self._timeout,
-            )
-        except (OSError, TimeoutError, nats.errors.Error) as exc:
-            with contextlib.suppress(Exception):
-                await nc.close()
-            raise StorageIOError(
-                f"{self.bucket}: cannot connect to NATS at {', '.join(self.servers)}: "
-                f"{exc or type(exc).__name__}"
-            ) from exc
-        self._nc = nc
-        self._js = nc.jetstream(timeout=_REQUEST_TIMEOUT)
+            await self._conn.connect()  # idempotent: a shared connection is open already
+            self._js = self._conn.jetstream(_REQUEST_TIMEOUT)
+        except DeliveryFailedError as exc:
+            raise StorageIOError(f"{self.bucket}: {exc.message}") from exc
         await self._retrying("", self._ensure_bucket)
 
     async def _ensure_bucket(self) -> None:
@@ -279,11 +277,12 @@ class NatsKvStorage:
         return self._js
 
     def _client(self) -> Client:
-        if self._nc is None:
+        nc = self._conn.client
+        if nc is None:
             raise StorageIOError(f"{self.bucket}: storage is not open")
-        if not self._nc.is_connected:
+        if not nc.is_connected:
             raise _Transient("not connected to NATS")
-        return self._nc
+        return nc
 
     async def _retrying(self, component: str, attempt: Callable[[], Awaitable[T]]) -> T:
         """Run ``attempt`` until it succeeds, retrying conflicts and transient failures."""
@@ -583,18 +582,21 @@ class NatsKvStorage:
         return StorageUsage(usage.used, quota, usage.keys)
 
     def close(self) -> None:
-        """Disconnect and stop the loop thread; idempotent. Later calls raise ``StorageIOError``."""
+        """Stop serving calls (later ones raise ``StorageIOError``); with a connection of its
+        own, disconnect and stop its loop thread. Idempotent."""
         with self._close_lock:
             if self._closed:
                 return
             self._closed = True
-        if self._loop.is_running() and threading.current_thread() is not self._thread:
-            if self._nc is not None:
-                done = asyncio.run_coroutine_threadsafe(_close_client(self._nc), self._loop)
-                with contextlib.suppress(Exception):
-                    done.result(5.0)
+        thread = self._thread
+        if thread is None:
+            return  # the connection is shared: its owner closes it
+        if self._loop.is_running() and threading.current_thread() is not thread:
+            done = asyncio.run_coroutine_threadsafe(self._conn.close(), self._loop)
+            with contextlib.suppress(Exception):
+                done.result(5.0)
             self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(5.0)
+            thread.join(5.0)
         if not self._loop.is_running():
             self._loop.close()
 
@@ -619,13 +621,11 @@ def _raise_api_error(error: dict[str, Any]) -> None:
     )
 
 
-async def _close_client(nc: Client) -> None:
-    with contextlib.suppress(nats.errors.Error, TimeoutError, OSError):
-        await nc.close()
-
-
-async def _ignore_error(exc: Exception) -> None:
-    """Connection errors are seen by the calls that need the connection; nothing to do here."""
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _describe(exc: BaseException | None) -> str:

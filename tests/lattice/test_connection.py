@@ -6,10 +6,12 @@ import asyncio
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from cli.test_call import wactor
 from wactor._ids import ComponentId
 from wactor.errors import DeliveryFailedError, StorageIOError
 from wactor.lattice import LatticeConnection
@@ -127,3 +129,14 @@ def test_one_rule_for_lattice_names_and_urls() -> None:
             LatticeConnection(url, host_id="h")
     ok = LatticeConnection(" nats://a:4222 , tls://b", "x" * 63, host_id="h")
     assert ok.nats.servers == ("nats://a:4222", "tls://b")
+
+
+def test_a_bad_nats_url_on_the_command_line_is_a_usage_error(tmp_path: Path) -> None:
+    config = tmp_path / "wactor.toml"
+    config.write_text(f'state-dir = "{tmp_path / "state"}"\n')
+    shown = wactor("ps", "--config", str(config), "--nats", "127.0.0.1:4222")
+    assert shown.returncode == 2, shown.stderr
+    assert shown.stderr.splitlines() == [
+        "error: --nats: bad URL '127.0.0.1:4222' "
+        "(expected nats://host:port (or tls://, ws://, wss://), several separated by ',')"
+    ]

@@ -98,9 +98,9 @@ class NatsBroker:
     broker's; whoever opened it closes it), or the NATS URL (one server URL, a comma-separated
     list, or a list) of a connection of the broker's own, to ``lattice`` (the group of hosts that
     see each other, one NATS subject token) as ``host_id`` (connection name, answer to pings,
-    the host named in acknowledgements). ``ack_timeout`` bounds how long
-    a send waits for the receiving host, ``locate_timeout`` how long ``locate`` waits for an
-    answer. ``accept_callback`` decides whether a callback that came over NATS answers a request
+    the host named in acknowledgements). ``ack_timeout`` bounds how long a send waits for the
+    receiving host, ``locate_timeout`` how long ``locate`` waits for an answer.
+    ``accept_callback`` decides whether a callback that came over NATS answers a request
     this host opened (without it, every such callback is dropped). The host's lattice registry
     feeds :meth:`lattice_view`, which fails the requests in flight to hosts that left.
     """

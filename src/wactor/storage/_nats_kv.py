@@ -59,7 +59,6 @@ import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import nats
@@ -73,6 +72,14 @@ from wactor._nats_client import NatsConnection
 from wactor._nats_names import kv_bucket
 from wactor.errors import DeliveryFailedError, QuotaExceededError, StorageIOError, WactorError
 from wactor.storage._base import StorageUsage, encode_key, encode_prefix
+from wactor.storage._nats_kv_layout import (
+    Record,
+    Usage,
+    component_token,
+    key_token,
+    parse_stored_headers,
+    token_key,
+)
 
 __all__ = ["NatsKvStorage"]
 
@@ -96,56 +103,6 @@ class _Busy(Exception):
 
 class _Transient(Exception):
     """NATS is briefly unavailable (reconnecting, electing a leader): wait and retry."""
-
-
-def _b32(data: bytes) -> str:
-    return base64.b32encode(data).decode("ascii").rstrip("=") or "_"
-
-
-def _unb32(token: str) -> bytes:
-    if token == "_":
-        return b""
-    return base64.b32decode(token + "=" * (-len(token) % 8))
-
-
-def _component_token(component: str) -> str:
-    return _b32(component.encode("utf-8", "surrogatepass"))
-
-
-@dataclass(slots=True)
-class _Record:
-    """A key's last message: sequence (0: never written), value (None: unset), write id."""
-
-    seq: int
-    value: bytes | None
-    write_id: str | None
-
-
-@dataclass(slots=True)
-class _Usage:
-    """A component's usage record as read at ``seq``."""
-
-    seq: int
-    used: int = 0
-    keys: int = 0
-    pending: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    def settle(self, token: str, landed: bool) -> None:
-        """Resolve the reservation of ``token``: count what is left, or give back its growth."""
-        entry = self.pending.pop(token)
-        d, n = int(entry["d"]), int(entry["n"])
-        if landed:
-            self.used += min(d, 0)
-            self.keys += min(n, 0)
-        else:
-            self.used -= max(d, 0)
-            self.keys -= max(n, 0)
-
-    def encode(self) -> bytes:
-        return json.dumps(
-            {"used": self.used, "keys": self.keys, "pending": self.pending},
-            separators=(",", ":"),
-        ).encode()
 
 
 class NatsKvStorage:
@@ -322,15 +279,15 @@ class NatsKvStorage:
     # --- records -------------------------------------------------------------------------------
 
     def _key_token(self, key: bytes) -> str:
-        return _b32(key)
+        return key_token(key)
 
     def _key_subject(self, component: str, token: str) -> str:
-        return f"{self._pre}c.{_component_token(component)}.k.{token}"
+        return f"{self._pre}c.{component_token(component)}.k.{token}"
 
     def _usage_subject(self, component: str) -> str:
-        return f"{self._pre}u.{_component_token(component)}"
+        return f"{self._pre}u.{component_token(component)}"
 
-    async def _read(self, subject: str) -> _Record:
+    async def _read(self, subject: str) -> Record:
         """Read the last message of ``subject`` from the stream leader."""
         nc = self._client()
         request = json.dumps({"last_by_subj": subject}).encode()
@@ -341,21 +298,21 @@ class NatsKvStorage:
         error = answer.get("error")
         if error is not None:
             if error.get("err_code") == _NO_MESSAGE:
-                return _Record(0, None, None)
+                return Record(0, None, None)
             _raise_api_error(error)
         message = answer["message"]
-        headers = _parse_headers(base64.b64decode(message.get("hdrs") or b""))
+        headers = parse_stored_headers(base64.b64decode(message.get("hdrs") or b""))
         deleted = headers.get("KV-Operation") in ("DEL", "PURGE")
         value = None if deleted else base64.b64decode(message.get("data") or b"")
-        return _Record(int(message["seq"]), value, headers.get(_WRITE_ID))
+        return Record(int(message["seq"]), value, headers.get(_WRITE_ID))
 
-    async def _read_usage(self, component: str) -> _Usage:
+    async def _read_usage(self, component: str) -> Usage:
         record = await self._read(self._usage_subject(component))
         if record.value is None:
-            return _Usage(record.seq)
+            return Usage(record.seq)
         try:
             data = json.loads(record.value)
-            return _Usage(
+            return Usage(
                 record.seq, int(data["used"]), int(data["keys"]), dict(data.get("pending") or {})
             )
         except (ValueError, KeyError, TypeError) as exc:
@@ -380,7 +337,7 @@ class NatsKvStorage:
         if error is not None:
             _raise_api_error(error)
 
-    async def _save_usage(self, component: str, usage: _Usage) -> None:
+    async def _save_usage(self, component: str, usage: Usage) -> None:
         await self._put(self._usage_subject(component), usage.encode(), usage.seq, None)
 
     def _lock(self, component: str) -> asyncio.Lock:
@@ -393,7 +350,7 @@ class NatsKvStorage:
 
     # --- writing -------------------------------------------------------------------------------
 
-    async def _resolve(self, component: str, usage: _Usage, token: str, key: _Record) -> bool:
+    async def _resolve(self, component: str, usage: Usage, token: str, key: Record) -> bool:
         """Settle the reservation of ``token`` in ``usage``; tell whether the key was rewritten.
 
         ``key`` is the key's record as read now. Raises ``_Busy`` for a live foreign writer.
@@ -419,7 +376,7 @@ class NatsKvStorage:
         usage.settle(token, landed=False)
         return True
 
-    async def _heal_others(self, component: str, usage: _Usage, token: str) -> None:
+    async def _heal_others(self, component: str, usage: Usage, token: str) -> None:
         """Settle this process's landed reservations and every stale one of other keys."""
         mine = self._landed.get(component, {})
         for other, write_id in list(mine.items()):
@@ -530,7 +487,7 @@ class NatsKvStorage:
                         for msg in await sub.fetch(min(remaining, 1000), _REQUEST_TIMEOUT):
                             remaining = msg.metadata.num_pending
                             if (msg.headers or {}).get("KV-Operation") not in ("DEL", "PURGE"):
-                                keys.append(_unb32(msg.subject[prefix:]))
+                                keys.append(token_key(msg.subject[prefix:]))
                 finally:
                     await sub.unsubscribe()
         finally:
@@ -567,7 +524,7 @@ class NatsKvStorage:
     def list_keys(self, component: str, prefix: str | None = None) -> list[str]:
         """Return the component's keys starting with ``prefix``, sorted by code point."""
         wanted = encode_prefix(component, prefix)
-        scope = f"c.{_component_token(component)}.k."
+        scope = f"c.{component_token(component)}.k."
 
         async def attempt() -> list[str]:
             return [k.decode("utf-8") for k in await self._keys(scope) if k.startswith(wanted)]
@@ -599,16 +556,6 @@ class NatsKvStorage:
             thread.join(5.0)
         if not self._loop.is_running():
             self._loop.close()
-
-
-def _parse_headers(raw: bytes) -> dict[str, str]:
-    """Parse a stored message's ``NATS/1.0`` header block."""
-    headers: dict[str, str] = {}
-    for line in raw.decode("utf-8", "replace").split("\r\n")[1:]:
-        name, sep, value = line.partition(":")
-        if sep:
-            headers[name.strip()] = value.strip()
-    return headers
 
 
 def _raise_api_error(error: dict[str, Any]) -> None:

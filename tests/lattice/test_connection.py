@@ -140,3 +140,30 @@ def test_a_bad_nats_url_on_the_command_line_is_a_usage_error(tmp_path: Path) -> 
         "error: --nats: bad URL '127.0.0.1:4222' "
         "(expected nats://host:port (or tls://, ws://, wss://), several separated by ',')"
     ]
+
+
+async def test_closing_the_broker_leaves_the_shared_connection_to_the_others(
+    server: NatsServer,
+) -> None:
+    lattice = f"t{uuid.uuid4().hex[:10]}"
+    conn = await LatticeConnection.open(server.url, lattice, host_id="h")
+    try:
+        broker = conn.broker()
+        await broker.open()
+        await broker.register(CART, Echo())
+        await broker.subscribe("news.*", lambda subject, env: None)
+        storage = await conn.storage()
+        before = connections_of(server, lattice)[f"wactor {lattice} h"]
+        assert f"wactor.{lattice}.shop.cart.0" in before
+        assert f"wactor.{lattice}._topic.news.*" in before
+        await broker.close()
+        await conn.nats.settle(5)
+        after = connections_of(server, lattice)[f"wactor {lattice} h"]
+        assert not [s for s in after if s.startswith(f"wactor.{lattice}.")]
+        assert broker._inbox.prefix + "*" in before
+        assert broker._inbox.prefix + "*" not in after  # its replies inbox is gone too
+        await asyncio.to_thread(storage.set, str(CART), "k", b"v", quota=1 << 20)
+        assert await asyncio.to_thread(storage.get, str(CART), "k") == b"v"
+        assert conn.nats.connected
+    finally:
+        await conn.close()

@@ -42,7 +42,6 @@ from wactor.messaging._envelope import Envelope
 from wactor.messaging._nats_inbox import ReplyInbox
 from wactor.messaging._nats_wire import (
     ANONYMOUS_SENDER,
-    H_ACK,
     acknowledgement,
     component_subject,
     decode_message,
@@ -56,6 +55,7 @@ from wactor.messaging._nats_wire import (
     request_headers,
     topic_of,
     topic_subject,
+    wants_acknowledgement,
 )
 from wactor.messaging._subjects import SubjectPattern, check_subject
 
@@ -367,7 +367,7 @@ class NatsBroker:
                 return
             if endpoint is None:
                 endpoint = _Missing(cid)
-            elif reply and env.kind == "request" and H_ACK in headers:
+            elif reply and env.kind == "request" and wants_acknowledgement(headers):
                 # Taken: if this host dies from now on, the requester can tell (lattice_view).
                 # Said only when the reply is not out within ACK_DELAY: a quick reply needs none.
                 self._acks[reply] = asyncio.get_running_loop().call_later(

@@ -98,6 +98,7 @@ __all__ = [
     "request_headers",
     "topic_of",
     "topic_subject",
+    "wants_acknowledgement",
 ]
 
 ANONYMOUS_SENDER = ComponentId("nats", "client", "0")
@@ -226,6 +227,11 @@ def request_headers(env: Envelope) -> dict[str, str]:
     headers = encode_headers(env)
     headers[H_ACK] = "1"  # the host that takes it says so: the requester can fail it fast
     return headers
+
+
+def wants_acknowledgement(headers: dict[str, str]) -> bool:
+    """Tell whether the sender of a request asks to be told which host took it."""
+    return H_ACK in headers
 
 
 def ping_headers() -> dict[str, str]:

@@ -49,8 +49,8 @@ class NatsConnection:
     ``url`` is one server URL, a comma-separated list, or a list; ``lattice`` names the group of
     hosts that see each other; ``host_id`` names this host (in the connection's name on the
     server and in log lines). The connection reconnects forever (unless ``reconnect`` is
-    false: one attempt, as a one-shot reader wants) and does not echo its own publications to
-    its own subscriptions. ``ValueError`` for a bad URL or lattice name.
+    false: a one-shot reader gives up when a server refuses twice) and does not echo its own
+    publications to its own subscriptions. ``ValueError`` for a bad URL or lattice name.
     """
 
     def __init__(
@@ -140,7 +140,8 @@ class NatsConnection:
                         servers=list(self.servers),
                         name=f"wactor {self.lattice} {self.host_id}",
                         allow_reconnect=self._reconnect,
-                        max_reconnect_attempts=-1 if self._reconnect else 0,
+                        # nats-py retries a first connection for ever with 0: 1 gives up at once
+                        max_reconnect_attempts=-1 if self._reconnect else 1,
                         reconnect_time_wait=self._reconnect_wait,  # type: ignore[arg-type]
                         connect_timeout=max(1, round(self._connect_timeout)),
                         ping_interval=self._ping_interval,  # type: ignore[arg-type]
@@ -157,7 +158,7 @@ class NatsConnection:
                 with contextlib.suppress(Exception):
                     await nc.close()
                 raise DeliveryFailedError(
-                    f"cannot connect to NATS at {self.where}: {exc or type(exc).__name__}"
+                    f"cannot connect to NATS at {self.where}: {str(exc) or type(exc).__name__}"
                 ) from exc
             self._nc = nc
             self._loop = asyncio.get_running_loop()
@@ -185,7 +186,7 @@ class NatsConnection:
             _log.debug("%s: NATS connection error: %r", self.host_id, exc)
 
     async def _disconnected(self) -> None:
-        if not self._closed:
+        if self._nc is not None and not self._closed:  # not a first connection that failed
             _log.warning("%s: disconnected from NATS; reconnecting", self.host_id)
         self._tell_disconnected()
 

@@ -167,3 +167,14 @@ async def test_closing_the_broker_leaves_the_shared_connection_to_the_others(
         assert conn.nats.connected
     finally:
         await conn.close()
+
+
+def test_ps_of_a_lattice_without_a_server_says_so_in_one_line(tmp_path: Path) -> None:
+    with NatsServer() as gone:
+        url = gone.url
+    config = tmp_path / "wactor.toml"
+    config.write_text(f'state-dir = "{tmp_path / "state"}"\n')
+    shown = wactor("ps", "--config", str(config), "--nats", url)
+    assert shown.returncode == 4, shown.stderr
+    (line,) = shown.stderr.splitlines()
+    assert line.startswith(f"error: cannot connect to NATS at {url}: ")

@@ -187,8 +187,9 @@ class NatsBroker:
             except (OSError, TimeoutError, nats.errors.Error) as exc:
                 if self._owns_connection:
                     await self._conn.close()
+                reason = str(exc) or type(exc).__name__
                 raise DeliveryFailedError(
-                    f"cannot connect to NATS at {self._conn.where}: {exc or type(exc).__name__}"
+                    f"cannot connect to NATS at {self._conn.where}: {reason}"
                 ) from exc
             self._conn.on_disconnected(self._on_disconnected)
             self._nc = nc

@@ -11,6 +11,7 @@ PACKAGES = [
     "wactor.actors",
     "wactor.cli",
     "wactor.host",
+    "wactor.lattice",
     "wactor.messaging",
     "wactor.security",
     "wactor.storage",

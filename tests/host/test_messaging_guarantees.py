@@ -13,7 +13,6 @@ from cli.test_call import wactor
 from conftest import ManifestFactory, guest_binary, wat_binary
 from wactor.errors import GuestError, InvalidMessageError, TrapError
 from wactor.host import Host
-from wactor.messaging import Envelope
 
 GRANTS = """
 [capabilities.messaging]
@@ -161,24 +160,6 @@ async def test_dead_letters_are_queryable_from_the_cli(
     (line,) = shown.stdout.splitlines()
     assert "t/trap/0 request from wactor/host/0 (4 B)" in line
     assert "unreachable" in line
-
-
-def test_envelope_codec_round_trips() -> None:
-    from wactor._ids import ComponentId
-    from wactor.messaging import decode_envelope, encode_envelope
-
-    env = Envelope(
-        ComponentId("a", "b", "0"),
-        ComponentId("c", "d", "1"),
-        bytes(range(256)),
-        kind="request",
-        correlation_id="c1",
-        reply_to=ComponentId("a", "b", "0"),
-        content_type="application/cbor",
-    )
-    assert decode_envelope(encode_envelope(env)) == env
-    with pytest.raises(InvalidMessageError):
-        decode_envelope(b"garbage")
 
 
 async def test_guest_publishes_through_the_topics_extension(

@@ -19,7 +19,7 @@ from conftest import guest_binary, wat_binary, write_host_config, write_manifest
 from wactor._ids import ComponentId
 from wactor.errors import DeliveryFailedError, RequestTimeoutError, TargetNotFoundError
 from wactor.host import Host, HostConfig
-from wactor.host._lattice import HostEntry, read_lattice
+from wactor.lattice import HostEntry, read_lattice
 from wactor.messaging import component_subject
 from wactor.testing import NatsCluster, NatsServer
 

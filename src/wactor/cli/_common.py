@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from wactor.errors import HostConfigError
+from wactor._nats_names import URL_EXPECTED, parse_servers
+from wactor.errors import ConfigError, HostConfigError
 from wactor.host import BrokerConfig, HostConfig, load_host_config
 
 __all__ = ["config_option", "nats_option", "resolve_config", "with_nats"]
@@ -35,6 +36,10 @@ def with_nats(config: HostConfig, url: str | None, lattice: str | None = None) -
     """The config with a NATS broker at ``url`` (unchanged when ``url`` is None)."""
     if url is None:
         return config
+    try:
+        parse_servers(url)
+    except ValueError as exc:
+        raise ConfigError(str(exc), key="--nats", expected=URL_EXPECTED) from None
     broker = BrokerConfig("nats", url, lattice or config.broker.lattice)
     return dataclasses.replace(config, broker=broker)
 

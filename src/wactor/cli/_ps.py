@@ -15,7 +15,7 @@ import click
 from wactor.cli._common import config_option, nats_option, resolve_config, with_nats
 from wactor.cli._main import cli
 from wactor.errors import HostConfigError
-from wactor.host._lattice import read_lattice
+from wactor.lattice import read_lattice
 
 __all__ = ["STATUS_FILE", "ps", "render_tree"]
 

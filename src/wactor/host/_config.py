@@ -7,14 +7,19 @@ opened at load time: the host reports a bad or missing one for that component al
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
 
 from wactor._ids import ComponentId
+from wactor._nats_names import (
+    DEFAULT_NATS_URL,
+    LATTICE_EXPECTED,
+    URL_EXPECTED,
+    check_lattice,
+    parse_servers,
+)
 from wactor._toml import ConfigTable, read_config_file
 from wactor._units import KIB, MIB
 from wactor.errors import HostConfigError
@@ -44,12 +49,6 @@ _STRATEGIES: tuple[SupervisionStrategy, ...] = ("one_for_one", "one_for_all", "r
 _STORAGE_TYPES: tuple[StorageType, ...] = ("sqlite", "memory", "nats")
 _LOG_LEVELS: tuple[LogLevel, ...] = ("trace", "debug", "info", "warn", "error")
 
-DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
-_NATS_SCHEMES = ("nats", "tls", "ws", "wss")
-
-# The lattice name becomes one token of NATS subjects (wactor.<lattice>.<ns>.<name>.<instance>):
-# no dots, wildcards or whitespace.
-_LATTICE = re.compile(r"^[A-Za-z0-9_-]{1,63}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,28 +206,18 @@ def _broker(table: ConfigTable | None) -> BrokerConfig:
     lattice = table.opt_str("lattice")
     if lattice is None:
         lattice = default.lattice
-    if not _LATTICE.match(lattice):
-        table.fail(
-            "lattice",
-            f"bad lattice name {lattice!r}",
-            expected="1-63 letters, digits, '_' or '-' (it is one NATS subject token)",
-        )
+    try:
+        check_lattice(lattice)
+    except ValueError as exc:
+        table.fail("lattice", str(exc), expected=LATTICE_EXPECTED)
     return BrokerConfig(type=broker_type, url=url, lattice=lattice)
 
 
 def _check_nats_url(table: ConfigTable, url: str) -> None:
-    expected = "nats://host:port (or tls://, ws://, wss://), several separated by ','"
-    for item in url.split(","):
-        server = item.strip()
-        try:
-            parts = urlsplit(server)
-            port = parts.port
-        except ValueError as exc:
-            table.fail("url", f"bad URL {server!r}: {exc}", expected=expected)
-        if parts.scheme not in _NATS_SCHEMES or not parts.hostname:
-            table.fail("url", f"bad URL {server!r}", expected=expected)
-        if port == 0:
-            table.fail("url", f"bad port in {server!r}", expected=expected)
+    try:
+        parse_servers(url)
+    except ValueError as exc:
+        table.fail("url", str(exc), expected=URL_EXPECTED)
 
 
 def _supervision(table: ConfigTable | None) -> HostSupervision:

@@ -1,4 +1,4 @@
-"""Messaging: envelopes and their codec, correlation of requests, the dead-letter log.
+"""Messaging: envelopes, correlation of requests, the dead-letter log.
 
 The NATS backend (``NatsBroker`` and its subject helpers) is imported on first use, so that
 messaging without a lattice never loads a NATS client.
@@ -12,13 +12,7 @@ import typing
 from wactor.messaging._broker import Broker, BrokerStats, Endpoint, Subscription, TopicHandler
 from wactor.messaging._correlation import CorrelationStats, Correlator, PendingRequest
 from wactor.messaging._deadletters import DeadLetter, DeadLetterLog, read_dead_letters
-from wactor.messaging._envelope import (
-    ERROR_CONTENT_TYPE,
-    Envelope,
-    MessageKind,
-    decode_envelope,
-    encode_envelope,
-)
+from wactor.messaging._envelope import ERROR_CONTENT_TYPE, Envelope, MessageKind
 from wactor.messaging._memory import MemoryBroker
 from wactor.messaging._subjects import SubjectPattern, check_subject
 
@@ -44,8 +38,6 @@ __all__ = [
     "TopicHandler",
     "check_subject",
     "component_subject",
-    "decode_envelope",
-    "encode_envelope",
     "read_dead_letters",
     "topic_subject",
 ]

@@ -10,8 +10,8 @@ a lattice broker (NATS) also reaches components of other hosts, with the same se
   at once; the reply future fails with the target's error, never hangs past its timeout when
   awaited through ``request``);
 * ``publish`` delivers a copy to every subscription whose pattern matches the subject;
-* envelopes are plain data (:func:`~wactor.messaging.encode_envelope` round-trips them), so a
-  backend that serializes loses nothing; the local path skips serialization.
+* envelopes are plain data (the NATS wire form round-trips every field), so a backend that
+  serializes loses nothing; the local path skips serialization.
 """
 
 from __future__ import annotations

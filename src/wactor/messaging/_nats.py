@@ -1,7 +1,9 @@
 """The NATS broker: the components of every host of a lattice reach each other through NATS.
 
 The wire format (subjects, ``Wactor-*`` headers, errors) is described and implemented in
-:mod:`wactor.messaging._nats_wire`; this module owns the connection and moves the bytes.
+:mod:`wactor.messaging._nats_wire`; the connection is a :class:`~wactor._nats_client.
+NatsConnection`, shared with the host's storage and lattice registry; this module moves the
+bytes.
 
 Behaviour: a target registered in this broker is called directly, without NATS. The connection
 reconnects forever; while it is down, sends and requests to other hosts fail at once with
@@ -17,18 +19,16 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import re
-import uuid
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import nats.errors
-from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription as NatsSubscription
 
 from wactor._ids import ComponentId
-from wactor._nats_client import NatsClient
+from wactor._nats_client import NatsClient, NatsConnection
+from wactor._nats_client import settle as _settle
 from wactor.errors import (
     ActorStoppedError,
     DeliveryFailedError,
@@ -39,32 +39,30 @@ from wactor.errors import (
 )
 from wactor.messaging._broker import BrokerStats, Endpoint, TopicHandler
 from wactor.messaging._envelope import Envelope
-from wactor.messaging._nats_inbox import RECEIVED, ReplyInbox
+from wactor.messaging._nats_inbox import ReplyInbox
 from wactor.messaging._nats_wire import (
     ANONYMOUS_SENDER,
-    H_ACK,
-    H_HOST,
-    H_KIND,
-    H_REPLY,
-    H_SENDER,
-    H_TARGET,
-    MALFORMED_HEADER,
+    acknowledgement,
     component_subject,
-    decode_envelope,
+    decode_message,
+    decode_publication,
     encode_error,
     encode_headers,
-    parse_id,
+    encode_publication,
+    encode_reply,
+    is_ping,
+    ping_headers,
+    request_headers,
+    topic_of,
     topic_subject,
+    wants_acknowledgement,
 )
 from wactor.messaging._subjects import SubjectPattern, check_subject
 
 __all__ = ["ANONYMOUS_SENDER", "NatsBroker", "component_subject", "topic_subject"]
 
-_PING = "ping"
 ACK_DELAY = 0.02
 """Seconds a request may take before its host acknowledges it (see ReplyInbox)."""
-
-_LATTICE = re.compile(r"^[A-Za-z0-9_\-]+$")
 
 _log = logging.getLogger("wactor.messaging.nats")
 
@@ -96,21 +94,23 @@ class _TopicSubscription:
 class NatsBroker:
     """A broker over NATS: local targets directly, every other host's through the lattice.
 
-    ``url`` is one server URL, a comma-separated list, or a list; ``lattice`` names the group of
-    hosts that see each other (one NATS subject token); ``host_id`` names this host (connection
-    name, answer to pings, the host named in acknowledgements). ``ack_timeout`` bounds how long
-    a send waits for the receiving host, ``locate_timeout`` how long ``locate`` waits for an
-    answer. ``accept_callback`` decides whether a callback that came over NATS answers a request
+    ``connection`` is the host's :class:`NatsConnection` (its lattice and host id are the
+    broker's; whoever opened it closes it), or the NATS URL (one server URL, a comma-separated
+    list, or a list) of a connection of the broker's own, to ``lattice`` (the group of hosts that
+    see each other, one NATS subject token) as ``host_id`` (connection name, answer to pings,
+    the host named in acknowledgements). ``ack_timeout`` bounds how long a send waits for the
+    receiving host, ``locate_timeout`` how long ``locate`` waits for an answer.
+    ``accept_callback`` decides whether a callback that came over NATS answers a request
     this host opened (without it, every such callback is dropped). The host's lattice registry
     feeds :meth:`lattice_view`, which fails the requests in flight to hosts that left.
     """
 
     def __init__(
         self,
-        url: str | list[str],
+        connection: NatsConnection | str | Sequence[str],
         lattice: str = "default",
         *,
-        host_id: str,
+        host_id: str | None = None,
         ack_timeout: float = 5.0,
         locate_timeout: float = 2.0,
         connect_timeout: float = 5.0,
@@ -118,23 +118,28 @@ class NatsBroker:
         ping_interval: float = 5.0,
         accept_callback: Callable[[Envelope], bool] | None = None,
     ) -> None:
-        if not _LATTICE.match(lattice):
-            raise ValueError(
-                f"lattice {lattice!r} must be one token of letters, digits, '_' or '-'"
+        if isinstance(connection, NatsConnection):
+            self._conn, self._owns_connection = connection, False
+        else:
+            if host_id is None:
+                raise TypeError("NatsBroker over a URL needs host_id")
+            self._conn = NatsConnection(
+                connection,
+                lattice,
+                host_id=host_id,
+                connect_timeout=connect_timeout,
+                reconnect_wait=reconnect_wait,
+                ping_interval=ping_interval,
             )
-        servers = [u.strip() for u in url.split(",")] if isinstance(url, str) else list(url)
-        if not servers or not all(servers):
-            raise ValueError(f"NATS url {url!r} names no server")
-        self.servers = servers
-        self.lattice = lattice
-        self.host_id = host_id
+            self._owns_connection = True
+        self.servers = list(self._conn.servers)
+        self.lattice = self._conn.lattice
+        self.host_id = self._conn.host_id
         self._ack_timeout = ack_timeout
         self._locate_timeout = locate_timeout
-        self._connect_timeout = connect_timeout
-        self._reconnect_wait = reconnect_wait
-        self._ping_interval = ping_interval
         self._accept_callback = accept_callback
-        self._nc: NatsClient | None = None
+        self._nc: NatsClient | None = None  # the connection's client, once open
+        self._reply_sub: NatsSubscription | None = None
         self._open_lock = asyncio.Lock()
         self._closed = False
         self._endpoints: dict[ComponentId, Endpoint] = {}
@@ -145,7 +150,6 @@ class NatsBroker:
         self._inbound: dict[asyncio.Task[None], tuple[str, ComponentId]] = {}
         self._acks: dict[str, asyncio.TimerHandle] = {}  # reply subject -> its acknowledgement
         self._chores: set[asyncio.Task[None]] = set()
-        self._topic_prefix = f"wactor.{lattice}._topic."
         self._sent = 0
         self._requests = 0
         self._published = 0
@@ -156,46 +160,38 @@ class NatsBroker:
     # --- connection ----------------------------------------------------------------------------
 
     @property
+    def connection(self) -> NatsConnection:
+        """The NATS connection this broker uses."""
+        return self._conn
+
+    @property
     def connected(self) -> bool:
         """Tell whether the connection to NATS is up right now."""
-        return self._nc is not None and self._nc.is_connected
+        return self._nc is not None and self._conn.connected
 
     async def open(self) -> None:
-        """Connect to NATS (waiting at most ``connect_timeout``); idempotent."""
+        """Connect to NATS if not yet connected (at most ``connect_timeout``) and listen for
+        replies; idempotent."""
         async with self._open_lock:
             if self._closed:
                 raise DeliveryFailedError("NATS broker is closed")
             if self._nc is not None:
                 return
-            nc = NatsClient()
+            await self._conn.connect()
+            nc = self._conn.client
+            assert nc is not None  # connect() returned
             try:
-                await asyncio.wait_for(
-                    nc.connect(
-                        servers=self.servers,
-                        name=f"wactor {self.lattice} {self.host_id}",
-                        allow_reconnect=True,
-                        max_reconnect_attempts=-1,
-                        reconnect_time_wait=self._reconnect_wait,  # type: ignore[arg-type]
-                        connect_timeout=max(1, round(self._connect_timeout)),
-                        ping_interval=self._ping_interval,  # type: ignore[arg-type]
-                        max_outstanding_pings=2,
-                        no_echo=True,
-                        error_cb=self._on_error,
-                        disconnected_cb=self._on_disconnected,
-                        reconnected_cb=self._on_reconnected,
-                    ),
-                    self._connect_timeout,
-                )
                 self._inbox.prefix = nc.new_inbox() + "."
-                await nc.subscribe(self._inbox.prefix + "*", cb=self._on_reply)
-                await _settle(nc, self._connect_timeout)
+                self._reply_sub = await nc.subscribe(self._inbox.prefix + "*", cb=self._on_reply)
+                await _settle(nc, self._conn.connect_timeout)
             except (OSError, TimeoutError, nats.errors.Error) as exc:
-                with contextlib.suppress(Exception):
-                    await nc.close()
+                if self._owns_connection:
+                    await self._conn.close()
+                reason = str(exc) or type(exc).__name__
                 raise DeliveryFailedError(
-                    f"cannot connect to NATS at {', '.join(self.servers)}: "
-                    f"{exc or type(exc).__name__}"
+                    f"cannot connect to NATS at {self._conn.where}: {reason}"
                 ) from exc
+            self._conn.on_disconnected(self._on_disconnected)
             self._nc = nc
 
     def _client(self) -> NatsClient:
@@ -208,31 +204,16 @@ class NatsBroker:
     def _connected_client(self) -> NatsClient:
         nc = self._client()
         if not nc.is_connected:
-            raise DeliveryFailedError(
-                f"not connected to NATS at {', '.join(self.servers)} (reconnecting)"
-            )
+            raise DeliveryFailedError(f"not connected to NATS at {self._conn.where} (reconnecting)")
         return nc
 
-    async def _on_error(self, exc: Exception) -> None:
-        if isinstance(exc, nats.errors.SlowConsumerError):
-            _log.warning("%s: NATS slow consumer on %s: dropped", self.host_id, exc.subject)
-        else:
-            _log.debug("%s: NATS connection error: %r", self.host_id, exc)
-
-    async def _on_disconnected(self) -> None:
-        if not self._closed:
-            _log.warning("%s: disconnected from NATS; reconnecting", self.host_id)
+    def _on_disconnected(self) -> None:
         self._inbox.fail_all("connection to NATS lost before the reply")
 
     def lattice_view(self, hosts: Mapping[str, Collection[str]], read_at: float) -> None:
         """Fail the requests in flight whose host left the lattice (the registry's view of
         ``hosts`` and their components, read at ``time.monotonic()`` ``read_at``)."""
         self._inbox.lattice_view(hosts, read_at)
-
-    async def _on_reconnected(self) -> None:
-        nc = self._nc
-        url = nc.connected_url.netloc if nc is not None and nc.connected_url else "?"
-        _log.info("%s: reconnected to NATS at %s", self.host_id, url)
 
     # --- components ----------------------------------------------------------------------------
 
@@ -280,8 +261,8 @@ class NatsBroker:
         """Tell whether ``cid`` runs here or on any host of the lattice (asks with a ping)."""
         if cid in self._endpoints:
             return True
-        headers = {H_KIND: _PING}
-        fut = await self._start(component_subject(cid, self.lattice), b"", headers, cid, False)
+        subject = component_subject(cid, self.lattice)
+        fut = await self._start(subject, b"", ping_headers(), cid, False)
         try:
             await asyncio.wait_for(fut, self._locate_timeout)
         except TargetNotFoundError:
@@ -322,8 +303,7 @@ class NatsBroker:
             self._requests += 1
             return fut
         subject = component_subject(env.target, self.lattice)
-        headers = encode_headers(env)
-        headers[H_ACK] = "1"  # the host that takes it says so: lattice_view can fail it fast
+        headers = request_headers(env)  # asks for an acknowledgement: lattice_view can fail it
         remote = await self._start(subject, env.payload, headers, env.target, True, watch=True)
         self._requests += 1
         return remote
@@ -380,21 +360,21 @@ class NatsBroker:
     async def _handle_component_message(self, cid: ComponentId, msg: Msg) -> None:
         headers = msg.headers or {}
         reply = msg.reply
-        if headers.get(H_KIND) == _PING:
+        if is_ping(headers):
             if reply:
                 await self._respond(reply, self.host_id.encode(), None)
             return
         endpoint = None if self._closed else self._endpoints.get(cid)
         fut: asyncio.Future[bytes | None] | None = None
         try:
-            env = self._decode(cid, msg, headers)
+            env = decode_message(cid, msg.data, headers, has_reply=bool(reply))
             if env.kind == "callback" and not self._callback_answers_own_request(env):
                 self._rejected += 1  # nothing to tell a forger: no reply
                 _log.debug("%s: dropped a callback for %s that answers nothing", self.host_id, cid)
                 return
             if endpoint is None:
                 endpoint = _Missing(cid)
-            elif reply and env.kind == "request" and H_ACK in headers:
+            elif reply and env.kind == "request" and wants_acknowledgement(headers):
                 # Taken: if this host dies from now on, the requester can tell (lattice_view).
                 # Said only when the reply is not out within ACK_DELAY: a quick reply needs none.
                 self._acks[reply] = asyncio.get_running_loop().call_later(
@@ -425,7 +405,7 @@ class NatsBroker:
 
     def _acknowledge(self, reply: str) -> None:
         if self._acks.pop(reply, None) is not None:
-            self._chore(self._respond(reply, b"", {H_ACK: RECEIVED, H_HOST: self.host_id}))
+            self._chore(self._respond(reply, b"", acknowledgement(self.host_id)))
 
     def _inbound_done(self, task: asyncio.Task[None]) -> None:
         self._inbound.pop(task, None)
@@ -436,23 +416,6 @@ class NatsBroker:
         if env.correlation_id is None or self._accept_callback is None:
             return False
         return self._accept_callback(env)
-
-    def _decode(self, cid: ComponentId, msg: Msg, headers: dict[str, str]) -> Envelope:
-        if MALFORMED_HEADER in headers:
-            raise InvalidMessageError(f"{cid}: malformed NATS header block")
-        kind = headers.get(H_KIND)
-        if kind is None:  # a plain NATS client
-            if msg.reply:
-                return Envelope(
-                    ANONYMOUS_SENDER,
-                    cid,
-                    msg.data,
-                    kind="request",
-                    correlation_id=uuid.uuid4().hex,
-                    reply_to=ANONYMOUS_SENDER,
-                )
-            return Envelope(ANONYMOUS_SENDER, cid, msg.data, kind="send")
-        return decode_envelope(cid, kind, msg.data, headers)
 
     async def _reply_later(
         self, reply: str, fut: asyncio.Future[bytes | None], cid: ComponentId
@@ -470,11 +433,7 @@ class NatsBroker:
         if exc is not None:
             await self._respond(reply, *encode_error(exc, cid))
             return
-        result = fut.result()
-        if result is None:
-            await self._respond(reply, b"", {H_REPLY: "none"})
-        else:
-            await self._respond(reply, result, None)
+        await self._respond(reply, *encode_reply(fut.result()))
 
     async def _respond(self, reply: str, payload: bytes, headers: dict[str, str] | None) -> None:
         ack = self._acks.pop(reply, None)
@@ -511,11 +470,10 @@ class NatsBroker:
                 sub.handler(subject, env)
                 count += 1
         self._fanout += count
-        headers = encode_headers(env)
-        headers[H_TARGET] = str(env.target)
+        headers = encode_publication(env)
         try:
             # While reconnecting, nats-py buffers the publication and sends it once back.
-            await nc.publish(self._topic_prefix + subject, env.payload, headers=headers)
+            await nc.publish(topic_subject(subject, self.lattice), env.payload, headers=headers)
         except nats.errors.Error as exc:
             raise self._publish_error(exc, env.target, len(env.payload)) from exc
         return count
@@ -544,15 +502,9 @@ class NatsBroker:
     def _on_publication(self, sub: _TopicSubscription, msg: Msg) -> None:
         if sub.cancelled or self._closed:
             return
-        subject = msg.subject[len(self._topic_prefix) :]
-        headers = msg.headers or {}
+        subject = topic_of(msg.subject, self.lattice)
         try:
-            if H_KIND in headers or MALFORMED_HEADER in headers:
-                sender = parse_id(headers.get(H_SENDER), H_SENDER) or ANONYMOUS_SENDER
-                target = parse_id(headers.get(H_TARGET), H_TARGET) or sender
-                env = decode_envelope(target, "publish", msg.data, headers, sender=sender)
-            else:
-                env = Envelope(ANONYMOUS_SENDER, ANONYMOUS_SENDER, msg.data, kind="publish")
+            env = decode_publication(msg.data, msg.headers or {})
         except InvalidMessageError as exc:
             self._rejected += 1  # a peer's garbage: counted, not logged at length
             _log.debug("%s: dropped a publication on %s: %s", self.host_id, subject, exc)
@@ -592,7 +544,8 @@ class NatsBroker:
         )
 
     async def close(self) -> None:
-        """Answer what is in flight with errors, unsubscribe and disconnect; idempotent."""
+        """Answer what is in flight with errors and unsubscribe; idempotent. Disconnects when the
+        connection is the broker's own."""
         if self._closed:
             return
         self._closed = True
@@ -616,15 +569,21 @@ class NatsBroker:
         if self._chores:
             await asyncio.wait(list(self._chores))
         self._endpoints.clear()
-        for sub_ in list(self._topics.values()):
-            sub_.cancelled = True
+        topics = list(self._topics.values())
         self._topics.clear()
-        if nc is not None:
-            if nc.is_connected:
-                with contextlib.suppress(nats.errors.Error, TimeoutError):
-                    await _settle(nc, 1)  # the error replies above are out before we go
-            with contextlib.suppress(nats.errors.Error, OSError):
-                await nc.close()
+        for sub_ in topics:
+            sub_.cancelled = True
+        if nc is not None and not self._owns_connection:
+            # The connection stays for the others: nothing more may come in for this broker.
+            for nsub in [self._reply_sub, *(t._nats for t in topics)]:
+                if nsub is not None:
+                    with contextlib.suppress(nats.errors.Error):
+                        await nsub.unsubscribe()
+        if nc is not None and nc.is_connected:
+            with contextlib.suppress(nats.errors.Error, TimeoutError):
+                await _settle(nc, 1)  # the error replies above are out before we go
+        if self._owns_connection:
+            await self._conn.close()
 
 
 class _Missing:
@@ -638,19 +597,6 @@ class _Missing:
 
     async def submit(self, env: Envelope) -> asyncio.Future[bytes | None]:
         raise TargetNotFoundError(str(self._cid))
-
-
-async def _settle(nc: Client, timeout: float) -> None:
-    """Return once the server has processed everything ``nc`` sent so far.
-
-    nats-py 2.16 writes a flush's PING straight to the socket, ahead of commands still in its
-    write buffer, so one flush can come back before a buffered SUB reached the server (seen
-    here as "no responders" right after ``register``). The first flush pushes the buffer out;
-    the second one's PONG comes after it.
-    """
-    wait = max(1, round(timeout))
-    await nc.flush(wait)
-    await nc.flush(wait)
 
 
 def _retrieve(fut: asyncio.Future[Any]) -> None:

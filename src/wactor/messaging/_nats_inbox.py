@@ -19,24 +19,10 @@ from collections.abc import Collection, Mapping
 from nats.aio.msg import Msg
 
 from wactor._ids import ComponentId
-from wactor.errors import DeliveryFailedError, TargetNotFoundError, WactorError
-from wactor.messaging._nats_wire import (
-    H_ACK,
-    H_ERROR,
-    H_HOST,
-    H_REPLY,
-    MALFORMED_HEADER,
-    decode_error,
-    one_line,
-)
+from wactor.errors import DeliveryFailedError, WactorError
+from wactor.messaging._nats_wire import acknowledged_by, decode_reply, is_no_responders
 
-__all__ = ["RECEIVED", "ReplyInbox"]
-
-RECEIVED = "received"
-"""``Wactor-Ack`` of the acknowledgement a request's receiving host sends first."""
-
-_STATUS = "Status"
-_NO_RESPONDERS = "503"
+__all__ = ["ReplyInbox"]
 
 
 class _Pending:
@@ -86,51 +72,27 @@ class ReplyInbox:
         token = msg.subject[len(self.prefix) :]
         entry = self._pending.get(token)
         headers = msg.headers or {}
-        acknowledgement = headers.get(H_ACK) == RECEIVED
+        host = acknowledged_by(headers)
         if entry is None or entry.fut.done():
-            if not acknowledgement:  # an acknowledgement may trail its quick reply: no matter
+            if host is None:  # an acknowledgement may trail its quick reply: no matter
                 self.rejected += 1  # late (timed out, cancelled) or forged: nobody waits for it
             return
-        if acknowledgement:
+        if host is not None:
             if entry.host is None:  # the first acknowledgement names the host; no reply yet
-                entry.host = one_line(headers.get(H_HOST) or "?", 200)
+                entry.host = host
                 entry.acked_at = time.monotonic()
             return
         del self._pending[token]
         try:
-            self._settle(entry, msg, headers)
+            if entry.counted and is_no_responders(headers):
+                self.undeliverable += 1
+            entry.fut.set_result(decode_reply(headers, msg.data, entry.target))
+        except WactorError as exc:
+            entry.fut.set_exception(exc)
         except Exception:  # noqa: BLE001 - no reply, however malformed, leaves a request hanging
             entry.fail(
                 DeliveryFailedError(f"{entry.target}: malformed reply", component=str(entry.target))
             )
-
-    def _settle(self, entry: _Pending, msg: Msg, headers: dict[str, str]) -> None:
-        fut, target = entry.fut, entry.target
-        if not headers:
-            fut.set_result(msg.data)
-        elif MALFORMED_HEADER in headers:
-            fut.set_exception(
-                DeliveryFailedError(
-                    f"{target}: malformed reply (bad NATS header block)", component=str(target)
-                )
-            )
-        elif headers.get(_STATUS) == _NO_RESPONDERS:
-            if entry.counted:
-                self.undeliverable += 1
-            fut.set_exception(TargetNotFoundError(str(target)))
-        elif H_ERROR in headers:
-            fut.set_exception(decode_error(headers, msg.data, target))
-        elif _STATUS in headers:
-            fut.set_exception(
-                DeliveryFailedError(
-                    f"{target}: NATS status {one_line(headers[_STATUS], 40)}",
-                    component=str(target),
-                )
-            )
-        elif headers.get(H_REPLY) == "none":
-            fut.set_result(None)
-        else:
-            fut.set_result(msg.data)
 
     def fail_all(self, reason: str) -> None:
         """Fail every request in flight (the connection dropped, the broker closed)."""

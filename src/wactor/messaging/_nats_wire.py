@@ -53,12 +53,13 @@ import math
 import re
 import time
 import typing
+import uuid
 from typing import Any, get_args
 from urllib.parse import quote, unquote
 
 from wactor import errors as _errors
 from wactor._ids import ComponentId
-from wactor._nats_client import MALFORMED_HEADER
+from wactor._nats_names import MALFORMED_HEADER
 from wactor.errors import (
     CapabilityDeniedError,
     ComponentError,
@@ -66,6 +67,7 @@ from wactor.errors import (
     InvalidMessageError,
     MessagingError,
     StorageError,
+    TargetNotFoundError,
     WactorError,
     WasmError,
 )
@@ -74,14 +76,29 @@ from wactor.messaging._envelope import Envelope, MessageKind
 __all__ = [
     "ANONYMOUS_SENDER",
     "MALFORMED_HEADER",
+    "RECEIVED",
+    "acknowledged_by",
+    "acknowledgement",
     "component_subject",
     "decode_envelope",
     "decode_error",
+    "decode_message",
+    "decode_publication",
+    "decode_reply",
     "encode_error",
+    "encode_headers",
+    "encode_publication",
+    "encode_reply",
+    "is_no_responders",
+    "is_ping",
     "one_line",
     "parse_id",
+    "ping_headers",
     "quote_header",
+    "request_headers",
+    "topic_of",
     "topic_subject",
+    "wants_acknowledgement",
 ]
 
 ANONYMOUS_SENDER = ComponentId("nats", "client", "0")
@@ -99,6 +116,13 @@ H_ERROR = "Wactor-Error"
 H_ERROR_FIELDS = "Wactor-Error-Fields"
 H_ACK = "Wactor-Ack"
 H_HOST = "Wactor-Host"
+H_STATUS = "Status"  # set by the NATS server itself ("503": no responders)
+
+PING = "ping"
+"""``Wactor-Kind`` of a message that only asks whether anyone serves its subject."""
+RECEIVED = "received"
+"""``Wactor-Ack`` of the acknowledgement a request's receiving host sends first."""
+_NO_RESPONDERS = "503"
 
 MAX_TEXT = 4096
 """Characters kept of a peer's error message or of one of its error fields."""
@@ -128,6 +152,11 @@ def topic_subject(subject: str, lattice: str = "default") -> str:
     if tokens[-1] == "#":
         tokens[-1] = ">"
     return f"wactor.{lattice}._topic.{'.'.join(tokens)}"
+
+
+def topic_of(subject: str, lattice: str = "default") -> str:
+    """Return the topic of NATS subject ``subject`` in ``lattice`` (see :func:`topic_subject`)."""
+    return subject.removeprefix(f"wactor.{lattice}._topic.")
 
 
 def _token(segment: str) -> str:
@@ -191,6 +220,115 @@ def encode_headers(env: Envelope) -> dict[str, str]:
     if env.content_type is not None:
         headers[H_CONTENT_TYPE] = quote_header(env.content_type)
     return headers
+
+
+def request_headers(env: Envelope) -> dict[str, str]:
+    """The headers of a wactor host's request: its fields, and the ask for an acknowledgement."""
+    headers = encode_headers(env)
+    headers[H_ACK] = "1"  # the host that takes it says so: the requester can fail it fast
+    return headers
+
+
+def wants_acknowledgement(headers: dict[str, str]) -> bool:
+    """Tell whether the sender of a request asks to be told which host took it."""
+    return H_ACK in headers
+
+
+def ping_headers() -> dict[str, str]:
+    """The headers of a ping (does anyone serve this subject?)."""
+    return {H_KIND: PING}
+
+
+def is_ping(headers: dict[str, str]) -> bool:
+    """Tell whether a message with ``headers`` is a ping."""
+    return headers.get(H_KIND) == PING
+
+
+def acknowledgement(host_id: str) -> dict[str, str]:
+    """The headers of the acknowledgement that host ``host_id`` took a request."""
+    return {H_ACK: RECEIVED, H_HOST: host_id}
+
+
+def acknowledged_by(headers: dict[str, str]) -> str | None:
+    """The host an acknowledgement names (``None``: the message is no acknowledgement)."""
+    if headers.get(H_ACK) != RECEIVED:
+        return None
+    return one_line(headers.get(H_HOST) or "?", 200)
+
+
+def encode_publication(env: Envelope) -> dict[str, str]:
+    """The headers of a publication of ``env`` (its target travels too)."""
+    headers = encode_headers(env)
+    headers[H_TARGET] = str(env.target)
+    return headers
+
+
+def decode_message(
+    target: ComponentId, payload: bytes, headers: dict[str, str], *, has_reply: bool
+) -> Envelope:
+    """The envelope of a message for component ``target``; ``InvalidMessageError`` on garbage.
+
+    A message without ``Wactor-Kind`` comes from a plain NATS client: a request (with a fresh
+    correlation id) when it has a reply subject, a send otherwise.
+    """
+    if MALFORMED_HEADER in headers:
+        raise InvalidMessageError(f"{target}: malformed NATS header block")
+    kind = headers.get(H_KIND)
+    if kind is not None:
+        return decode_envelope(target, kind, payload, headers)
+    if has_reply:
+        return Envelope(
+            ANONYMOUS_SENDER,
+            target,
+            payload,
+            kind="request",
+            correlation_id=uuid.uuid4().hex,
+            reply_to=ANONYMOUS_SENDER,
+        )
+    return Envelope(ANONYMOUS_SENDER, target, payload, kind="send")
+
+
+def decode_publication(payload: bytes, headers: dict[str, str]) -> Envelope:
+    """The envelope of a publication; ``InvalidMessageError`` on garbage."""
+    if H_KIND not in headers and MALFORMED_HEADER not in headers:  # a plain NATS client
+        return Envelope(ANONYMOUS_SENDER, ANONYMOUS_SENDER, payload, kind="publish")
+    sender = parse_id(headers.get(H_SENDER), H_SENDER) or ANONYMOUS_SENDER
+    target = parse_id(headers.get(H_TARGET), H_TARGET) or sender
+    return decode_envelope(target, "publish", payload, headers, sender=sender)
+
+
+def encode_reply(result: bytes | None) -> tuple[bytes, dict[str, str] | None]:
+    """The body and headers of a reply carrying ``result`` (``None``: nothing replied)."""
+    if result is None:
+        return b"", {H_REPLY: "none"}
+    return result, None
+
+
+def is_no_responders(headers: dict[str, str]) -> bool:
+    """Tell whether a reply is the server's "no responders" status (nobody serves the subject)."""
+    return headers.get(H_STATUS) == _NO_RESPONDERS
+
+
+def decode_reply(headers: dict[str, str], payload: bytes, target: ComponentId) -> bytes | None:
+    """The reply payload of a reply from ``target``'s host (``None``: it replied nothing), or
+    raise the error it carries (``WactorError``)."""
+    if not headers:
+        return payload
+    if MALFORMED_HEADER in headers:
+        raise DeliveryFailedError(
+            f"{target}: malformed reply (bad NATS header block)", component=str(target)
+        )
+    if is_no_responders(headers):
+        raise TargetNotFoundError(str(target))
+    if H_ERROR in headers:
+        raise decode_error(headers, payload, target)
+    if H_STATUS in headers:
+        raise DeliveryFailedError(
+            f"{target}: NATS status {one_line(headers[H_STATUS], 40)}", component=str(target)
+        )
+    if headers.get(H_REPLY) == "none":
+        return None
+    return payload
 
 
 def decode_envelope(

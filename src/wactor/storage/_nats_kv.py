@@ -40,9 +40,11 @@ concurrently.
 
 Reads go to the stream leader (``STREAM.MSG.GET``, not direct gets from possibly lagging
 replicas), so a host reads its own writes. The backend is synchronous and thread-safe like every
-storage backend: it owns a private event loop in a background thread, runs each call there and
-waits for it at most ``timeout`` seconds, retrying across reconnections and leader elections.
-NATS failures become ``StorageIOError`` (after which the outcome of that write is unknown).
+storage backend: it runs each call on the event loop of its NATS connection (the host's, shared
+with its broker and registry; or, given a URL, a private loop in a background thread) and waits
+for it at most ``timeout`` seconds, retrying across reconnections and leader elections. It
+cannot be called from that loop's own thread (it would wait for itself). NATS failures become
+``StorageIOError`` (after which the outcome of that write is unknown).
 """
 
 from __future__ import annotations
@@ -53,12 +55,10 @@ import concurrent.futures
 import contextlib
 import json
 import random
-import re
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
 import nats
@@ -68,15 +68,23 @@ from nats.aio.client import Client
 from nats.js import api
 from nats.js.client import JetStreamContext
 
-from wactor._nats_client import NatsClient
-from wactor.errors import QuotaExceededError, StorageIOError, WactorError
+from wactor._nats_client import NatsConnection
+from wactor._nats_names import kv_bucket
+from wactor.errors import DeliveryFailedError, QuotaExceededError, StorageIOError, WactorError
 from wactor.storage._base import StorageUsage, encode_key, encode_prefix
+from wactor.storage._nats_kv_layout import (
+    Record,
+    Usage,
+    component_token,
+    key_token,
+    parse_stored_headers,
+    token_key,
+)
 
 __all__ = ["NatsKvStorage"]
 
 T = TypeVar("T")
 
-_LATTICE = re.compile(r"^[A-Za-z0-9_\-]+$")
 _WRONG_LAST_SEQUENCE = 10071  # JetStream: a Nats-Expected-Last-Subject-Sequence did not match
 _NO_MESSAGE = 10037  # JetStream: no message found
 _STREAM_IN_USE = 10058  # JetStream: stream name already in use with a different configuration
@@ -97,60 +105,13 @@ class _Transient(Exception):
     """NATS is briefly unavailable (reconnecting, electing a leader): wait and retry."""
 
 
-def _b32(data: bytes) -> str:
-    return base64.b32encode(data).decode("ascii").rstrip("=") or "_"
-
-
-def _unb32(token: str) -> bytes:
-    if token == "_":
-        return b""
-    return base64.b32decode(token + "=" * (-len(token) % 8))
-
-
-def _component_token(component: str) -> str:
-    return _b32(component.encode("utf-8", "surrogatepass"))
-
-
-@dataclass(slots=True)
-class _Record:
-    """A key's last message: sequence (0: never written), value (None: unset), write id."""
-
-    seq: int
-    value: bytes | None
-    write_id: str | None
-
-
-@dataclass(slots=True)
-class _Usage:
-    """A component's usage record as read at ``seq``."""
-
-    seq: int
-    used: int = 0
-    keys: int = 0
-    pending: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    def settle(self, token: str, landed: bool) -> None:
-        """Resolve the reservation of ``token``: count what is left, or give back its growth."""
-        entry = self.pending.pop(token)
-        d, n = int(entry["d"]), int(entry["n"])
-        if landed:
-            self.used += min(d, 0)
-            self.keys += min(n, 0)
-        else:
-            self.used -= max(d, 0)
-            self.keys -= max(n, 0)
-
-    def encode(self) -> bytes:
-        return json.dumps(
-            {"used": self.used, "keys": self.keys, "pending": self.pending},
-            separators=(",", ":"),
-        ).encode()
-
-
 class NatsKvStorage:
-    """Key-value storage in the JetStream KV bucket ``wactor-<lattice>-kv`` at ``url``.
+    """Key-value storage in the JetStream KV bucket ``wactor-<lattice>-kv``.
 
-    ``url`` is one server URL, a comma-separated list, or a list. The bucket is created when
+    ``connection`` is the host's :class:`NatsConnection` (open; its lattice is the storage's;
+    whoever opened it closes it, and this constructor must then run off its loop's thread), or
+    the NATS URL (one server URL, a comma-separated list, or a list) of a connection of the
+    storage's own to ``lattice``, on a loop thread of its own. The bucket is created when
     missing, with ``replicas`` copies (1, or 3 on a 3-node cluster); an existing bucket is used as
     it is. ``timeout`` bounds every call, retries included; ``stale_after`` is how old a
     reservation must be before another writer presumes its writer dead and heals it.
@@ -158,21 +119,25 @@ class NatsKvStorage:
 
     def __init__(
         self,
-        url: str | list[str],
+        connection: NatsConnection | str | Sequence[str],
         lattice: str = "default",
         *,
         replicas: int = 1,
         timeout: float = 15.0,
         stale_after: float = 10.0,
     ) -> None:
-        if not _LATTICE.match(lattice):
-            raise ValueError(
-                f"lattice {lattice!r} must be one token of letters, digits, '_' or '-'"
-            )
         if replicas < 1:
             raise ValueError(f"replicas must be at least 1, not {replicas}")
-        self.servers = [u.strip() for u in url.split(",")] if isinstance(url, str) else list(url)
-        self.bucket = f"wactor-{lattice}-kv"
+        if isinstance(connection, NatsConnection):
+            self._conn, owned = connection, False
+        else:
+            self._conn = NatsConnection(
+                connection, lattice, host_id="storage", connect_timeout=timeout
+            )
+            owned = True
+        lattice = self._conn.lattice
+        self.servers = list(self._conn.servers)
+        self.bucket = kv_bucket(lattice)
         self._stream = f"KV_{self.bucket}"
         self._pre = f"$KV.{self.bucket}."
         self._replicas = replicas
@@ -180,18 +145,21 @@ class NatsKvStorage:
         self._stale_after = stale_after
         self._closed = False
         self._close_lock = threading.Lock()
-        self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         # Loop-thread state: per-component write locks, reservations of this process whose
         # write landed (settled by the next write), and ids whose write may never have landed.
         self._locks: dict[str, asyncio.Lock] = {}
         self._landed: dict[str, dict[str, str]] = {}
         self._doubtful: set[str] = set()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self._loop.run_forever, name=f"wactor-nats-kv-{lattice}", daemon=True
-        )
-        self._thread.start()
+        self._thread: threading.Thread | None = None  # the loop thread of a connection of our own
+        if owned:
+            self._loop = asyncio.new_event_loop()
+            self._thread = threading.Thread(
+                target=self._loop.run_forever, name=f"wactor-nats-kv-{lattice}", daemon=True
+            )
+            self._thread.start()
+        else:
+            self._loop = self._conn.loop
         try:
             self._call("", self._open())
         except BaseException:
@@ -205,10 +173,16 @@ class NatsKvStorage:
         if self._closed:
             coro.close()
             raise StorageIOError(f"{self.bucket}: storage is closed", component=component or None)
-        if threading.current_thread() is self._thread:
+        if _running_loop() is self._loop:
             coro.close()
             raise StorageIOError(f"{self.bucket}: called from its own event loop thread")
-        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        try:
+            future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        except RuntimeError:  # the loop is closed: so is its connection
+            coro.close()
+            raise StorageIOError(
+                f"{self.bucket}: storage is closed", component=component or None
+            ) from None
         try:
             return future.result(self._timeout + 2 * _REQUEST_TIMEOUT)
         except concurrent.futures.TimeoutError:
@@ -223,30 +197,11 @@ class NatsKvStorage:
             ) from None
 
     async def _open(self) -> None:
-        nc = NatsClient()  # nats-py's, hardened against a peer's malformed headers
         try:
-            await asyncio.wait_for(
-                nc.connect(
-                    servers=self.servers,
-                    name=f"wactor storage {self.bucket}",
-                    allow_reconnect=True,
-                    max_reconnect_attempts=-1,
-                    reconnect_time_wait=0.1,  # type: ignore[arg-type]
-                    ping_interval=5,
-                    max_outstanding_pings=2,
-                    error_cb=_ignore_error,
-                ),
-                self._timeout,
-            )
-        except (OSError, TimeoutError, nats.errors.Error) as exc:
-            with contextlib.suppress(Exception):
-                await nc.close()
-            raise StorageIOError(
-                f"{self.bucket}: cannot connect to NATS at {', '.join(self.servers)}: "
-                f"{exc or type(exc).__name__}"
-            ) from exc
-        self._nc = nc
-        self._js = nc.jetstream(timeout=_REQUEST_TIMEOUT)
+            await self._conn.connect()  # idempotent: a shared connection is open already
+            self._js = self._conn.jetstream(_REQUEST_TIMEOUT)
+        except DeliveryFailedError as exc:
+            raise StorageIOError(f"{self.bucket}: {exc.message}") from exc
         await self._retrying("", self._ensure_bucket)
 
     async def _ensure_bucket(self) -> None:
@@ -279,11 +234,12 @@ class NatsKvStorage:
         return self._js
 
     def _client(self) -> Client:
-        if self._nc is None:
+        nc = self._conn.client
+        if nc is None:
             raise StorageIOError(f"{self.bucket}: storage is not open")
-        if not self._nc.is_connected:
+        if not nc.is_connected:
             raise _Transient("not connected to NATS")
-        return self._nc
+        return nc
 
     async def _retrying(self, component: str, attempt: Callable[[], Awaitable[T]]) -> T:
         """Run ``attempt`` until it succeeds, retrying conflicts and transient failures."""
@@ -323,15 +279,15 @@ class NatsKvStorage:
     # --- records -------------------------------------------------------------------------------
 
     def _key_token(self, key: bytes) -> str:
-        return _b32(key)
+        return key_token(key)
 
     def _key_subject(self, component: str, token: str) -> str:
-        return f"{self._pre}c.{_component_token(component)}.k.{token}"
+        return f"{self._pre}c.{component_token(component)}.k.{token}"
 
     def _usage_subject(self, component: str) -> str:
-        return f"{self._pre}u.{_component_token(component)}"
+        return f"{self._pre}u.{component_token(component)}"
 
-    async def _read(self, subject: str) -> _Record:
+    async def _read(self, subject: str) -> Record:
         """Read the last message of ``subject`` from the stream leader."""
         nc = self._client()
         request = json.dumps({"last_by_subj": subject}).encode()
@@ -342,21 +298,21 @@ class NatsKvStorage:
         error = answer.get("error")
         if error is not None:
             if error.get("err_code") == _NO_MESSAGE:
-                return _Record(0, None, None)
+                return Record(0, None, None)
             _raise_api_error(error)
         message = answer["message"]
-        headers = _parse_headers(base64.b64decode(message.get("hdrs") or b""))
+        headers = parse_stored_headers(base64.b64decode(message.get("hdrs") or b""))
         deleted = headers.get("KV-Operation") in ("DEL", "PURGE")
         value = None if deleted else base64.b64decode(message.get("data") or b"")
-        return _Record(int(message["seq"]), value, headers.get(_WRITE_ID))
+        return Record(int(message["seq"]), value, headers.get(_WRITE_ID))
 
-    async def _read_usage(self, component: str) -> _Usage:
+    async def _read_usage(self, component: str) -> Usage:
         record = await self._read(self._usage_subject(component))
         if record.value is None:
-            return _Usage(record.seq)
+            return Usage(record.seq)
         try:
             data = json.loads(record.value)
-            return _Usage(
+            return Usage(
                 record.seq, int(data["used"]), int(data["keys"]), dict(data.get("pending") or {})
             )
         except (ValueError, KeyError, TypeError) as exc:
@@ -381,7 +337,7 @@ class NatsKvStorage:
         if error is not None:
             _raise_api_error(error)
 
-    async def _save_usage(self, component: str, usage: _Usage) -> None:
+    async def _save_usage(self, component: str, usage: Usage) -> None:
         await self._put(self._usage_subject(component), usage.encode(), usage.seq, None)
 
     def _lock(self, component: str) -> asyncio.Lock:
@@ -394,7 +350,7 @@ class NatsKvStorage:
 
     # --- writing -------------------------------------------------------------------------------
 
-    async def _resolve(self, component: str, usage: _Usage, token: str, key: _Record) -> bool:
+    async def _resolve(self, component: str, usage: Usage, token: str, key: Record) -> bool:
         """Settle the reservation of ``token`` in ``usage``; tell whether the key was rewritten.
 
         ``key`` is the key's record as read now. Raises ``_Busy`` for a live foreign writer.
@@ -420,7 +376,7 @@ class NatsKvStorage:
         usage.settle(token, landed=False)
         return True
 
-    async def _heal_others(self, component: str, usage: _Usage, token: str) -> None:
+    async def _heal_others(self, component: str, usage: Usage, token: str) -> None:
         """Settle this process's landed reservations and every stale one of other keys."""
         mine = self._landed.get(component, {})
         for other, write_id in list(mine.items()):
@@ -531,7 +487,7 @@ class NatsKvStorage:
                         for msg in await sub.fetch(min(remaining, 1000), _REQUEST_TIMEOUT):
                             remaining = msg.metadata.num_pending
                             if (msg.headers or {}).get("KV-Operation") not in ("DEL", "PURGE"):
-                                keys.append(_unb32(msg.subject[prefix:]))
+                                keys.append(token_key(msg.subject[prefix:]))
                 finally:
                     await sub.unsubscribe()
         finally:
@@ -568,7 +524,7 @@ class NatsKvStorage:
     def list_keys(self, component: str, prefix: str | None = None) -> list[str]:
         """Return the component's keys starting with ``prefix``, sorted by code point."""
         wanted = encode_prefix(component, prefix)
-        scope = f"c.{_component_token(component)}.k."
+        scope = f"c.{component_token(component)}.k."
 
         async def attempt() -> list[str]:
             return [k.decode("utf-8") for k in await self._keys(scope) if k.startswith(wanted)]
@@ -583,30 +539,23 @@ class NatsKvStorage:
         return StorageUsage(usage.used, quota, usage.keys)
 
     def close(self) -> None:
-        """Disconnect and stop the loop thread; idempotent. Later calls raise ``StorageIOError``."""
+        """Stop serving calls (later ones raise ``StorageIOError``); with a connection of its
+        own, disconnect and stop its loop thread. Idempotent."""
         with self._close_lock:
             if self._closed:
                 return
             self._closed = True
-        if self._loop.is_running() and threading.current_thread() is not self._thread:
-            if self._nc is not None:
-                done = asyncio.run_coroutine_threadsafe(_close_client(self._nc), self._loop)
-                with contextlib.suppress(Exception):
-                    done.result(5.0)
+        thread = self._thread
+        if thread is None:
+            return  # the connection is shared: its owner closes it
+        if self._loop.is_running() and threading.current_thread() is not thread:
+            done = asyncio.run_coroutine_threadsafe(self._conn.close(), self._loop)
+            with contextlib.suppress(Exception):
+                done.result(5.0)
             self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(5.0)
+            thread.join(5.0)
         if not self._loop.is_running():
             self._loop.close()
-
-
-def _parse_headers(raw: bytes) -> dict[str, str]:
-    """Parse a stored message's ``NATS/1.0`` header block."""
-    headers: dict[str, str] = {}
-    for line in raw.decode("utf-8", "replace").split("\r\n")[1:]:
-        name, sep, value = line.partition(":")
-        if sep:
-            headers[name.strip()] = value.strip()
-    return headers
 
 
 def _raise_api_error(error: dict[str, Any]) -> None:
@@ -619,13 +568,11 @@ def _raise_api_error(error: dict[str, Any]) -> None:
     )
 
 
-async def _close_client(nc: Client) -> None:
-    with contextlib.suppress(nats.errors.Error, TimeoutError, OSError):
-        await nc.close()
-
-
-async def _ignore_error(exc: Exception) -> None:
-    """Connection errors are seen by the calls that need the connection; nothing to do here."""
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _describe(exc: BaseException | None) -> str:

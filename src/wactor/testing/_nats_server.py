@@ -194,6 +194,15 @@ class NatsServer(_StartClose):
         """The process id while running."""
         return self._proc.pid if self.running and self._proc is not None else None
 
+    def connections(self) -> list[dict[str, Any]]:
+        """The client connections the server has now, as its ``/connz`` monitoring endpoint
+        lists them (name, subscriptions …); ``NatsServerError`` if it does not answer."""
+        status, data = _get_json(f"{self.monitor_url}/connz?subs=1&limit=100000")
+        if status != 200 or not isinstance(data, dict):
+            raise NatsServerError(f"no /connz answer from {self.monitor_url} (status {status})")
+        connections: list[dict[str, Any]] = data.get("connections") or []
+        return connections
+
     # --- lifecycle ---------------------------------------------------------------------------
 
     def _args(self) -> list[str]:

@@ -14,7 +14,7 @@ import click
 
 from wactor._ids import ComponentId
 from wactor.cli._common import config_option, nats_option, resolve_config, with_nats
-from wactor.cli._main import cli
+from wactor.cli._main import cli, one_line
 from wactor.errors import ConfigError, WactorError
 from wactor.host import Host
 
@@ -63,7 +63,7 @@ async def _call(
     async with Host.open(config) as host:
         _raise_why_missing(host, cid)
         for failure in host.load_failures:
-            click.echo(f"warning: {failure.error}", err=True)
+            click.echo(f"warning: {one_line(str(failure.error))}", err=True)
         for payload in payloads:
             try:
                 reply = await host.request(cid, payload.encode("utf-8"), timeout=timeout)
@@ -72,7 +72,7 @@ async def _call(
                 if as_json:
                     click.echo(json.dumps(_error_json(target, payload, exc)))
                 else:
-                    click.echo(f"error: {exc}", err=True)
+                    click.echo(f"error: {one_line(str(exc))}", err=True)
                 continue
             if as_json:
                 click.echo(json.dumps(_reply_json(target, payload, reply)))

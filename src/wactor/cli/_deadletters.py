@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from wactor._text import escape_controls
 from wactor.cli._common import config_option, resolve_config
 from wactor.cli._main import cli
 from wactor.errors import HostConfigError
@@ -39,4 +40,5 @@ def dead_letters(
     for e in entries:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.time_ns / 1e9))
         corr = f" corr={e.correlation_id}" if e.correlation_id else ""
-        click.echo(f"{when} {e.component} {e.kind} from {e.sender} ({e.size} B){corr}: {e.reason}")
+        line = f"{when} {e.component} {e.kind} from {e.sender} ({e.size} B){corr}: {e.reason}"
+        click.echo(escape_controls(line))  # reasons and senders carry guests' and peers' text

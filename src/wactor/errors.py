@@ -42,6 +42,8 @@ from __future__ import annotations
 import re
 from typing import ClassVar
 
+from wactor._text import escape_controls
+
 __all__ = [
     "ActorStoppedError",
     "ApprovalDeniedError",
@@ -203,7 +205,7 @@ class GuestError(WasmError):
     def __init__(self, case: str, detail: str | None, *, component: str | None = None) -> None:
         text = f"{component}: guest error {case}" if component else f"guest error {case}"
         if detail:
-            text = f"{text}: {detail}"
+            text = f"{text}: {escape_controls(detail)}"  # the guest's text; ``detail`` keeps it
         super().__init__(text, component=component)
         self.case = case
         self.detail = detail

@@ -133,3 +133,17 @@ def test_ps_survives_a_peers_heartbeat_nested_too_deep(tmp_path: Path, server: N
     shown = wactor("ps", "--config", str(_lattice_config(tmp_path, server.url, lattice)))
     assert shown.returncode == 0, shown.stderr
     assert "host good pid 2" in shown.stdout
+
+
+def test_run_logs_a_guests_initialize_failure_escaped(tmp_path: Path) -> None:
+    toml_text = json.dumps(HOSTILE)  # a JSON string is a TOML basic string here
+    manifest = write_manifest(
+        tmp_path / "components",
+        "test/liar/0",
+        wat_binary("liar"),
+        extra=f"[config]\ndata = {toml_text}\n",
+    )
+    shown = wactor("run", "--once", str(write_host_config(tmp_path, [manifest])))
+    assert shown.returncode != 0
+    assert "one\\nFAKE LINE" in shown.stderr
+    _assert_escaped(shown.stderr)

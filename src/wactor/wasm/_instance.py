@@ -22,6 +22,7 @@ import wasmtime
 import wasmtime._ffi as ffi
 from wasmtime.component import Linker, Variant
 
+from wactor._text import escape_controls
 from wactor.errors import (
     ComponentError,
     ComponentFault,
@@ -418,8 +419,10 @@ def _check_lifecycle(result: Variant, op: str, label: str) -> None:
     error = result.payload
     case = error.tag if isinstance(error, Variant) else "invalid-state"
     detail = error.payload if isinstance(error, Variant) and error.payload else ""
-    raise ComponentError(
-        f"{label}: {op} failed: {case} {detail}".rstrip(), case=case, component=label
+    raise ComponentError(  # the guest's text, into logs and onto terminals: escaped
+        f"{label}: {op} failed: {case} {escape_controls(str(detail))}".rstrip(),
+        case=case,
+        component=label,
     )
 
 

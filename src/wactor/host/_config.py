@@ -49,7 +49,7 @@ _NATS_SCHEMES = ("nats", "tls", "ws", "wss")
 
 # The lattice name becomes one token of NATS subjects (wactor.<lattice>.<ns>.<name>.<instance>):
 # no dots, wildcards or whitespace.
-_LATTICE = re.compile(r"^[A-Za-z0-9_-]{1,63}$")
+_LATTICE = re.compile(r"^[A-Za-z0-9_-]{1,63}\Z")
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,7 @@ Families mirror the WIT error variants of ``airssys:core/errors``; every error c
     │   ├── QuotaExceededError                 4
     │   ├── InvalidKeyError                    2
     │   └── StorageIOError                     4
+    │       └── CorruptStateError              2   a state file holds no database
     └── BuildError                             2   building a guest failed
 """
 
@@ -42,7 +43,7 @@ from __future__ import annotations
 import re
 from typing import ClassVar
 
-from wactor._text import escape_controls
+from wactor._text import escape_controls as _escape_controls
 
 __all__ = [
     "ActorStoppedError",
@@ -53,6 +54,7 @@ __all__ = [
     "ComponentError",
     "ComponentFault",
     "ConfigError",
+    "CorruptStateError",
     "DeliveryFailedError",
     "DigestMismatchError",
     "ExecutionTimeoutError",
@@ -205,7 +207,7 @@ class GuestError(WasmError):
     def __init__(self, case: str, detail: str | None, *, component: str | None = None) -> None:
         text = f"{component}: guest error {case}" if component else f"guest error {case}"
         if detail:
-            text = f"{text}: {escape_controls(detail)}"  # the guest's text; ``detail`` keeps it
+            text = f"{text}: {_escape_controls(detail)}"  # the guest's text; ``detail`` keeps it
         super().__init__(text, component=component)
         self.case = case
         self.detail = detail
@@ -358,6 +360,17 @@ class InvalidKeyError(StorageError):
 
 class StorageIOError(StorageError):
     """The storage backend failed."""
+
+
+class CorruptStateError(StorageIOError):
+    """A file of the state directory is not a database (corrupt, truncated, replaced): the
+    operator restores or removes it."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, file: str) -> None:
+        super().__init__(f"{file}: {message}")
+        self.file = file
 
 
 _REPEATED_PREFIX = re.compile(r"(?<![^\s(])([^\s:]+: )\1+")

@@ -12,6 +12,7 @@ import click
 import wasmtime
 from wasmtime.component import Component
 
+from wactor._files import MAX_WASM_BYTES, read_regular_file
 from wactor.cli._main import cli
 from wactor.errors import InvalidComponentError, WactorError
 from wactor.host._host import default_cache_dir
@@ -65,7 +66,7 @@ def new(name: str, dest: Path) -> None:
 
 def _describe(path: Path) -> dict[str, Any]:
     try:
-        data = path.read_bytes()
+        data = read_regular_file(path, MAX_WASM_BYTES)
     except OSError as exc:
         raise InvalidComponentError(f"cannot read: {exc.strerror}", path=str(path)) from exc
     info: dict[str, Any] = {

@@ -19,6 +19,7 @@ from typing import Any
 import wasmtime
 from wasmtime.component import Component, ComponentInstanceType, FuncType
 
+from wactor._files import MAX_WASM_BYTES, read_regular_file
 from wactor.errors import InvalidComponentError
 from wactor.wasm._cache import CacheStats, CompileCache
 from wactor.wasm._fastpath import FAST_INTERFACE, adapter_wat, wrap_component
@@ -26,6 +27,7 @@ from wactor.wasm._fastpath import FAST_INTERFACE, adapter_wat, wrap_component
 __all__ = [
     "LIFECYCLE_EXPORTS",
     "LIFECYCLE_INTERFACE",
+    "MAX_WASM_BYTES",
     "EngineSettings",
     "LoadedComponent",
     "WasmBytes",
@@ -108,8 +110,9 @@ class WasmBytes:
 
     @classmethod
     def read(cls, path: Path) -> WasmBytes:
-        """Read the file at ``path`` once; raise ``OSError`` if it cannot be read."""
-        return cls.of(path.read_bytes(), str(path))
+        """Read the file at ``path`` once; raise ``OSError`` if it cannot be read, is no
+        regular file or is larger than :data:`MAX_WASM_BYTES`."""
+        return cls.of(read_regular_file(path, MAX_WASM_BYTES), str(path))
 
 
 class _NoFastPath(Exception):

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from wactor._ids import ComponentId
-from wactor.cli._common import config_option, nats_option, resolve_config, with_nats
+from wactor.cli._common import SECONDS, config_option, nats_option, resolve_config, with_nats
 from wactor.cli._main import cli, one_line
 from wactor.errors import ConfigError, WactorError
 from wactor.host import Host
@@ -105,7 +105,7 @@ def _raise_why_missing(host: Host, cid: ComponentId) -> None:
 @click.argument("target")
 @click.argument("payloads", nargs=-1, required=True)
 @config_option
-@click.option("--timeout", type=float, default=10.0, show_default=True, help="Seconds per reply.")
+@click.option("--timeout", type=SECONDS, default=10.0, show_default=True, help="Seconds per reply.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per reply, errors included.")
 @nats_option
 def call(

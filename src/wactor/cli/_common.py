@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
+from typing import Any
 
 import click
 
 from wactor.errors import HostConfigError
 from wactor.host import BrokerConfig, HostConfig, load_host_config
 
-__all__ = ["config_option", "nats_option", "resolve_config", "with_nats"]
+__all__ = ["SECONDS", "config_option", "nats_option", "resolve_config", "with_nats"]
 
 config_option = click.option(
     "--config",
@@ -20,6 +22,26 @@ config_option = click.option(
     default=None,
     help="Host config (wactor.toml); default: ./wactor.toml",
 )
+
+
+class _Seconds(click.ParamType[float, Any]):
+    """A positive, finite number of seconds, at most a day (``nan``, ``inf``, ``0`` refused)."""
+
+    name = "seconds"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        try:
+            seconds = float(value)  # type: ignore[arg-type]  # click hands over the text
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if not (math.isfinite(seconds) and 0 < seconds <= 86_400):
+            self.fail(f"{value!r} must be more than 0 and at most 86400 seconds", param, ctx)
+        return seconds
+
+
+SECONDS = _Seconds()
 
 
 nats_option = click.option(

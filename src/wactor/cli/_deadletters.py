@@ -22,7 +22,7 @@ __all__ = ["dead_letters"]
 @cli.command("dead-letters")
 @config_option
 @click.option("--component", help="Only this component's dead letters.")
-@click.option("--limit", type=int, default=100, show_default=True)
+@click.option("--limit", type=click.IntRange(1, 1_000_000), default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 def dead_letters(
     config_path: Path | None, component: str | None, limit: int, as_json: bool

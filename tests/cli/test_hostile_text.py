@@ -13,7 +13,9 @@ import pytest
 from nats.js.api import KeyValueConfig
 
 from cli.test_call import wactor
-from conftest import wat_binary, write_host_config, write_manifest
+from conftest import TRUSTED, wat_binary, write_host_config, write_manifest
+from wactor.errors import InvalidComponentError
+from wactor.host import Host, HostConfig
 from wactor.host._host import DEAD_LETTERS_FILE
 from wactor.messaging import DeadLetterLog
 from wactor.testing import NatsServer
@@ -147,3 +149,22 @@ def test_run_logs_a_guests_initialize_failure_escaped(tmp_path: Path) -> None:
     assert shown.returncode != 0
     assert "one\\nFAKE LINE" in shown.stderr
     _assert_escaped(shown.stderr)
+
+
+def test_inspect_lists_a_guests_import_names_escaped() -> None:
+    shown = wactor("inspect", str(wat_binary("urlimport")))
+    assert shown.returncode == 2, shown.stderr  # it does not fit the world
+    assert "url=<https://example.com/\\x1b[2J" in shown.stdout
+    assert "fits airssys:core/runtime-host@1.0.0: no" in shown.stdout
+    _assert_escaped(shown.stdout)
+
+
+async def test_a_component_refused_for_its_import_names_is_worded_escaped(
+    tmp_path: Path,
+) -> None:
+    config = HostConfig.default(tmp_path / "state", trusted_paths=(tmp_path, *TRUSTED))
+    async with Host.open(config) as host:
+        with pytest.raises(InvalidComponentError) as caught:
+            await host.start(write_manifest(tmp_path, "test/url/0", wat_binary("urlimport")))
+    assert "url=<https://example.com/\\x1b[2J" in str(caught.value)
+    _assert_escaped(str(caught.value))

@@ -20,6 +20,7 @@ import wasmtime
 from wasmtime.component import Component, ComponentInstanceType, FuncType
 
 from wactor._files import MAX_WASM_BYTES, read_regular_file
+from wactor._text import escape_controls
 from wactor.errors import InvalidComponentError
 from wactor.wasm._cache import CacheStats, CompileCache
 from wactor.wasm._fastpath import FAST_INTERFACE, adapter_wat, wrap_component
@@ -276,6 +277,9 @@ def check_world(component: Component, engine: wasmtime.Engine, path: str) -> tup
     ]
     if foreign:
         raise InvalidComponentError(
-            f"imports interfaces outside the runtime-host world: {', '.join(foreign)}", path=path
+            # a `url=<...>` import name may hold any text: the guest's, so escaped
+            "imports interfaces outside the runtime-host world: "
+            + escape_controls(", ".join(foreign)),
+            path=path,
         )
     return imports

@@ -267,7 +267,7 @@ class ComponentInstance:
             with using_context(context):
                 instance = linker.instantiate(store, loaded.component)
         except wasmtime.WasmtimeError as exc:
-            reason = instantiation_failure(_first_line(exc), limits.memory_bytes)
+            reason = instantiation_failure(escape_controls(_first_line(exc)), limits.memory_bytes)
             store.close()
             last_host_exception()  # a host function's error here must not leak into a later call
             raise InstantiationError(

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 __all__ = ["ComponentId", "TargetPattern"]
 
 # One segment: letters, digits and a few safe punctuation marks; never empty, never a wildcard.
-_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}$")
+_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}\Z")
 
 
 def _segment_ok(text: str) -> bool:

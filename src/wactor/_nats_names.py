@@ -32,7 +32,7 @@ MALFORMED_HEADER = "Wactor-Malformed-Headers"
 _SCHEMES = ("nats", "tls", "ws", "wss")
 # The lattice name becomes one token of NATS subjects (wactor.<lattice>.<ns>.<name>.<instance>)
 # and part of bucket names: no dots, wildcards or whitespace.
-_LATTICE = re.compile(r"^[A-Za-z0-9_-]{1,63}$")
+_LATTICE = re.compile(r"^[A-Za-z0-9_-]{1,63}\Z")
 
 
 def parse_servers(url: str | Sequence[str]) -> tuple[str, ...]:

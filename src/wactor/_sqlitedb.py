@@ -6,11 +6,25 @@ import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
-from wactor.errors import StorageIOError
+from wactor.errors import CorruptStateError, StorageIOError
 
-__all__ = ["BUSY_TIMEOUT_S", "open_database"]
+__all__ = ["BUSY_TIMEOUT_S", "database_error", "open_database"]
 
 BUSY_TIMEOUT_S = 30.0  # another process (the CLI, a second host) may hold the write lock
+
+# SQLITE_CORRUPT, SQLITE_NOTADB: the file is there but holds no database this host can read
+_NOT_A_DATABASE = {11, 26}
+
+
+def database_error(path: Path, what: str, exc: OSError | sqlite3.Error) -> StorageIOError:
+    """The error for a failure to open or read ``path``: a state file that is not a database
+    (corrupt, truncated, another file in its place) is the operator's to fix (exit 2); anything
+    else is an I/O failure."""
+    if isinstance(exc, sqlite3.Error) and exc.sqlite_errorcode in _NOT_A_DATABASE:
+        return CorruptStateError(
+            f"not a database ({exc}): restore or remove this {what} file", file=str(path)
+        )
+    return StorageIOError(f"{path}: cannot open {what}: {exc}")
 
 
 def open_database(path: Path, schema: Sequence[str], *, what: str) -> sqlite3.Connection:
@@ -26,7 +40,7 @@ def open_database(path: Path, schema: Sequence[str], *, what: str) -> sqlite3.Co
             path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
         )
     except (OSError, sqlite3.Error) as exc:
-        raise StorageIOError(f"{path}: cannot open {what}: {exc}") from exc
+        raise database_error(path, what, exc) from exc
     try:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")  # a write that returned survives power loss
@@ -34,5 +48,5 @@ def open_database(path: Path, schema: Sequence[str], *, what: str) -> sqlite3.Co
             conn.execute(statement)
     except sqlite3.Error as exc:
         conn.close()
-        raise StorageIOError(f"{path}: cannot open {what}: {exc}") from exc
+        raise database_error(path, what, exc) from exc
     return conn

@@ -27,7 +27,7 @@ _S = TypeVar("_S", bound=str)
 # TOML integers are 64-bit signed; everything we read ends up in u64/i64 fields (wasmtime, SQLite).
 _INT_MAX = 2**63 - 1
 
-_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
+_SHA256 = re.compile(r"^[0-9a-fA-F]{64}\Z")
 
 # An operator's or author's file is small; a bigger one is a mistake (or /dev/zero), not config.
 MAX_CONFIG_BYTES = 1024 * 1024
@@ -37,7 +37,7 @@ _MAX_MESSAGE = 1000
 
 # A key from the file is shown as is unless it could be misread (a dot, a quote, a space) or break
 # the one-line error (a newline, a control character): then quoted and escaped, as TOML writes it.
-_PLAIN_KEY = re.compile(r"^[^\s.\"'\[\]]+$")
+_PLAIN_KEY = re.compile(r"^[^\s.\"'\[\]]+\Z")
 
 
 def read_config_file(

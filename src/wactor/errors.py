@@ -37,6 +37,7 @@ a host function fails with it. The timeout errors subclass the builtin ``Timeout
     │   ├── QuotaExceededError         4   quota-exceeded
     │   ├── InvalidKeyError            2   invalid-key
     │   └── StorageIOError             4   io-error
+    │       └── CorruptStateError      2   io-error                 a state file holds no database
     └── BuildError                     2   -                        building a guest failed
 """
 
@@ -44,6 +45,8 @@ from __future__ import annotations
 
 import re
 from typing import ClassVar
+
+from wactor._text import escape_controls as _escape_controls
 
 __all__ = [
     "ActorStoppedError",
@@ -54,6 +57,7 @@ __all__ = [
     "ComponentError",
     "ComponentFault",
     "ConfigError",
+    "CorruptStateError",
     "DeliveryFailedError",
     "DigestMismatchError",
     "ExecutionTimeoutError",
@@ -219,7 +223,7 @@ class GuestError(WasmError):
     def __init__(self, case: str, detail: str | None, *, component: str | None = None) -> None:
         text = f"{component}: guest error {case}" if component else f"guest error {case}"
         if detail:
-            text = f"{text}: {detail}"
+            text = f"{text}: {_escape_controls(detail)}"  # the guest's text; ``detail`` keeps it
         super().__init__(text, component=component)
         self.case = case
         self.detail = detail
@@ -401,6 +405,17 @@ class StorageIOError(StorageError):
     """The storage backend failed."""
 
     wit_case = "io-error"
+
+
+class CorruptStateError(StorageIOError):
+    """A file of the state directory is not a database (corrupt, truncated, replaced): the
+    operator restores or removes it."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, file: str) -> None:
+        super().__init__(f"{file}: {message}")
+        self.file = file
 
 
 _REPEATED_PREFIX = re.compile(r"(?<![^\s(])([^\s:]+: )\1+")

@@ -13,8 +13,8 @@ from typing import Any
 import click
 
 from wactor._ids import ComponentId
-from wactor.cli._common import config_option, nats_option, resolve_config, with_nats
-from wactor.cli._main import cli
+from wactor.cli._common import SECONDS, config_option, nats_option, resolve_config, with_nats
+from wactor.cli._main import cli, one_line
 from wactor.errors import ConfigError, WactorError
 from wactor.host import Host
 
@@ -63,7 +63,7 @@ async def _call(
     async with Host.open(config) as host:
         _raise_why_missing(host, cid)
         for failure in host.load_failures:
-            click.echo(f"warning: {failure.error}", err=True)
+            click.echo(f"warning: {one_line(str(failure.error))}", err=True)
         for payload in payloads:
             try:
                 reply = await host.request(cid, payload.encode("utf-8"), timeout=timeout)
@@ -72,7 +72,7 @@ async def _call(
                 if as_json:
                     click.echo(json.dumps(_error_json(target, payload, exc)))
                 else:
-                    click.echo(f"error: {exc}", err=True)
+                    click.echo(f"error: {one_line(str(exc))}", err=True)
                 continue
             if as_json:
                 click.echo(json.dumps(_reply_json(target, payload, reply)))
@@ -105,7 +105,7 @@ def _raise_why_missing(host: Host, cid: ComponentId) -> None:
 @click.argument("target")
 @click.argument("payloads", nargs=-1, required=True)
 @config_option
-@click.option("--timeout", type=float, default=10.0, show_default=True, help="Seconds per reply.")
+@click.option("--timeout", type=SECONDS, default=10.0, show_default=True, help="Seconds per reply.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per reply, errors included.")
 @nats_option
 def call(

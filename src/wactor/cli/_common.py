@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -11,7 +13,7 @@ from wactor._nats_names import URL_EXPECTED, parse_servers
 from wactor.errors import ConfigError, HostConfigError
 from wactor.host import BrokerConfig, HostConfig, load_host_config
 
-__all__ = ["config_option", "nats_option", "resolve_config", "with_nats"]
+__all__ = ["SECONDS", "config_option", "nats_option", "resolve_config", "with_nats"]
 
 config_option = click.option(
     "--config",
@@ -21,6 +23,26 @@ config_option = click.option(
     default=None,
     help="Host config (wactor.toml); default: ./wactor.toml",
 )
+
+
+class _Seconds(click.ParamType[float, Any]):
+    """A positive, finite number of seconds, at most a day (``nan``, ``inf``, ``0`` refused)."""
+
+    name = "seconds"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        try:
+            seconds = float(value)  # type: ignore[arg-type]  # click hands over the text
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if not (math.isfinite(seconds) and 0 < seconds <= 86_400):
+            self.fail(f"{value!r} must be more than 0 and at most 86400 seconds", param, ctx)
+        return seconds
+
+
+SECONDS = _Seconds()
 
 
 nats_option = click.option(

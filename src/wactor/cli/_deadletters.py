@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from wactor._text import escape_controls
 from wactor.cli._common import config_option, resolve_config
 from wactor.cli._main import cli
 from wactor.errors import HostConfigError
@@ -21,7 +22,7 @@ __all__ = ["dead_letters"]
 @cli.command("dead-letters")
 @config_option
 @click.option("--component", help="Only this component's dead letters.")
-@click.option("--limit", type=int, default=100, show_default=True)
+@click.option("--limit", type=click.IntRange(1, 1_000_000), default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 def dead_letters(
     config_path: Path | None, component: str | None, limit: int, as_json: bool
@@ -39,4 +40,5 @@ def dead_letters(
     for e in entries:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.time_ns / 1e9))
         corr = f" corr={e.correlation_id}" if e.correlation_id else ""
-        click.echo(f"{when} {e.component} {e.kind} from {e.sender} ({e.size} B){corr}: {e.reason}")
+        line = f"{when} {e.component} {e.kind} from {e.sender} ({e.size} B){corr}: {e.reason}"
+        click.echo(escape_controls(line))  # reasons and senders carry guests' and peers' text

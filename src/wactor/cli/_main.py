@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from wactor._text import escape_controls
 from wactor.errors import WactorError
 
 __all__ = ["main", "one_line"]
@@ -47,6 +48,14 @@ def one_line(text: str) -> str:
     return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
 
 
+class _OneLineFormatter(logging.Formatter):
+    """Each record on one line, its control characters escaped: log messages carry text that
+    guests and NATS peers chose (a traceback under --debug still follows on lines of its own)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return escape_controls(super().formatMessage(record))
+
+
 @click.group(cls=_Group)
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
 @click.version_option(package_name="wactor")
@@ -55,11 +64,9 @@ def cli(ctx: click.Context, debug: bool) -> None:
     """Host sandboxed WebAssembly components as supervised actors."""
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_OneLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, handlers=[handler])
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from wactor._text import escape_controls
 from wactor.cli._common import config_option, nats_option, resolve_config, with_nats
 from wactor.cli._main import cli
 from wactor.errors import HostConfigError
@@ -33,26 +34,38 @@ def _alive(pid: int) -> bool:
     return True
 
 
+_MAX_DEPTH = 16  # a peer's heartbeat may nest supervisors without end
+
+
+def _show(node: dict[str, Any], key: str) -> str:
+    """A field of a snapshot node as one printable word (a peer wrote it: anything may be there)."""
+    return escape_controls(str(node.get(key, "?")))
+
+
 def render_tree(node: dict[str, Any], indent: str = "") -> list[str]:
-    """Render a snapshot tree as indented lines."""
-    if node["kind"] == "supervisor":
+    """Render a snapshot tree as indented lines, every field escaped; malformed nodes as ``?``."""
+    if not isinstance(node, dict):
+        return [f"{indent}?"]
+    failure = node.get("last_failure")
+    shown_failure = f" last-failure={escape_controls(repr(failure))}" if failure else ""
+    if node.get("kind") == "supervisor":
         head = (
-            f"{indent}{node['id']} [supervisor {node['strategy']}] {node['state']}"
-            f" restarts={node['restarts']}"
+            f"{indent}{_show(node, 'id')} [supervisor {_show(node, 'strategy')}]"
+            f" {_show(node, 'state')} restarts={_show(node, 'restarts')}{shown_failure}"
         )
-        if node.get("last_failure"):
-            head += f" last-failure={node['last_failure']!r}"
         lines = [head]
-        for child in node["children"]:
+        children = node.get("children")
+        if len(indent) >= 2 * _MAX_DEPTH:
+            return [*lines, f"{indent}  …"] if children else lines
+        for child in children if isinstance(children, list) else []:
             lines.extend(render_tree(child, indent + "  "))
         return lines
     line = (
-        f"{indent}{node['id']} {node['state']} health={node['health']}"
-        f" mailbox={node['depth']}/{node['capacity']} processed={node['processed']}"
-        f" failed={node['failed']} restarts={node['restarts']}"
+        f"{indent}{_show(node, 'id')} {_show(node, 'state')} health={_show(node, 'health')}"
+        f" mailbox={_show(node, 'depth')}/{_show(node, 'capacity')}"
+        f" processed={_show(node, 'processed')} failed={_show(node, 'failed')}"
+        f" restarts={_show(node, 'restarts')}{shown_failure}"
     )
-    if node.get("last_failure"):
-        line += f" last-failure={node['last_failure']!r}"
     return [line]
 
 
@@ -98,6 +111,6 @@ def ps(config_path: Path | None, nats_url: str | None, as_json: bool) -> None:
     state = "running" if running else f"not running (last status {age:.0f}s ago)"
     click.echo(f"host pid {snap.get('pid')} {state}; dead letters: {snap.get('dead_letters', 0)}")
     if snap.get("failure"):
-        click.echo(f"host supervisor gave up: {snap['failure']}")
+        click.echo(escape_controls(f"host supervisor gave up: {snap['failure']}"))
     for line in render_tree(snap["tree"]):
         click.echo(line)

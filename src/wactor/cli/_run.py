@@ -51,7 +51,7 @@ async def _run(config_path: Path, once: bool, nats_url: str | None) -> int:
         click.echo("stopping…", err=True)
     click.echo("stopped", err=True)
     if host.failure is not None:
-        click.echo(f"error: host supervisor gave up: {host.failure}", err=True)
+        click.echo(one_line(f"error: host supervisor gave up: {host.failure}"), err=True)
         return 4
     if host.load_failures and (once or not host.components()):
         return host.load_failures[0].error.exit_code  # 3 when security refused it, 2 for config

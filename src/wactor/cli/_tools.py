@@ -12,6 +12,8 @@ import click
 import wasmtime
 from wasmtime.component import Component
 
+from wactor._files import MAX_WASM_BYTES, read_regular_file
+from wactor._text import escape_controls
 from wactor.cli._main import cli
 from wactor.errors import InvalidComponentError, WactorError
 from wactor.host._host import default_cache_dir
@@ -65,7 +67,7 @@ def new(name: str, dest: Path) -> None:
 
 def _describe(path: Path) -> dict[str, Any]:
     try:
-        data = path.read_bytes()
+        data = read_regular_file(path, MAX_WASM_BYTES)
     except OSError as exc:
         raise InvalidComponentError(f"cannot read: {exc.strerror}", path=str(path)) from exc
     info: dict[str, Any] = {
@@ -112,12 +114,12 @@ def inspect(file: Path, as_json: bool) -> None:
     click.echo(f"{info['file']}: {info['size']} bytes, sha256 {info['sha256']}")
     click.echo("imports:")
     for name in info["imports"]:
-        click.echo(f"  {name}")
+        click.echo(f"  {escape_controls(name)}")  # a `url=<...>` name holds the guest's text
     click.echo("exports:")
     for name in info["exports"]:
-        click.echo(f"  {name}")
+        click.echo(f"  {escape_controls(name)}")
     if info["fits_world"]:
         click.echo("fits airssys:core/runtime-host@1.0.0: yes")
     else:
-        click.echo(f"fits airssys:core/runtime-host@1.0.0: no — {info['problem']}")
+        click.echo(f"fits airssys:core/runtime-host@1.0.0: no — {escape_controls(info['problem'])}")
         raise SystemExit(2)

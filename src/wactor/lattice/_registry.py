@@ -59,7 +59,7 @@ def _decode(key: str, raw: bytes | None) -> HostEntry | None:
             tuple(str(c) for c in data["components"]),
             dict(data.get("snapshot") or {}),
         )
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):  # a peer's entry: anything goes
         return None
 
 

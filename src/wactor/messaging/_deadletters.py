@@ -15,10 +15,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from wactor._sqlitedb import database_error, open_database
+
 __all__ = ["DeadLetter", "DeadLetterLog"]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS dead_letters (
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS dead_letters (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     time_ns INTEGER NOT NULL,
     component TEXT NOT NULL,
@@ -27,9 +29,9 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     kind TEXT NOT NULL,
     size INTEGER NOT NULL,
     correlation_id TEXT
-);
-CREATE INDEX IF NOT EXISTS dead_letters_component ON dead_letters (component, id);
-"""
+)""",
+    "CREATE INDEX IF NOT EXISTS dead_letters_component ON dead_letters (component, id)",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,11 +57,7 @@ class DeadLetterLog:
         self.write_errors = 0
         self._db: sqlite3.Connection | None = None
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA busy_timeout=5000")
-            self._db.executescript(_SCHEMA)
+            self._db = open_database(path, _SCHEMA, what="dead-letter log")
 
     def record(
         self,
@@ -106,17 +104,18 @@ def read_dead_letters(
     path: Path, component: str | None = None, limit: int = 100
 ) -> list[DeadLetter]:
     """Read the newest ``limit`` persisted dead letters (oldest first) from a state file."""
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    sql = "SELECT component, reason, sender, kind, size, correlation_id, time_ns FROM dead_letters"
+    args: tuple[object, ...] = ()
+    if component is not None:
+        sql += " WHERE component = ?"
+        args = (component,)
     try:
-        sql = (
-            "SELECT component, reason, sender, kind, size, correlation_id, time_ns "
-            "FROM dead_letters"
-        )
-        args: tuple[object, ...] = ()
-        if component is not None:
-            sql += " WHERE component = ?"
-            args = (component,)
-        rows = db.execute(sql + " ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
-    finally:
-        db.close()
+        # a URI from the path itself: '?' or '#' in a directory name stays part of the name
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            rows = db.execute(sql + " ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        raise database_error(path, "dead-letter log", exc) from exc
     return [DeadLetter(*row) for row in reversed(rows)]

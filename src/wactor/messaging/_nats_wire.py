@@ -135,7 +135,7 @@ _KINDS: frozenset[str] = frozenset(get_args(MessageKind))
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 # Printable ASCII except '%': what a header value may hold as is (edges are handled apart).
 _SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) not in "%")
-_PLAIN = re.compile(r"^[!-$&-~]([ -$&-~]*[!-$&-~])?$")  # needs no quoting: the common case
+_PLAIN = re.compile(r"^[!-$&-~]([ -$&-~]*[!-$&-~])?\Z")  # needs no quoting: the common case
 # The families a target's host can answer a message with; the others (config, trust, build)
 # never come from handling a message, so a peer claiming them is not believed.
 _REMOTE_FAMILIES = (WasmError, ComponentError, MessagingError, StorageError, CapabilityDeniedError)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 __all__ = ["SubjectPattern", "check_subject"]
 
-_TOKEN = re.compile(r"^[A-Za-z0-9_\-]+$")
+_TOKEN = re.compile(r"^[A-Za-z0-9_\-]+\Z")
 _REST = ("#", ">")  # '#' (AMQP style) and '>' (NATS style) both match one or more tokens
 
 

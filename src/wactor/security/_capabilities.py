@@ -65,8 +65,8 @@ T = TypeVar("T")
 MessagingAction = Literal["send", "request", "broadcast"]
 MESSAGING_ACTIONS: tuple[MessagingAction, ...] = ("send", "request", "broadcast")
 
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
+_HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)\Z")
 
 _SECTIONS: dict[str, tuple[str, ...]] = {
     "messaging": (*MESSAGING_ACTIONS, "publish", "subscribe"),

@@ -120,6 +120,15 @@ class Manifest:
     # cover); None for a manifest built in code
     file_sha256: str | None = field(default=None, compare=False)
 
+    def __post_init__(self) -> None:
+        # Also for a manifest built or changed in code (``dataclasses.replace`` keeps the file's
+        # digest): its id must be one a file could declare, outside the host's namespace.
+        problem = _id_problem(self.id)
+        if problem is not None:
+            raise ManifestError(
+                problem[0], file=str(self.path), key="component.id", expected=problem[1]
+            )
+
 
 # --- loading ---------------------------------------------------------------------------------
 
@@ -225,14 +234,30 @@ def _component_id(table: ConfigTable) -> ComponentId:
         component_id = ComponentId.parse(text)
     except ValueError as exc:
         table.fail("id", str(exc), expected="namespace/name/instance")
+    problem = _id_problem(component_id)
+    if problem is not None:
+        table.fail("id", problem[0], expected=problem[1])
+    return component_id
+
+
+def _id_problem(component_id: object) -> tuple[str, str] | None:
+    """What is wrong with a manifest's id, and what is expected; ``None`` when it is fine."""
+    expected = "namespace/name/instance"
+    if not isinstance(component_id, ComponentId):
+        return f"{component_id!r} is not a ComponentId", expected
+    try:
+        well_formed = ComponentId.parse(str(component_id)) == component_id
+    except ValueError as exc:
+        return str(exc), expected
+    if not well_formed:
+        return f"component id {str(component_id)!r} is not well formed", expected
     if component_id.namespace.lower() == RESERVED_NAMESPACE:
         # The host speaks as wactor/host/0: a component under that name could pose as it.
-        table.fail(
-            "id",
+        return (
             f"namespace {component_id.namespace!r} is reserved for the host",
-            expected="an id in a namespace of your own",
+            "an id in a namespace of your own",
         )
-    return component_id
+    return None
 
 
 def _wasm_path(table: ConfigTable, base: Path) -> Path:

@@ -38,6 +38,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from wactor._files import MAX_KEY_BYTES, MAX_WASM_BYTES, read_regular_file
 from wactor.errors import ConfigError, HostConfigError, SignatureError
 from wactor.security._manifest import Manifest, load_manifest, manifest_digest, verify_digest
 
@@ -133,7 +134,7 @@ def _write_new(path: Path, data: bytes, mode: int) -> None:
 
 def _load_private_key(path: Path) -> Ed25519PrivateKey:
     try:
-        data = path.read_bytes()
+        data = read_regular_file(path, MAX_KEY_BYTES)
     except OSError as exc:
         raise ConfigError(
             f"cannot read private key: {exc.strerror}", file=str(path), key="--key"
@@ -157,7 +158,7 @@ def _load_private_key(path: Path) -> Ed25519PrivateKey:
 def _load_public_key(path: Path) -> Ed25519PublicKey:
     """Read a trusted key file: PEM, an OpenSSH line, or the raw key in base64."""
     try:
-        data = path.read_bytes()
+        data = read_regular_file(path, MAX_KEY_BYTES)
     except OSError as exc:
         raise HostConfigError(
             f"cannot read trusted key {path}: {exc.strerror}", key="trust.keys"
@@ -200,7 +201,7 @@ def sign_manifest(manifest_path: Path, private_key: Path) -> Path:
     manifest = load_manifest(manifest_path)
     key = _load_private_key(Path(private_key))
     try:
-        wasm_bytes = manifest.wasm.read_bytes()
+        wasm_bytes = read_regular_file(manifest.wasm, MAX_WASM_BYTES)
     except OSError as exc:
         raise ConfigError(
             f"cannot read {exc.filename}: {exc.strerror}", file=str(manifest.path)

@@ -12,7 +12,7 @@ __all__ = ["new_project"]
 
 # A project name becomes a directory, a module-free file name (<name>.wasm) and the middle
 # segment of the component id, so it must be safe as all three.
-_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,62}\Z")
 
 # template file -> file written into the project
 _FILES: tuple[tuple[str, str], ...] = (

@@ -36,6 +36,8 @@ from typing import Any
 import wasmtime
 from wasmtime.component import Component, ComponentInstanceType, FuncType
 
+from wactor._files import MAX_WASM_BYTES, read_regular_file
+from wactor._text import escape_controls
 from wactor.errors import InvalidComponentError
 from wactor.wasm._cache import CacheStats, CompileCache
 from wactor.wasm._fastpath import FAST_INTERFACE, adapter_wat, wrap_component
@@ -43,6 +45,7 @@ from wactor.wasm._fastpath import FAST_INTERFACE, adapter_wat, wrap_component
 __all__ = [
     "LIFECYCLE_EXPORTS",
     "LIFECYCLE_INTERFACE",
+    "MAX_WASM_BYTES",
     "EngineSettings",
     "LoadedComponent",
     "WasmBytes",
@@ -125,8 +128,9 @@ class WasmBytes:
 
     @classmethod
     def read(cls, path: Path) -> WasmBytes:
-        """Read the file at ``path`` once; raise ``OSError`` if it cannot be read."""
-        return cls.of(path.read_bytes(), str(path))
+        """Read the file at ``path`` once; raise ``OSError`` if it cannot be read, is no
+        regular file or is larger than :data:`MAX_WASM_BYTES`."""
+        return cls.of(read_regular_file(path, MAX_WASM_BYTES), str(path))
 
 
 class _NoFastPath(Exception):
@@ -285,6 +289,9 @@ def check_world(component: Component, engine: wasmtime.Engine, path: str) -> tup
     ]
     if foreign:
         raise InvalidComponentError(
-            f"imports interfaces outside the runtime-host world: {', '.join(foreign)}", path=path
+            # a `url=<...>` import name may hold any text: the guest's, so escaped
+            "imports interfaces outside the runtime-host world: "
+            + escape_controls(", ".join(foreign)),
+            path=path,
         )
     return imports

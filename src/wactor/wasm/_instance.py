@@ -10,18 +10,21 @@ from __future__ import annotations
 
 import ctypes
 import itertools
+import os
 import re
 import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import wasmtime
 import wasmtime._ffi as ffi
 from wasmtime.component import Linker, Variant
 
+from wactor._text import escape_controls
 from wactor.errors import (
     ComponentError,
     ComponentFault,
@@ -155,13 +158,68 @@ def _wasi_config(
 
 
 def _preopen(cfg: wasmtime.WasiConfig, host: str, guest: str, *, mutable: bool) -> None:
+    """Preopen ``host`` (a path resolved when it was checked) for the guest as ``guest``.
+
+    The path was checked once (the gate refuses the state directory, the cache, trust
+    material), but a guest that may write one of its parents can rename it and plant a
+    symbolic link before its next restart. So the directory is opened one component at a
+    time without following any link, and wasmtime is handed that very directory.
+    """
+    fd = _open_checked_dir(host)
     try:
-        cfg.preopen_dir(host, guest, fs_mutable=mutable)
+        opened = host if fd is None else str(_PROC_FD / str(fd))
+        cfg.preopen_dir(opened, guest, fs_mutable=mutable)
     except wasmtime.WasmtimeError as exc:
         # The manifest loader checked the directory; it was removed or replaced since.
         raise InstantiationError(
             f"cannot open directory {host} for the guest (it must exist and be a directory)"
         ) from exc
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
+_PROC_FD = Path("/proc/self/fd")
+
+
+def _open_checked_dir(host: str) -> int | None:
+    """A descriptor of directory ``host`` reached through no symbolic link (``None`` where
+    there is no ``/proc/self/fd`` to hand it over: then the path must still resolve to itself).
+    """
+    path = Path(os.path.abspath(host))
+    if not _PROC_FD.is_dir():
+        if os.path.realpath(path) != str(path):
+            raise InstantiationError(_swapped(host, path))
+        return None
+    fd = os.open("/", os.O_RDONLY | os.O_DIRECTORY)
+    walked = Path("/")
+    try:
+        for part in path.parts[1:]:
+            walked /= part
+            try:
+                step = os.open(
+                    part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd
+                )
+            except OSError as exc:
+                if walked.is_symlink():
+                    raise InstantiationError(_swapped(host, walked)) from exc
+                raise InstantiationError(
+                    f"cannot open directory {host} for the guest ({walked}: "
+                    f"{exc.strerror or exc}; it must exist and be a directory)"
+                ) from exc
+            os.close(fd)
+            fd = step
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _swapped(host: str, link: Path) -> str:
+    return (
+        f"directory {host} is not where it was checked: a symbolic link now stands in its path "
+        f"({link}); the guest cannot be given it (restart the host to check it again)"
+    )
 
 
 class ComponentInstance:
@@ -209,7 +267,7 @@ class ComponentInstance:
             with using_context(context):
                 instance = linker.instantiate(store, loaded.component)
         except wasmtime.WasmtimeError as exc:
-            reason = instantiation_failure(_first_line(exc), limits.memory_bytes)
+            reason = instantiation_failure(escape_controls(_first_line(exc)), limits.memory_bytes)
             store.close()
             last_host_exception()  # a host function's error here must not leak into a later call
             raise InstantiationError(
@@ -418,8 +476,10 @@ def _check_lifecycle(result: Variant, op: str, label: str) -> None:
     error = result.payload
     case = error.tag if isinstance(error, Variant) else "invalid-state"
     detail = error.payload if isinstance(error, Variant) and error.payload else ""
-    raise ComponentError(
-        f"{label}: {op} failed: {case} {detail}".rstrip(), case=case, component=label
+    raise ComponentError(  # the guest's text, into logs and onto terminals: escaped
+        f"{label}: {op} failed: {case} {escape_controls(str(detail))}".rstrip(),
+        case=case,
+        component=label,
     )
 
 

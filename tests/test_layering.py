@@ -17,11 +17,12 @@ LAYERS: dict[str, int] = {
     "messaging": 2,
     "storage": 2,
     "security": 2,
-    "wasm": 3,
-    "host": 4,
-    "tooling": 4,
-    "testing": 4,
-    "cli": 5,
+    "lattice": 3,  # one NATS connection and its views: a broker, a KV storage, the registry
+    "wasm": 4,
+    "host": 5,
+    "tooling": 5,
+    "testing": 5,
+    "cli": 6,
 }
 
 

@@ -42,3 +42,7 @@ def test_host_is_loaded_on_first_use_from_the_root() -> None:
 def test_the_nats_backends_load_when_asked_for() -> None:
     assert "nats" in _loaded_after("from wactor.messaging import NatsBroker")
     assert "nats" in _loaded_after("from wactor.storage import NatsKvStorage")
+
+
+def test_a_host_without_a_lattice_loads_no_nats_client() -> None:
+    assert "nats" not in _loaded_after("import wactor.host")

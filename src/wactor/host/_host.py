@@ -14,12 +14,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import platformdirs
 
 from wactor._bridge import run_on_thread
 from wactor._ids import ComponentId
+from wactor._nats_names import DEFAULT_NATS_URL
 from wactor._tasks import TaskOwner
 from wactor._toml import read_toml
 from wactor.actors import (
@@ -46,7 +47,6 @@ from wactor.host._config import HostConfig, load_host_config
 from wactor.host._events import LifecycleEvents
 from wactor.host._heap import trim_heap
 from wactor.host._introspect import ComponentStatus, component_statuses, tree_snapshot
-from wactor.host._lattice import LatticeRegistry
 from wactor.host._router import Router
 from wactor.host._runtime import ComponentRuntime
 from wactor.host._table import ComponentTable
@@ -55,7 +55,6 @@ from wactor.messaging import (
     DeadLetterLog,
     Envelope,
     MemoryBroker,
-    NatsBroker,
     Subscription,
     TopicHandler,
 )
@@ -70,8 +69,11 @@ from wactor.security import (
     manifest_digest,
     verify_digest,
 )
-from wactor.storage import MemoryStorage, NatsKvStorage, SqliteStorage, StorageBackend
+from wactor.storage import MemoryStorage, SqliteStorage, StorageBackend
 from wactor.wasm import LoadedComponent, WasmBytes, WasmEngine, build_linker
+
+if TYPE_CHECKING:  # the lattice loads a NATS client: only a host on a lattice imports it
+    from wactor.lattice import LatticeConnection, LatticeRegistry
 
 __all__ = [
     "DEAD_LETTERS_FILE",
@@ -126,6 +128,7 @@ class Host:
         self.host_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.registry = Registry()
         self.dead_letters = DeadLetterLog(config.state_dir / DEAD_LETTERS_FILE)
+        self._nats: LatticeConnection | None = None
         self.broker, self.storage, self.lattice = self._backends()
         self.router = Router(
             self.broker, self.registry, self.dead_letters, config.max_payload_bytes
@@ -201,32 +204,28 @@ class Host:
             if cfg.storage in ("memory", "nats")
             else SqliteStorage(cfg.state_dir / "state.sqlite3")
         )
-        if cfg.broker.type != "nats":
+        if cfg.broker.type == "nats" or cfg.storage == "nats":
+            # One connection for all that needs NATS: broker, KV storage, registry.
+            from wactor.lattice import LatticeConnection  # noqa: PLC0415 - NATS loads when used
+
+            self._nats = LatticeConnection(
+                cfg.broker.url or DEFAULT_NATS_URL, cfg.broker.lattice, host_id=self.host_id
+            )
+        if self._nats is None or cfg.broker.type != "nats":
             return MemoryBroker(), storage, None
-        url = cfg.broker.url or "nats://127.0.0.1:4222"
-        broker = NatsBroker(
-            url,
-            cfg.broker.lattice,
-            host_id=self.host_id,
+        broker = self._nats.broker(
             accept_callback=lambda env: self.router.accept_callback(env),  # noqa: PLW0108 - router comes later
         )
-        lattice = LatticeRegistry(
-            url, cfg.broker.lattice, self.host_id, self._describe, on_view=broker.lattice_view
-        )
-        return broker, storage, lattice
+        return broker, storage, self._nats.registry(self._describe, on_view=broker.lattice_view)
 
     async def _open(self) -> None:
         """Connect what lives outside the process: the broker, lattice storage, the registry."""
         await self.broker.open()
         cfg = self.config
-        if cfg.storage == "nats":
-            url = cfg.broker.url or "nats://127.0.0.1:4222"
+        if cfg.storage == "nats" and self._nats is not None:
             memory, self.storage = (
                 self.storage,
-                await run_on_thread(
-                    None,
-                    lambda: NatsKvStorage(url, cfg.broker.lattice, replicas=cfg.storage_replicas),
-                ),
+                await self._nats.storage(replicas=cfg.storage_replicas),
             )
             memory.close()
         if self.lattice is not None:
@@ -415,6 +414,8 @@ class Host:
         self._executor.shutdown(wait=False, cancel_futures=True)
         self.engine.close()
         await run_on_thread(None, self.storage.close)
+        if self._nats is not None:
+            await self._nats.close()
         self.dead_letters.close()
         self.approvals.close()
         self.audit.close()

@@ -10,6 +10,7 @@ import wasmtime
 
 from conftest import ManifestFactory, wat_binary, write_host_config
 from wactor.errors import (
+    ConfigError,
     DigestMismatchError,
     InstantiationError,
     InvalidComponentError,
@@ -158,3 +159,13 @@ async def test_preopen_directory_removed_after_the_manifest_was_read(
     shared.mkdir()
     await host_with_echo.start(checked)
     assert await host_with_echo.request("bad/preopen/0", b"back") == b"back"
+
+
+@pytest.mark.parametrize("timeout", [float("nan"), float("inf"), 0.0, -1.0])
+async def test_a_request_timeout_must_be_a_positive_finite_number(
+    host: Host, manifest: ManifestFactory, timeout: float
+) -> None:
+    await host.start(manifest("t/echo/0", wat_binary("echo")))
+    with pytest.raises(ConfigError, match="timeout must be a positive number of seconds"):
+        await host.request("t/echo/0", b"hi", timeout=timeout)
+    assert await host.request("t/echo/0", b"hi", timeout=5) == b"hi"

@@ -145,3 +145,16 @@ async def test_guest_cannot_message_without_capability(
     assert (await _ask(host, "t/mute/0", "send t/echo/0 hi")).startswith(
         "err delivery-failed denied"
     )
+
+
+async def test_a_guest_request_cannot_outlast_the_hosts_longest_call(net: Host) -> None:
+    # The timeout bounds how long a correlation stays pending: a guest asking for a day (or
+    # u64::MAX) could pile up requests that never end.
+    ceiling = net.config.limits.max_timeout_ms
+    reply = await _ask(net, "t/alice/0", f"request t/echo/0 {ceiling + 1} hi")
+    assert reply.startswith("err invalid-message")
+    assert f"max-timeout-ms of its [limits] is {ceiling}" in reply
+    assert net.correlator.statistics().pending == 0
+    correlation = await _ask(net, "t/alice/0", f"request t/echo/0 {ceiling} ok")
+    (line,) = await _callbacks(net, "t/alice/0", 1)
+    assert line == f"{correlation} ok ok"

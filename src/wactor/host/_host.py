@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import math
 import os
 import socket
 import uuid
@@ -432,6 +433,10 @@ class Host:
     ) -> bytes | None:
         """Send a request and wait for the reply payload (``None`` if the guest replied nothing)."""
         cid = _as_id(target)
+        if not (math.isfinite(timeout) and timeout > 0):
+            raise ConfigError(
+                f"timeout must be a positive number of seconds, not {timeout!r}", key="timeout"
+            )
         self.router.check_payload(payload)
         env = Envelope(
             HOST_SENDER,

@@ -171,6 +171,12 @@ class ComponentRuntime:
     def request(self, target: ComponentId, payload: bytes, timeout_ms: int) -> str:
         self.policy.check_message("request", target)
         self._check_payload(payload)
+        ceiling = self._limits.max_timeout_ms
+        if timeout_ms > ceiling:  # bounds how long (and so how many) requests stay pending
+            raise InvalidMessageError(
+                f"{self._id}: a request timeout of {timeout_ms} ms is more than the host "
+                f"allows (max-timeout-ms of its [limits] is {ceiling})"
+            )
         correlation_id = self.router.correlator.new_id()
         env = Envelope(
             self._id,

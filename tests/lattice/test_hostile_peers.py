@@ -21,6 +21,7 @@ from wactor.host import Host, HostConfig
 from wactor.host._config import BrokerConfig
 from wactor.messaging import component_subject
 from wactor.testing import NatsServer
+from waiting import wait_until
 
 GRANTS = """
 [capabilities.messaging]
@@ -106,6 +107,8 @@ async def test_a_callback_over_nats_counts_only_from_the_target_of_an_open_reque
         evil = await _serve(peer, component_subject(EVIL, lattice), None)  # never replies
         corr = await host.request(ALICE, b"request t/evil/0 30000 hello", timeout=30)
         assert corr is not None
+        # The guest has its correlation id at once; the request reaches the peer over NATS.
+        await wait_until(lambda: len(evil) > 0, "the request to reach the peer")
         assert evil[0].headers is not None
         assert evil[0].headers["Wactor-Correlation-Id"] == corr.decode()
         alice = component_subject(ALICE, lattice)

@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import concurrent.futures
 import contextlib
 import json
 import random
@@ -68,6 +67,7 @@ from nats.aio.client import Client
 from nats.js import api
 from nats.js.client import JetStreamContext
 
+from wactor._bridge import LoopGoneError, LoopWaitTimeout, run_on_loop
 from wactor._nats_client import NatsConnection
 from wactor._nats_names import kv_bucket
 from wactor.errors import DeliveryFailedError, QuotaExceededError, StorageIOError, WactorError
@@ -169,31 +169,39 @@ class NatsKvStorage:
     # --- the loop thread -----------------------------------------------------------------------
 
     def _call(self, component: str, coro: Coroutine[Any, Any, T]) -> T:
-        """Run ``coro`` on the storage loop; wait for it at most ``timeout`` (plus a margin)."""
+        """Run ``coro`` on the storage loop (through the one thread-to-loop bridge); it gets
+        ``timeout`` (plus a margin), and the wait also ends at the calling guest's deadline."""
+        who = component or None
         if self._closed:
             coro.close()
-            raise StorageIOError(f"{self.bucket}: storage is closed", component=component or None)
+            raise StorageIOError(f"{self.bucket}: storage is closed", component=who)
         if _running_loop() is self._loop:
             coro.close()
             raise StorageIOError(f"{self.bucket}: called from its own event loop thread")
-        try:
-            future = asyncio.run_coroutine_threadsafe(coro, self._loop)
-        except RuntimeError:  # the loop is closed: so is its connection
+        if self._loop.is_closed() or not self._loop.is_running():
             coro.close()
-            raise StorageIOError(
-                f"{self.bucket}: storage is closed", component=component or None
-            ) from None
+            raise StorageIOError(f"{self.bucket}: storage is closed", component=who)
+        limit = self._timeout + 2 * _REQUEST_TIMEOUT
+
+        async def bounded() -> T:
+            try:
+                return await asyncio.wait_for(coro, limit)
+            except TimeoutError as exc:
+                if isinstance(exc, WactorError):
+                    raise  # an answer of the store's own, not this wait running out
+                raise StorageIOError(
+                    f"{self.bucket}: no answer from NATS within {self._timeout:g}s", component=who
+                ) from None
+
         try:
-            return future.result(self._timeout + 2 * _REQUEST_TIMEOUT)
-        except concurrent.futures.TimeoutError:
-            future.cancel()
+            return run_on_loop(self._loop, bounded)
+        except LoopGoneError:
+            raise StorageIOError(f"{self.bucket}: storage is closed", component=who) from None
+        except LoopWaitTimeout as exc:
             raise StorageIOError(
-                f"{self.bucket}: no answer from NATS within {self._timeout:g}s",
-                component=component or None,
-            ) from None
-        except concurrent.futures.CancelledError:
-            raise StorageIOError(
-                f"{self.bucket}: storage is closed", component=component or None
+                f"{self.bucket}: no answer from NATS before the call's deadline "
+                f"({exc.waited:.3g} s)",
+                component=who,
             ) from None
 
     async def _open(self) -> None:

@@ -39,14 +39,15 @@ async def _run(config_path: Path, once: bool, nats_url: str | None) -> int:
             err=True,
         )
         status_file = config.state_dir / STATUS_FILE
-        writer = asyncio.create_task(_write_status(host, status_file))
-        if not once:
-            failed = asyncio.create_task(host.failed.wait())
-            stopped = asyncio.create_task(stop.wait())
-            await asyncio.wait({failed, stopped}, return_when=asyncio.FIRST_COMPLETED)
-            failed.cancel()
-            stopped.cancel()
-        writer.cancel()
+        async with asyncio.TaskGroup() as tasks:  # joins what it started before the host closes
+            writer = tasks.create_task(_write_status(host, status_file))
+            if not once:
+                failed = tasks.create_task(host.failed.wait())
+                stopped = tasks.create_task(stop.wait())
+                await asyncio.wait({failed, stopped}, return_when=asyncio.FIRST_COMPLETED)
+                failed.cancel()
+                stopped.cancel()
+            writer.cancel()
         _write_snapshot(host, status_file)
         click.echo("stopping…", err=True)
     click.echo("stopped", err=True)

@@ -29,6 +29,7 @@ from nats.aio.subscription import Subscription as NatsSubscription
 from wactor._ids import ComponentId
 from wactor._nats_client import NatsClient, NatsConnection
 from wactor._nats_client import settle as _settle
+from wactor._tasks import TaskOwner
 from wactor.errors import (
     ActorStoppedError,
     DeliveryFailedError,
@@ -149,7 +150,7 @@ class NatsBroker:
         self._inbox = ReplyInbox(ack_timeout)
         self._inbound: dict[asyncio.Task[None], tuple[str, ComponentId]] = {}
         self._acks: dict[str, asyncio.TimerHandle] = {}  # reply subject -> its acknowledgement
-        self._chores: set[asyncio.Task[None]] = set()
+        self._chores = TaskOwner("NATS broker")  # replies and unsubscribes sent in passing
         self._sent = 0
         self._requests = 0
         self._published = 0
@@ -526,9 +527,7 @@ class NatsBroker:
             with contextlib.suppress(nats.errors.Error):
                 await work
 
-        task = asyncio.get_running_loop().create_task(run())
-        self._chores.add(task)
-        task.add_done_callback(self._chores.discard)
+        self._chores.spawn(run())
 
     # --- the rest ------------------------------------------------------------------------------
 
@@ -566,8 +565,7 @@ class NatsBroker:
             ack.cancel()
         self._acks.clear()
         self._inbox.fail_all("NATS broker closed before the reply")
-        if self._chores:
-            await asyncio.wait(list(self._chores))
+        await self._chores.join()
         self._endpoints.clear()
         topics = list(self._topics.values())
         self._topics.clear()

@@ -6,24 +6,15 @@ package) loads neither wasmtime nor a NATS client.
 
 from __future__ import annotations
 
-import importlib
 import typing
 
 from wactor import errors
 from wactor._ids import ComponentId
+from wactor._lazy import lazy_exports as _lazy_exports
 
 if typing.TYPE_CHECKING:
     from wactor.host import Host, HostConfig
 
 __all__ = ["ComponentId", "Host", "HostConfig", "errors"]
 
-_LAZY = {"Host": "wactor.host", "HostConfig": "wactor.host"}
-
-
-def __getattr__(name: str) -> typing.Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'wactor' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = _lazy_exports(__name__, {"Host": "wactor.host", "HostConfig": "wactor.host"})

@@ -5,8 +5,9 @@ Everything here loads a NATS client, so it is imported on first use.
 
 from __future__ import annotations
 
-import importlib
 import typing
+
+from wactor._lazy import lazy_exports as _lazy_exports
 
 if typing.TYPE_CHECKING:
     from wactor.lattice._connection import LatticeConnection
@@ -14,18 +15,12 @@ if typing.TYPE_CHECKING:
 
 __all__ = ["HostEntry", "LatticeConnection", "LatticeRegistry", "read_lattice"]
 
-_MODULES = {
-    "HostEntry": "wactor.lattice._registry",
-    "LatticeConnection": "wactor.lattice._connection",
-    "LatticeRegistry": "wactor.lattice._registry",
-    "read_lattice": "wactor.lattice._registry",
-}
-
-
-def __getattr__(name: str) -> typing.Any:
-    module = _MODULES.get(name)
-    if module is None:
-        raise AttributeError(f"module 'wactor.lattice' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = _lazy_exports(
+    __name__,
+    {
+        "HostEntry": "wactor.lattice._registry",
+        "LatticeConnection": "wactor.lattice._connection",
+        "LatticeRegistry": "wactor.lattice._registry",
+        "read_lattice": "wactor.lattice._registry",
+    },
+)

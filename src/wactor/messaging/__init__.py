@@ -6,9 +6,9 @@ messaging without a lattice never loads a NATS client.
 
 from __future__ import annotations
 
-import importlib
 import typing
 
+from wactor._lazy import lazy_exports as _lazy_exports
 from wactor.messaging._broker import Broker, BrokerStats, Endpoint, Subscription, TopicHandler
 from wactor.messaging._correlation import CorrelationStats, Correlator, PendingRequest
 from wactor.messaging._deadletters import DeadLetter, DeadLetterLog, read_dead_letters
@@ -42,12 +42,8 @@ __all__ = [
     "topic_subject",
 ]
 
-_NATS_NAMES = frozenset({"NatsBroker", "component_subject", "topic_subject"})
-
-
-def __getattr__(name: str) -> typing.Any:
-    if name not in _NATS_NAMES:
-        raise AttributeError(f"module 'wactor.messaging' has no attribute {name!r}")
-    value = getattr(importlib.import_module("wactor.messaging._nats"), name)
-    globals()[name] = value
-    return value
+_NATS = "wactor.messaging._nats"
+__getattr__ = _lazy_exports(
+    __name__,
+    {"NatsBroker": _NATS, "component_subject": _NATS, "topic_subject": _NATS},
+)

@@ -5,9 +5,9 @@ The NATS KV backend is imported on first use, so local storage never loads a NAT
 
 from __future__ import annotations
 
-import importlib
 import typing
 
+from wactor._lazy import lazy_exports as _lazy_exports
 from wactor.storage._base import MAX_KEY_BYTES, StorageBackend, StorageUsage
 from wactor.storage._memory import MemoryStorage
 from wactor.storage._sqlite import SqliteStorage
@@ -24,10 +24,4 @@ __all__ = [
     "StorageUsage",
 ]
 
-
-def __getattr__(name: str) -> typing.Any:
-    if name != "NatsKvStorage":
-        raise AttributeError(f"module 'wactor.storage' has no attribute {name!r}")
-    value = importlib.import_module("wactor.storage._nats_kv").NatsKvStorage
-    globals()[name] = value
-    return value
+__getattr__ = _lazy_exports(__name__, {"NatsKvStorage": "wactor.storage._nats_kv"})

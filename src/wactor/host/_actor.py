@@ -6,7 +6,9 @@ Each incarnation owns one instance, made against the component's :class:`Compone
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Any
@@ -20,11 +22,16 @@ from wactor.errors import (
     UnhealthyError,
     WactorError,
 )
+from wactor.host._placement import InlineClock
 from wactor.host._runtime import ComponentRuntime
 from wactor.messaging import Envelope
 from wactor.wasm import ComponentInstance
 
 __all__ = ["HEALTH_CHECK", "ComponentActor", "HealthCheck"]
+
+
+def _fatal(exc: BaseException) -> bool:
+    return isinstance(exc, ComponentFault)
 
 
 class HealthCheck:
@@ -37,10 +44,12 @@ HEALTH_CHECK = HealthCheck()
 
 
 class ComponentActor(Actor["Envelope | HealthCheck"]):
-    """One incarnation of a component: one instance, one call at a time, on a worker thread.
+    """One incarnation of a component: one instance, one call at a time.
 
-    Messages already queued are handled in batches by one worker-thread job, so a busy
-    component pays the thread hand-off once per batch, not once per message.
+    A message's call runs on the loop's own thread when the component's calls are short, else
+    on a worker thread (the runtime's :class:`~wactor.host.CallPlacement` decides, from call
+    times it measures here). On workers, messages already queued are handled in batches by
+    one job, so a busy component pays the thread hand-off once per batch, not per message.
     """
 
     batch_limit = 32
@@ -66,8 +75,28 @@ class ComponentActor(Actor["Envelope | HealthCheck"]):
         if isinstance(message, HealthCheck):
             return await self._check_health(instance)
         if message.kind == "callback":
-            return await self._run(lambda: instance.handle_callback(message))
-        return self._checked(await self._run(lambda: instance.handle_message(message)))
+            return await self._deliver(lambda: instance.handle_callback(message))
+        return self._checked(await self._deliver(lambda: instance.handle_message(message)))
+
+    async def _deliver(self, call: Callable[[], Any]) -> Any:
+        """Run one message's export call where the placement says, timing it."""
+        placement = self.runtime.placement
+        if placement.inline:
+            clock = InlineClock()
+            try:
+                return call()
+            finally:
+                clock.stop(placement)
+                await asyncio.sleep(0)  # let the loop run between inline calls
+
+        def timed() -> Any:
+            start = time.thread_time()  # CPU time: not the waits for the GIL a worker has
+            try:
+                return call()
+            finally:
+                placement.ran_on_worker(time.thread_time() - start)
+
+        return await self._run(timed)
 
     def _checked(self, reply: bytes | None) -> bytes | None:
         """Refuse a reply over the host's payload limit (the requester gets the error)."""
@@ -83,26 +112,54 @@ class ComponentActor(Actor["Envelope | HealthCheck"]):
         instance = self.instance
         if instance is None or any(isinstance(m, HealthCheck) for m in messages):
             return await super().on_batch(messages)  # rare: keep the simple path
-
-        def run_all() -> list[Outcome]:
-            out: list[Outcome] = []
-            for env in messages:
-                assert isinstance(env, Envelope)
-                try:
-                    if env.kind == "callback":
-                        instance.handle_callback(env)
-                        out.append((True, None))
-                    else:
-                        out.append((True, self._checked(instance.handle_message(env))))
-                except ComponentFault as exc:
-                    out.append((False, exc))
-                    break  # the instance is gone; the rest wait for the next one
-                except Exception as exc:  # noqa: BLE001 - an application error, per message
-                    out.append((False, exc))
-            return out
-
-        result: list[Outcome] = await self._run(run_all)
+        placement = self.runtime.placement
+        if placement.inline:
+            out = self._handle(instance, messages, inline=True)
+            await asyncio.sleep(0)  # let the loop run between batches
+            if len(out) == len(messages) or (not out[-1][0] and _fatal(out[-1][1])):
+                return out
+            rest = messages[len(out) :]  # sent back to workers part way through
+            tail: list[Outcome] = await self._run(lambda: self._handle(instance, rest))
+            return out + tail
+        result: list[Outcome] = await self._run(lambda: self._handle(instance, messages))
         return result
+
+    def _handle(
+        self,
+        instance: ComponentInstance,
+        messages: list[Envelope | HealthCheck],
+        *,
+        inline: bool = False,
+    ) -> list[Outcome]:
+        """Handle queued messages in order, timing each call (on the loop's thread if
+        ``inline``: then only while the placement keeps the component there)."""
+        placement = self.runtime.placement
+        out: list[Outcome] = []
+        for env in messages:
+            if inline and not placement.inline:
+                break
+            assert isinstance(env, Envelope)
+            # inline: how long the loop was held, and why; on a worker: the CPU time of the
+            # call, without the waits for the GIL that a call on the loop's thread does not have
+            clock = InlineClock() if inline else None
+            start = time.thread_time()
+            try:
+                if env.kind == "callback":
+                    instance.handle_callback(env)
+                    out.append((True, None))
+                else:
+                    out.append((True, self._checked(instance.handle_message(env))))
+            except ComponentFault as exc:
+                out.append((False, exc))
+                break  # the instance is gone; the rest wait for the next one
+            except Exception as exc:  # noqa: BLE001 - an application error, per message
+                out.append((False, exc))
+            finally:
+                if clock is not None:
+                    clock.stop(placement)
+                else:
+                    placement.ran_on_worker(time.thread_time() - start)
+        return out
 
     async def _check_health(self, instance: ComponentInstance) -> str:
         runtime = self.runtime

@@ -50,7 +50,6 @@ _STORAGE_TYPES: tuple[StorageType, ...] = ("sqlite", "memory", "nats")
 _LOG_LEVELS: tuple[LogLevel, ...] = ("trace", "debug", "info", "warn", "error")
 
 
-
 @dataclass(frozen=True, slots=True)
 class BrokerConfig:
     """Which broker carries messages: in-process, or NATS for a lattice of hosts."""
@@ -151,9 +150,7 @@ def load_host_config(path: str | os.PathLike[str]) -> HostConfig:
         components=_components(root, base),
         broker=_broker(root.table("broker", ("type", "url", "lattice"))),
         supervision=_supervision(
-            root.table(
-                "supervision", ("strategy", "max-restarts", "within-seconds", "significant")
-            )
+            root.table("supervision", ("strategy", "max-restarts", "within-seconds", "significant"))
         ),
         trust=_trust(root.table("trust", ("keys", "digests", "paths")), base),
         cache_dir=_dir_to_be(root, "cache-dir", base),
@@ -275,6 +272,7 @@ _LIMIT_KEYS = (
     "log-lines-per-second",
     "audit-per-second",
     "broadcast-targets",
+    "inline-slice-us",
 )
 
 
@@ -303,6 +301,9 @@ def _limits(table: ConfigTable | None) -> HostLimits:
         ),
         audit_per_second=table.integer("audit-per-second", d.audit_per_second, minimum=1),
         broadcast_targets=table.integer("broadcast-targets", d.broadcast_targets, minimum=1),
+        inline_slice_us=table.integer(
+            "inline-slice-us", d.inline_slice_us, minimum=0, maximum=100_000
+        ),
     )
     for key, problem in limits.check():
         table.fail(key, problem, expected="a default at most its ceiling")

@@ -9,6 +9,7 @@ from typing import Any
 
 from wactor._ids import ComponentId
 from wactor.actors import ActorStats, Registry, Supervisor
+from wactor.host._placement import PlacementStats
 from wactor.host._table import ComponentTable
 
 __all__ = ["ComponentStatus", "component_statuses", "tree_snapshot"]
@@ -22,6 +23,7 @@ class ComponentStatus:
     version: str
     health: str
     actor: ActorStats
+    placement: PlacementStats  # where its export calls run (loop thread or workers)
 
 
 def component_statuses(registry: Registry, table: ComponentTable) -> list[ComponentStatus]:
@@ -32,7 +34,11 @@ def component_statuses(registry: Registry, table: ComponentTable) -> list[Compon
         runtime = table.runtime(cid)
         assert runtime is not None  # registered only while its runtime is held
         version = runtime.metadata.version if runtime.metadata else runtime.manifest.version
-        out.append(ComponentStatus(cid, version, runtime.health, cell.statistics()))
+        out.append(
+            ComponentStatus(
+                cid, version, runtime.health, cell.statistics(), runtime.placement.statistics()
+            )
+        )
     return out
 
 
@@ -49,6 +55,7 @@ def tree_snapshot(
                 continue
             stats = child.statistics()
             runtime = table.runtime(ComponentId.parse(child.id))
+            placed = runtime.placement.statistics() if runtime else None
             children.append(
                 {
                     "kind": "component",
@@ -62,6 +69,9 @@ def tree_snapshot(
                     "restarts": stats.restarts,
                     "refused": stats.refused,
                     "last_failure": stats.last_failure,
+                    "inline": placed.inline if placed else False,
+                    "inline_calls": placed.inline_calls if placed else 0,
+                    "overstays": placed.overstays if placed else 0,
                 }
             )
         return {

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -29,10 +30,11 @@ from wactor.errors import (
     WactorError,
 )
 from wactor.host._guestlog import LogGate, clean_log_fields, clean_log_text
+from wactor.host._placement import CallPlacement
 from wactor.host._router import Router
-from wactor.messaging import Envelope, PendingRequest, Subscription
+from wactor.messaging import Envelope, MemoryBroker, PendingRequest, Subscription
 from wactor.security import AuditLog, CapabilityPolicy, HostLimits, Manifest, RateLimit
-from wactor.storage import StorageBackend
+from wactor.storage import MemoryStorage, SqliteStorage, StorageBackend
 from wactor.wasm import (
     ComponentInstance,
     DeadlineExceeded,
@@ -120,6 +122,32 @@ class ComponentRuntime:
         self.unhealthy_streak = 0
         self.instance: ComponentInstance | None = None  # the live one, if any
         self.loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self.placement = CallPlacement(limits.inline_slice_us, allowed=self._may_inline())
+        self._finishing: set[asyncio.Task[Any]] = set()
+
+    def _may_inline(self) -> bool:
+        """Whether this component's calls may ever run on the loop's thread.
+
+        Not when its manifest says ``execution = "worker"``, nor when a host function it imports
+        may have to wait for I/O from the loop's thread: messaging and topics over a lattice
+        broker, storage in a remote store, WASI sockets (opened for a network grant; closed
+        otherwise, whatever it imports). Its other host functions answer at
+        once on the loop (the in-process broker delivers there; SQLite is a local file); a WASI
+        sleep is a long call like any other, bounded by the slice rule of CallPlacement.
+        """
+        if self.manifest.limits.execution == "worker":
+            return False
+        imports = self.loaded.imports
+        if not isinstance(self.router.broker, MemoryBroker) and any(
+            name.startswith(_MESSAGING_IMPORTS) for name in imports
+        ):
+            return False
+        if self.manifest.capabilities.storage_quota is not None and not isinstance(
+            self._storage, SqliteStorage | MemoryStorage
+        ):
+            return False
+        return not self.manifest.capabilities.net_connect  # WASI sockets are opened for it
 
     def kill(self) -> None:
         """Interrupt whatever the live instance is running (it traps at its next epoch check)."""
@@ -149,8 +177,27 @@ class ComponentRuntime:
     def _check_payload(self, payload: bytes) -> None:
         self.router.check_payload(payload, self._id)
 
-    def _on_loop(self, what: str, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
-        """Run ``make()`` on the host loop; wait for it on this thread until the call's deadline."""
+    def _on_loop(self, what: str, make: Callable[[], Coroutine[Any, Any, T]], size: int = 0) -> T:
+        """Run ``make()`` on the host loop; wait for it on this thread until the call's deadline.
+
+        On the loop's own thread (an inline call) it runs at once: with the in-process broker
+        it completes without waiting, except for a send into a full mailbox whose policy makes
+        senders wait. Then the guest is answered as if the message were queued, the rest of
+        the delivery waits for room in a task of its own, and the component goes back to
+        worker threads (where a sender waits for room as the policy says).
+        """
+        if threading.get_ident() == self._loop_thread:
+            coro = make()
+            try:
+                waiting = coro.send(None)
+            except StopIteration as done:
+                result: T = done.value
+                return result
+            self.placement.demote()
+            task = self.loop.create_task(_resume(coro, waiting), name=what)
+            self._finishing.add(task)
+            task.add_done_callback(lambda done: self._finished(done, what, size))
+            return None  # type: ignore[return-value] # only deliveries (-> None) can wait here
         try:
             return run_on_loop(self.loop, make)
         except LoopWaitTimeout as exc:
@@ -162,11 +209,19 @@ class ComponentRuntime:
                 f"{self._id}: {what}: the host is shutting down", component=str(self._id)
             ) from None
 
+    def _finished(self, task: asyncio.Task[Any], what: str, size: int) -> None:
+        self._finishing.discard(task)
+        exc = None if task.cancelled() else task.exception()
+        if exc is not None:  # the guest was told "queued": the failure is a dead letter
+            self.router.dead_letters.record(
+                str(self._id), f"{what}: {exc}", sender=str(self._id), kind=what, size=size
+            )
+
     def send(self, target: ComponentId, payload: bytes) -> None:
         self.policy.check_message("send", target)
         self._check_payload(payload)
         env = Envelope(self._id, target, payload, kind="send")
-        self._on_loop("send", lambda: self.router.deliver(env))
+        self._on_loop("send", lambda: self.router.deliver(env), len(payload))
 
     def request(self, target: ComponentId, payload: bytes, timeout_ms: int) -> str:
         self.policy.check_message("request", target)
@@ -187,7 +242,9 @@ class ComponentRuntime:
             reply_to=self._id,
         )
         pending = PendingRequest(correlation_id, self._id, target, max(1, timeout_ms))
-        self._on_loop("request", lambda: self.router.start_guest_request(env, pending))
+        self._on_loop(
+            "request", lambda: self.router.start_guest_request(env, pending), len(payload)
+        )
         return correlation_id
 
     def cancel_request(self, request_id: str) -> None:
@@ -223,7 +280,7 @@ class ComponentRuntime:
                         size=len(payload),
                     )
 
-        self._on_loop("broadcast", deliver_all)
+        self._on_loop("broadcast", deliver_all, len(payload))
         if missing:
             # The others were delivered; the guest still learns which ones were not.
             raise TargetNotFoundError(missing[0])
@@ -341,6 +398,29 @@ class ComponentRuntime:
                 return
             text = clean_log_text(line.rstrip(), cap)
             _guest_log.info("%s: %s%s", self._id, text, note, extra={"component": str(self._id)})
+
+
+_MESSAGING_IMPORTS = ("airssys:core/host-messaging@", "wactor:topics/")
+
+
+async def _resume(coro: Coroutine[Any, Any, Any], waiting: Any) -> Any:
+    """Carry on a coroutine that was started by hand and stopped to wait for ``waiting``."""
+    while True:
+        try:
+            if waiting is None:
+                await asyncio.sleep(0)  # a bare yield: run again on the next loop turn
+            else:
+                await waiting
+        except BaseException as exc:  # noqa: BLE001 - handed to the coroutine, as a task would
+            try:
+                waiting = coro.throw(exc)
+            except StopIteration as done:
+                return done.value
+            continue
+        try:
+            waiting = coro.send(None)
+        except StopIteration as done:
+            return done.value
 
 
 def _store_cap_hint(text: str, caps: HostLimits) -> str | None:

@@ -75,6 +75,10 @@ class HostLimits:
     # shed and one summary entry says how many
     audit_per_second: int = 100
     broadcast_targets: int = 64  # distinct targets of one broadcast
+    # a short export call runs on the host loop's own thread (no thread hand-off) when the
+    # component's measured calls fit in half this slice; an inline call that overstays it sends
+    # the component back to worker threads for an exponentially growing time. 0: never inline.
+    inline_slice_us: int = 1000
 
     def check(self) -> list[tuple[str, str]]:
         """Return ``(key, problem)`` for every default above its ceiling."""

@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from wactor._ids import ComponentId, TargetPattern
 from wactor._toml import ConfigTable, quote_key, read_config_bytes, read_config_file
@@ -31,6 +31,7 @@ from wactor.security._capabilities import (
 
 __all__ = [
     "ComponentConfig",
+    "Execution",
     "Limits",
     "Manifest",
     "RestartType",
@@ -41,8 +42,10 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+Execution = Literal["auto", "worker"]
 _RESTART_TYPES: tuple[RestartType, ...] = ("permanent", "transient", "temporary")
 _BACKPRESSURE: tuple[Backpressure, ...] = ("reject", "wait")
+_EXECUTION: tuple[Execution, ...] = ("auto", "worker")
 _RESOURCE_KEYS = (
     "memory",
     "timeout-ms",
@@ -52,6 +55,8 @@ _RESOURCE_KEYS = (
     "message-rate",
     "message-burst",
 )
+# [resources] keys that are not limits the host fills in for a silent manifest
+_OTHER_RESOURCE_KEYS = ("execution",)
 
 # A storage section without a quota still means "this component uses storage"; 10 MiB is the
 # example the design uses and is generous for state, small for a runaway loop.
@@ -75,6 +80,9 @@ class Limits:
     backpressure: Backpressure = "reject"  # full mailbox: refuse at once, or make senders wait
     message_rate: int | None = None  # messages/s the component may emit (token bucket)
     message_burst: int | None = None  # bucket size; default: one second's worth
+    # where export calls run: "auto" (short calls on the host loop's thread, decided from
+    # measured call times) or "worker" (always on a worker thread; never inline)
+    execution: Execution = "auto"
     # The [resources] keys the manifest wrote (None: built in Python, every value is meant).
     # Silent ones are filled from the host's [limits] when the component starts.
     declared: frozenset[str] | None = field(default=None, compare=False)
@@ -169,7 +177,7 @@ def load_manifest(path: str | os.PathLike[str]) -> Manifest:
         version=version,
         sha256=sha256,
         description=description,
-        limits=_limits(root.table("resources", _RESOURCE_KEYS)),
+        limits=_limits(root.table("resources", (*_RESOURCE_KEYS, *_OTHER_RESOURCE_KEYS))),
         capabilities=_capabilities(
             root.table(
                 "capabilities", ("messaging", "storage", "filesystem", "network", "environment")
@@ -281,6 +289,7 @@ def _limits(table: ConfigTable | None) -> Limits:
         backpressure=table.choice("backpressure", _BACKPRESSURE, default.backpressure),
         message_rate=table.opt_integer("message-rate", minimum=1),
         message_burst=table.opt_integer("message-burst", minimum=1),
+        execution=table.choice("execution", _EXECUTION, default.execution),
         declared=frozenset(key for key in _RESOURCE_KEYS if table.has(key)),
     )
 

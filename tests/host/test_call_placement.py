@@ -1,0 +1,165 @@
+"""Short calls run on the loop's thread, long ones on workers; an overstay is sent back."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from conftest import ManifestFactory, wat_binary, write_host_config
+from wactor.errors import ConfigError, ManifestError
+from wactor.host import Host, HostConfig, load_host_config
+from wactor.host._placement import PROMOTE_AFTER, CallPlacement, PlacementStats
+from wactor.security import load_manifest
+from waiting import wait_until
+
+
+def _placement(host: Host, cid: str) -> PlacementStats:
+    (status,) = [s for s in host.components() if str(s.id) == cid]
+    return status.placement
+
+
+async def _until_inline(host: Host, cid: str, payload: bytes = b"x") -> None:
+    """Send fast requests until the component runs its calls on the loop's thread."""
+    for _ in range(2000):
+        assert await host.request(cid, payload) in (payload, None)
+        if _placement(host, cid).inline:
+            return
+    pytest.fail(f"{cid} never ran its calls inline")
+
+
+async def test_a_component_with_short_calls_runs_them_on_the_loop(
+    host: Host, manifest: ManifestFactory
+) -> None:
+    await host.start(manifest("t/echo/0", wat_binary("echo")))
+    await _until_inline(host, "t/echo/0")
+    # (a busy machine may stretch a call past the slice and send it back for a while: the
+    # count, not the state, is what the calls leave behind)
+    for i in range(5000):
+        assert await host.request("t/echo/0", b"n%d" % i) == b"n%d" % i
+        if _placement(host, "t/echo/0").inline_calls >= 50:
+            break
+    (node,) = host.snapshot()["tree"]["children"]
+    assert node["inline_calls"] >= 50
+
+
+async def test_an_inline_call_that_overstays_sends_the_component_back_to_workers(
+    host: Host, manifest: ManifestFactory
+) -> None:
+    await host.start(manifest("t/pacer/0", wat_binary("pacer")))
+    await _until_inline(host, "t/pacer/0")
+    before = _placement(host, "t/pacer/0").overstays
+    assert await host.request("t/pacer/0", b"s") == b"s"  # tens of ms of computing
+    placed = _placement(host, "t/pacer/0")
+    assert placed.overstays == before + 1
+    assert not placed.inline
+    inline_before = placed.inline_calls
+    for _ in range(PROMOTE_AFTER - 1):  # fast again: it must earn its place on workers first
+        assert await host.request("t/pacer/0", b"x") == b"x"
+    assert _placement(host, "t/pacer/0").inline_calls == inline_before
+    # the others never noticed: an echo beside it still answers
+    await host.start(manifest("t/echo/0", wat_binary("echo")))
+    assert await host.request("t/echo/0", b"ok") == b"ok"
+
+
+async def test_a_manifest_can_keep_its_calls_on_workers(
+    host: Host, manifest: ManifestFactory
+) -> None:
+    await host.start(manifest("t/echo/0", wat_binary("echo"), extra='execution = "worker"'))
+    for _ in range(200):
+        assert await host.request("t/echo/0", b"x") == b"x"
+    placed = _placement(host, "t/echo/0")
+    assert not placed.allowed
+    assert placed.inline_calls == 0
+    assert placed.worker_calls >= 200
+
+
+async def test_the_operator_can_turn_inlining_off(
+    host_config: HostConfig, manifest: ManifestFactory
+) -> None:
+    limits = dataclasses.replace(host_config.limits, inline_slice_us=0)
+    async with Host.open(dataclasses.replace(host_config, limits=limits)) as host:
+        await host.start(manifest("t/echo/0", wat_binary("echo")))
+        for _ in range(200):
+            assert await host.request("t/echo/0", b"x") == b"x"
+        placed = _placement(host, "t/echo/0")
+        assert placed.inline_calls == 0
+
+
+async def test_an_inline_send_into_a_full_waiting_mailbox_loses_nothing(
+    host: Host, manifest: ManifestFactory
+) -> None:
+    # sender.wat forwards every payload to test/echo/0: here a pacer with a one-slot mailbox
+    # whose policy makes senders wait, kept busy by slow ("s") payloads.
+    extra = 'mailbox = 1\nbackpressure = "wait"'
+    await host.start(manifest("test/echo/0", wat_binary("pacer"), extra=extra))
+    grant = '[capabilities.messaging]\nsend = ["test/echo/0"]'
+    await host.start(manifest("t/sender/0", wat_binary("sender"), extra=grant))
+    await _until_inline(host, "t/sender/0")
+    warm = _placement(host, "t/sender/0").inline_calls
+    sent = 6
+    replies = await asyncio.gather(*(host.request("t/sender/0", b"s") for _ in range(sent)))
+    assert replies == [None] * sent  # every send was accepted
+
+    def pacer_processed() -> int:
+        (status,) = [s for s in host.components() if str(s.id) == "test/echo/0"]
+        return status.actor.processed
+
+    forwarded = warm + sent
+    await wait_until(lambda: pacer_processed() >= forwarded, "every forwarded message handled")
+    assert host.dead_letters.entries() == []
+    placed = _placement(host, "t/sender/0")
+    assert not placed.inline  # it had to wait: back to workers
+
+
+def test_the_slice_and_the_execution_key_are_checked(tmp_path: Path) -> None:
+    bad = write_host_config(tmp_path, [], extra="\n[limits]\ninline-slice-us = -1")
+    with pytest.raises(ConfigError, match="inline-slice-us"):
+        load_host_config(bad)
+    path = tmp_path / "c" / "component.toml"
+    path.parent.mkdir()
+    wasm = wat_binary("echo")
+    path.write_text(
+        f'[component]\nid = "t/echo/0"\nwasm = "{wasm}"\nversion = "1.0.0"\n\n'
+        '[resources]\nexecution = "inline"\n'
+    )
+    with pytest.raises(ManifestError, match="execution"):
+        load_manifest(path)
+
+
+def test_the_back_off_grows_and_good_behaviour_forgives_it() -> None:
+    now = [0.0]
+    placement = CallPlacement(1000)
+    placement._clock = lambda: now[0]
+    backs: list[float] = []
+    for _ in range(3):
+        for _ in range(8):
+            placement.ran_on_worker(0.0001)
+        assert placement.inline
+        placement.ran_inline(0.02, 0.02, blocked=False)  # overstay: computing
+        assert not placement.inline
+        backs.append(placement.statistics().back_off_s)
+        now[0] += backs[-1]
+    assert backs == pytest.approx([0.05, 0.1, 0.2])
+    for _ in range(8):
+        placement.ran_on_worker(0.0001)
+    for _ in range(2 * 10_000):
+        placement.ran_inline(0.0001, 0.0001, blocked=False)
+    placement.ran_inline(0.02, 0.0001, blocked=True)  # overstay: slept
+    assert placement.statistics().back_off_s == pytest.approx(0.1)  # two of three forgiven
+    # a call over half the slice (but within it) just sends it back to earn its place again
+    now[0] += 1
+    for _ in range(8):
+        placement.ran_on_worker(0.0001)
+    placement.ran_inline(0.0007, 0.0007, blocked=False)
+    assert not placement.inline
+    assert placement.overstays == 4
+    # preempted by the machine (neither computing nor blocked): sent back, not an overstay
+    for _ in range(8):
+        placement.ran_on_worker(0.0001)
+    placement.ran_inline(0.02, 0.0001, blocked=False)
+    assert not placement.inline
+    assert placement.overstays == 4
+    assert placement.statistics().back_off_s == 0

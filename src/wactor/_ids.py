@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = ["ComponentId", "TargetPattern"]
 
@@ -22,6 +23,11 @@ class ComponentId:
     namespace: str
     name: str
     instance: str
+    # the text form, made once: ids are formatted on every message (registry keys, logs)
+    _text: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_text", f"{self.namespace}/{self.name}/{self.instance}")
 
     @classmethod
     def parse(cls, text: str) -> ComponentId:
@@ -29,6 +35,12 @@ class ComponentId:
 
         Raises ``ValueError`` with a one-line reason.
         """
+        if cls is ComponentId:
+            return _parse_cached(text)
+        return cls._parse(text)
+
+    @classmethod
+    def _parse(cls, text: str) -> ComponentId:
         parts = text.split("/")
         if len(parts) == 2:
             parts.append("0")
@@ -43,7 +55,13 @@ class ComponentId:
         return cls(parts[0], parts[1], parts[2])
 
     def __str__(self) -> str:
-        return f"{self.namespace}/{self.name}/{self.instance}"
+        return self._text
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_cached(text: str) -> ComponentId:
+    """Parsed ids, remembered (a failed parse raises and is not)."""
+    return ComponentId._parse(text)
 
 
 @dataclass(frozen=True, slots=True)

@@ -163,3 +163,23 @@ def test_the_back_off_grows_and_good_behaviour_forgives_it() -> None:
     assert not placement.inline
     assert placement.overstays == 4
     assert placement.statistics().back_off_s == 0
+
+
+async def test_a_component_that_keeps_messaging_itself_does_not_starve_the_others(
+    host: Host, manifest: ManifestFactory
+) -> None:
+    # sender.wat forwards every payload to test/echo/0: named so, it sends to itself, each of
+    # its calls queueing its next message, at up to 100,000 messages/s
+    extra = 'message-rate = 100000\n[capabilities.messaging]\nsend = ["test/echo/0"]'
+    await host.start(manifest("test/echo/0", wat_binary("sender"), extra=extra))
+    await host.start(manifest("t/echo/0", wat_binary("echo")))
+    await _until_inline(host, "test/echo/0")  # each of these starts a chain of its own
+
+    def looper_processed() -> int:
+        (status,) = [s for s in host.components() if str(s.id) == "test/echo/0"]
+        return status.actor.processed
+
+    start = looper_processed()
+    for i in range(100):  # answered while the chains run
+        assert await host.request("t/echo/0", b"%d" % i) == b"%d" % i
+    assert looper_processed() > start  # it did keep running meanwhile

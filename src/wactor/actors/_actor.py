@@ -17,9 +17,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
+from wactor._deadline import wait_answer
 from wactor._tasks import TaskOwner
 from wactor.actors._mailbox import Backpressure, Mailbox
-from wactor.errors import ActorStoppedError, RequestTimeoutError, WactorError
+from wactor.errors import ActorStoppedError, RequestTimeoutError
 
 __all__ = [
     "Actor",
@@ -59,8 +60,9 @@ class Actor(Generic[M]):
     async def on_batch(self, messages: list[M]) -> list[Outcome]:
         """Handle several queued messages in order; return one outcome per message handled.
 
-        May stop early (return fewer outcomes) after a failure that ends the incarnation; the
-        messages not handled stay queued. The default handles them one by one.
+        May stop early (return fewer outcomes), after a failure that ends the incarnation or
+        to let the loop run; the messages not handled stay queued, first in line. The default
+        handles them one by one.
         """
         out: list[Outcome] = []
         for message in messages:
@@ -105,6 +107,7 @@ ExitReason = BaseException | None
 ExitHandler = Callable[["ActorCell[Any]", ExitReason], Awaitable[None]]
 
 _STOP = object()  # the letter that asks an actor to stop normally
+_FAIR_SLICE = 0.001  # seconds a busy actor may keep the loop before it lets the others run
 _log = logging.getLogger("wactor.actors")
 
 
@@ -267,7 +270,16 @@ class ActorCell(Generic[M]):
 
     async def _run(self, actor: Actor[M]) -> None:
         mailbox = self.mailbox
+        clock = time.monotonic
+        since = clock()  # when this task last let the others run
         while self.state == "ready":
+            if not len(mailbox):
+                since = clock()  # get() waits: the others run meanwhile
+            elif clock() - since > _FAIR_SLICE:
+                # a busy actor (one that keeps sending to itself, say) must not starve the
+                # others of the loop: let them run between its messages every so often
+                await asyncio.sleep(0)
+                since = clock()
             letter = await mailbox.get()
             if letter is None:  # woken: closed, or asked to end this incarnation
                 if mailbox.closed:
@@ -410,12 +422,7 @@ class ActorRef(Generic[M]):
         await self._cell.mailbox.put(_Letter(message, fut, time.monotonic()))
         if timeout is None:
             return await fut
-        try:
-            return await asyncio.wait_for(fut, timeout)
-        except WactorError:
-            raise  # the actor's own failure, a timeout of its own too
-        except TimeoutError:
-            raise RequestTimeoutError(self._cell.id, timeout) from None
+        return await wait_answer(fut, timeout, lambda: RequestTimeoutError(self._cell.id, timeout))
 
     def stop(self) -> None:
         """Ask the actor to exit normally after its current message."""

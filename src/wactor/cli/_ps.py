@@ -64,7 +64,8 @@ def render_tree(node: dict[str, Any], indent: str = "") -> list[str]:
         f"{indent}{_show(node, 'id')} {_show(node, 'state')} health={_show(node, 'health')}"
         f" mailbox={_show(node, 'depth')}/{_show(node, 'capacity')}"
         f" processed={_show(node, 'processed')} failed={_show(node, 'failed')}"
-        f" restarts={_show(node, 'restarts')}{shown_failure}"
+        f" restarts={_show(node, 'restarts')}"
+        f" calls={'inline' if node.get('inline') is True else 'worker'}{shown_failure}"
     )
     return [line]
 

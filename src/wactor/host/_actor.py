@@ -6,7 +6,6 @@ Each incarnation owns one instance, made against the component's :class:`Compone
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -28,10 +27,6 @@ from wactor.messaging import Envelope
 from wactor.wasm import ComponentInstance
 
 __all__ = ["HEALTH_CHECK", "ComponentActor", "HealthCheck"]
-
-
-def _fatal(exc: BaseException) -> bool:
-    return isinstance(exc, ComponentFault)
 
 
 class HealthCheck:
@@ -87,7 +82,6 @@ class ComponentActor(Actor["Envelope | HealthCheck"]):
                 return call()
             finally:
                 clock.stop(placement)
-                await asyncio.sleep(0)  # let the loop run between inline calls
 
         def timed() -> Any:
             start = time.thread_time()  # CPU time: not the waits for the GIL a worker has
@@ -112,15 +106,9 @@ class ComponentActor(Actor["Envelope | HealthCheck"]):
         instance = self.instance
         if instance is None or any(isinstance(m, HealthCheck) for m in messages):
             return await super().on_batch(messages)  # rare: keep the simple path
-        placement = self.runtime.placement
-        if placement.inline:
-            out = self._handle(instance, messages, inline=True)
-            await asyncio.sleep(0)  # let the loop run between batches
-            if len(out) == len(messages) or (not out[-1][0] and _fatal(out[-1][1])):
-                return out
-            rest = messages[len(out) :]  # sent back to workers part way through
-            tail: list[Outcome] = await self._run(lambda: self._handle(instance, rest))
-            return out + tail
+        if self.runtime.placement.inline:
+            # on the loop's thread: as many as fit in the slice; the rest stay queued
+            return self._handle(instance, messages, inline=True)
         result: list[Outcome] = await self._run(lambda: self._handle(instance, messages))
         return result
 
@@ -132,11 +120,17 @@ class ComponentActor(Actor["Envelope | HealthCheck"]):
         inline: bool = False,
     ) -> list[Outcome]:
         """Handle queued messages in order, timing each call (on the loop's thread if
-        ``inline``: then only while the placement keeps the component there)."""
+        ``inline``: then only while the placement keeps the component there and within one
+        slice of the loop's time)."""
         placement = self.runtime.placement
         out: list[Outcome] = []
+        began = time.perf_counter()
         for env in messages:
-            if inline and not placement.inline:
+            if (
+                inline
+                and out
+                and (not placement.inline or time.perf_counter() - began > placement.slice_s)
+            ):
                 break
             assert isinstance(env, Envelope)
             # inline: how long the loop was held, and why; on a worker: the CPU time of the

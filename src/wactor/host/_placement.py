@@ -50,7 +50,7 @@ PROMOTE_AFTER = 8
 """Consecutive short calls (each at most half the slice) before a component runs inline."""
 BACK_OFF_BASE = 0.05
 """Seconds on workers after the first overstay; doubled for each further one."""
-BACK_OFF_MAX = 3600.0
+BACK_OFF_MAX = 60.0
 FORGIVE_AFTER = 10_000
 """Inline calls in a row within the slice that forgive one overstay."""
 
@@ -120,6 +120,11 @@ class CallPlacement:
         self.worker_calls = 0
         self.overstays = 0
         self.longest_inline = 0.0
+
+    @property
+    def slice_s(self) -> float:
+        """The slice in seconds: the longest inline calls should hold the loop at a time."""
+        return self._slice
 
     @property
     def inline(self) -> bool:

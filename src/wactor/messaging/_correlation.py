@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -48,7 +48,7 @@ class Correlator:
     @staticmethod
     def new_id() -> str:
         """A fresh correlation id."""
-        return uuid.uuid4().hex
+        return os.urandom(16).hex()  # 128 random bits, as a uuid4's hex but cheaper
 
     def open(self, pending: PendingRequest) -> None:
         """Start tracking a request and arm its timeout (call on the event loop)."""

@@ -32,4 +32,3 @@ class Envelope:
     content_type: str | None = None
     timestamp_ns: int = field(default_factory=time.time_ns)
     subject: str | None = None  # the topic, for kind "publish"
-

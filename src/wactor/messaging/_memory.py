@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 
+from wactor._deadline import wait_answer
 from wactor._ids import ComponentId
-from wactor.errors import RequestTimeoutError, TargetNotFoundError, WactorError
+from wactor.errors import RequestTimeoutError, TargetNotFoundError
 from wactor.messaging._broker import BrokerStats, Endpoint, TopicHandler
 from wactor.messaging._envelope import Envelope
 from wactor.messaging._subjects import SubjectPattern, check_subject
@@ -72,12 +73,9 @@ class MemoryBroker:
 
     async def request(self, env: Envelope, timeout: float) -> bytes | None:
         fut = await self.submit(env)
-        try:
-            return await asyncio.wait_for(fut, timeout)
-        except WactorError:
-            raise  # the target's own failure, a timeout of its own call too
-        except TimeoutError:
-            raise RequestTimeoutError(str(env.target), timeout, env.correlation_id) from None
+        return await wait_answer(
+            fut, timeout, lambda: RequestTimeoutError(str(env.target), timeout, env.correlation_id)
+        )
 
     async def publish(self, subject: str, env: Envelope) -> int:
         check_subject(subject)

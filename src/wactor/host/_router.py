@@ -128,21 +128,22 @@ class Router:
         """Submit a guest's request; its answer comes back later as the requester's callback."""
         fut = await self.broker.submit(env)  # a refusal reaches the guest as its err at once
         self.correlator.open(pending)
-        self._tasks.spawn(
-            self._finish_guest_request(fut, pending), name=f"request:{pending.correlation_id}"
-        )
+        # a callback on the reply's future, not a task per request
+        fut.add_done_callback(lambda done: self._finish_guest_request(done, pending))
 
-    async def _finish_guest_request(
-        self, fut: asyncio.Future[Any], pending: PendingRequest
-    ) -> None:
-        try:
-            reply = await fut
-        except Exception as exc:  # noqa: BLE001 - the failure is the requester's error callback
+    def _finish_guest_request(self, fut: asyncio.Future[Any], pending: PendingRequest) -> None:
+        if self._tasks.closed:
+            return  # the host is closing: nobody is left to call back
+        if fut.cancelled() or fut.exception() is not None:
+            # the failure is the requester's error callback
+            exc = fut.exception() if not fut.cancelled() else None
+            text = str(exc) if exc is not None else f"request to {pending.target} was cancelled"
             if self.correlator.complete(pending.correlation_id) is not None:
-                self._deliver_callback(error_callback(pending, str(exc)), pending)
+                self._deliver_callback(error_callback(pending, text), pending)
             return
         if self.correlator.complete(pending.correlation_id) is None:
             return  # late (timed out) or cancelled: dropped and counted by the correlator
+        reply = fut.result()
         callback = Envelope(
             pending.target,
             pending.requester,

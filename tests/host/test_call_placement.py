@@ -129,39 +129,45 @@ def test_the_slice_and_the_execution_key_are_checked(tmp_path: Path) -> None:
         load_manifest(path)
 
 
-def test_the_back_off_grows_and_good_behaviour_forgives_it() -> None:
+def test_the_back_off_grows_with_each_overstay_and_with_its_length() -> None:
     now = [0.0]
     placement = CallPlacement(1000)
     placement._clock = lambda: now[0]
-    backs: list[float] = []
-    for _ in range(3):
+
+    def overstay(seconds: float, cpu: float, *, blocked: bool) -> float:
         for _ in range(8):
             placement.ran_on_worker(0.0001)
         assert placement.inline
-        placement.ran_inline(0.02, 0.02, blocked=False)  # overstay: computing
+        placement.ran_inline(seconds, cpu, blocked=blocked)
         assert not placement.inline
-        backs.append(placement.statistics().back_off_s)
-        now[0] += backs[-1]
-    assert backs == pytest.approx([0.05, 0.1, 0.2])
+        back = placement.statistics().back_off_s
+        now[0] += back
+        return back
+
+    # 1.1 ms of computing: 50 ms, 100, 200, 400 ... but never under 100 x 1.1 ms
+    backs = [overstay(0.0011, 0.0011, blocked=False) for _ in range(4)]
+    assert backs == pytest.approx([0.11, 0.11, 0.2, 0.4])
+    # a long stall costs a hundred times its length
+    assert overstay(0.02, 0.0001, blocked=True) == pytest.approx(2.0)
+    # good behaviour forgives: 20,000 inline calls within the slice take two strikes off
     for _ in range(8):
         placement.ran_on_worker(0.0001)
     for _ in range(2 * 10_000):
         placement.ran_inline(0.0001, 0.0001, blocked=False)
-    placement.ran_inline(0.02, 0.0001, blocked=True)  # overstay: slept
-    assert placement.statistics().back_off_s == pytest.approx(0.1)  # two of three forgiven
+    assert overstay(0.0011, 0.0011, blocked=False) == pytest.approx(0.4)
+    assert placement.overstays == 6
     # a call over half the slice (but within it) just sends it back to earn its place again
-    now[0] += 1
     for _ in range(8):
         placement.ran_on_worker(0.0001)
     placement.ran_inline(0.0007, 0.0007, blocked=False)
     assert not placement.inline
-    assert placement.overstays == 4
+    assert placement.overstays == 6
     # preempted by the machine (neither computing nor blocked): sent back, not an overstay
     for _ in range(8):
         placement.ran_on_worker(0.0001)
     placement.ran_inline(0.02, 0.0001, blocked=False)
     assert not placement.inline
-    assert placement.overstays == 4
+    assert placement.overstays == 6
     assert placement.statistics().back_off_s == 0
 
 

@@ -16,11 +16,13 @@ be moved once it has started:
   must earn inline again); one that takes more than the whole slice and either computed for
   half of it or blocked (slept, waited for a disk or a lock) *overstays*: the component is
   also kept on workers for ``BACK_OFF_BASE * 2**(n-1)`` seconds after its n-th overstay (at
-  most :data:`BACK_OFF_MAX`), so a guest alternating fast and slow calls stalls the loop ever
-  more rarely; :data:`FORGIVE_AFTER` inline calls in a row within the slice forgive one
-  overstay (a busy machine sometimes stretches a short call: that must not, over days, keep
-  a well-behaved component off the loop for good; for the same reason a call that was only
-  preempted by the operating system, neither computing nor blocking, is not an overstay);
+  most :data:`BACK_OFF_MAX`), and at least :data:`STALL_RATIO` times as long as that call held
+  the loop, so a guest alternating fast and slow calls stalls the loop ever more rarely and
+  never for more than about 1 % of the time, however long its slow calls;
+  :data:`FORGIVE_AFTER` inline calls in a row within the slice forgive one overstay (a busy
+  machine sometimes stretches a short call: that must not, over days, keep a well-behaved
+  component off the loop for good; for the same reason a call that was only preempted by the
+  operating system, neither computing nor blocking, is not an overstay);
 * a manifest may ask for ``execution = "worker"`` (never inline); the operator's
   ``[limits] inline-slice-us = 0`` turns inlining off for every component; a component whose
   host functions may have to wait for I/O on the loop is never inlined (see
@@ -41,6 +43,7 @@ __all__ = [
     "BACK_OFF_MAX",
     "FORGIVE_AFTER",
     "PROMOTE_AFTER",
+    "STALL_RATIO",
     "CallPlacement",
     "InlineClock",
     "PlacementStats",
@@ -51,6 +54,8 @@ PROMOTE_AFTER = 8
 BACK_OFF_BASE = 0.05
 """Seconds on workers after the first overstay; doubled for each further one."""
 BACK_OFF_MAX = 60.0
+STALL_RATIO = 100
+"""An overstay keeps the component on workers at least this many times the time it held the loop."""
 FORGIVE_AFTER = 10_000
 """Inline calls in a row within the slice that forgive one overstay."""
 
@@ -61,17 +66,16 @@ class InlineClock:
     __slots__ = ("_blocks", "_cpu", "_wall")
 
     def __init__(self) -> None:
-        usage = resource.getrusage(resource.RUSAGE_THREAD)
+        self._blocks = resource.getrusage(resource.RUSAGE_THREAD).ru_nvcsw  # sleeps, I/O, locks
+        self._cpu = time.thread_time()  # precise; rusage's CPU times are sampled per tick
         self._wall = time.perf_counter()
-        self._cpu = usage.ru_utime + usage.ru_stime
-        self._blocks = usage.ru_nvcsw  # voluntary context switches: sleeps, I/O, locks
 
     def stop(self, placement: CallPlacement) -> None:
         """Record the call in ``placement``."""
         wall = time.perf_counter() - self._wall
-        usage = resource.getrusage(resource.RUSAGE_THREAD)
-        cpu = usage.ru_utime + usage.ru_stime - self._cpu
-        placement.ran_inline(wall, cpu, blocked=usage.ru_nvcsw != self._blocks)
+        cpu = time.thread_time() - self._cpu
+        blocked = resource.getrusage(resource.RUSAGE_THREAD).ru_nvcsw != self._blocks
+        placement.ran_inline(wall, cpu, blocked=blocked)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,8 +153,8 @@ class CallPlacement:
             self._good = 0
             self.overstays += 1
             self._strikes += 1
-            back_off = BACK_OFF_BASE * 2.0 ** min(self._strikes - 1, 40)
-            self._until = self._clock() + min(back_off, BACK_OFF_MAX)
+            growing = min(BACK_OFF_BASE * 2.0 ** min(self._strikes - 1, 40), BACK_OFF_MAX)
+            self._until = self._clock() + max(growing, STALL_RATIO * seconds)
         self._inline = False
         self._streak = 0
 

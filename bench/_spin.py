@@ -35,8 +35,8 @@ def _call_times(stock: StockInstance, payload: bytes, calls: int) -> list[float]
 def rounds_per_ms(stock: StockInstance) -> float:
     """Loop rounds per millisecond of one stock call: the fastest of a few calls (the others
     were interrupted by other work on the machine), less the fixed cost of a call."""
-    fixed = min(_call_times(stock, spin_payload(0), 5))
-    took = min(_call_times(stock, spin_payload(CALIBRATION_ROUNDS), 7))
+    fixed = min(_call_times(stock, spin_payload(0), 9))
+    took = min(_call_times(stock, spin_payload(CALIBRATION_ROUNDS), 15))
     return CALIBRATION_ROUNDS / max((took - fixed) * 1e3, 1e-3)
 
 

@@ -2,9 +2,10 @@
 
 The guest (``bench/wat/spin.wat``) answers at once for most payloads and computes for ~30 ms
 when the payload says so. A driver sends it requests one after another through ``host.request``,
-50 fast ones then one slow one, for a fixed time. Meanwhile a probe task on the same loop sleeps
-1 ms at a time and records by how much each sleep overshot: a loop blocked by a call shows up
-as one late probe. The baseline is the same probe while the driver sends only fast requests.
+50 fast ones then one slow one, for a fixed time; every run has a component of its own, started
+for it. Meanwhile a probe task on the same loop sleeps 1 ms at a time and records by how much
+each sleep overshot: a loop blocked by a call shows up as one late probe. The baseline is the
+same probe while the driver sends only fast requests.
 
 Only the public API is used, so the figure measures whatever the host does with such a guest
 (run every call on a worker thread, or run short calls on the loop and move a component that
@@ -125,14 +126,27 @@ async def run(ctx: Ctx) -> FigureResult:
     base: list[_Run] = []
     hostile: list[_Run] = []
     async with open_host(ctx) as host:
-        target = "bench/hostile/0"
-        await host.start(write_manifest(ctx.fresh_dir("m"), target, wasm))
-        if await host.request(target, slow, timeout=TIMEOUT) != slow:
-            raise RuntimeError("spin component did not echo its payload")
-        await _probe_run(host, target, slow, 0.3)  # warm up
-        for _ in range(ctx.reps):  # interleaved, so drift hits both sides alike
-            base.append(await _probe_run(host, target, None, seconds))
-            hostile.append(await _probe_run(host, target, slow, seconds))
+        folder = ctx.fresh_dir("m")
+
+        async def fresh(name: str) -> str:
+            # Each run gets a component of its own: where the host runs a component's calls may
+            # depend on its history, and one run must not inherit the last one's.
+            target = f"bench/{name}/0"
+            await host.start(write_manifest(folder, target, wasm))
+            if await host.request(target, FAST, timeout=TIMEOUT) != FAST:
+                raise RuntimeError("spin component did not echo its payload")
+            return target
+
+        warm = await fresh("warm")
+        if await host.request(warm, slow, timeout=TIMEOUT) != slow:
+            raise RuntimeError("spin component did not echo its payload after computing")
+        await _probe_run(host, warm, slow, 0.3)  # warm up
+        await host.stop(warm)
+        for i in range(ctx.reps):  # interleaved, so drift hits both sides alike
+            for side, pattern in ((base, None), (hostile, slow)):
+                target = await fresh(f"{'hostile' if pattern else 'fast'}{i}")
+                side.append(await _probe_run(host, target, pattern, seconds))
+                await host.stop(target)
     res.details = {
         "slow_call_ms_stock": slow_ms,
         "fast_per_slow": FAST_PER_SLOW,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
+import hashlib
 import os
 import statistics
 import sys
@@ -24,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
 RESULTS = BENCH / "results"
 WAT_DIR = ROOT / "tests" / "fixtures" / "wat"
+BENCH_WAT_DIR = BENCH / "wat"  # the benchmark's own guests and peer baselines
 CACHE_ROOT = ROOT / ".fixture-cache"
 COMPILED_CACHE = CACHE_ROOT / "compiled"
 
@@ -47,6 +49,22 @@ import conftest as _fixtures  # noqa: E402 - needs tests/ on the path first
 def wat_binary(name: str) -> Path:
     """Assemble ``tests/fixtures/wat/<name>.wat`` into a component (cached by content)."""
     return _fixtures.wat_binary(name)
+
+
+def bench_wat(name: str) -> Path:
+    """Assemble ``bench/wat/<name>.wat`` (a component or, for Extism, a core module), cached by
+    content next to the test fixtures' builds."""
+    text = (BENCH_WAT_DIR / f"{name}.wat").read_text()
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    out = CACHE_ROOT / "wat" / f"bench-{name}-{digest}.wasm"
+    if not out.exists():
+        import wasmtime
+
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(bytes(wasmtime.wat2wasm(text)))
+        tmp.replace(out)
+    return out
 
 
 def python_guest(name: str = "examples/echo") -> Path:

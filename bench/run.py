@@ -39,7 +39,10 @@ def _figures() -> list[tuple[str, str, FigureFn]]:
     import _fig_calls
     import _fig_checks
     import _fig_nats
+    import _fig_parallel
+    import _fig_payload
     import _fig_scale
+    import _fig_stall
     import _fig_startup
 
     return [
@@ -48,7 +51,7 @@ def _figures() -> list[tuple[str, str, FigureFn]]:
         ("python_echo", "3. host.request to the Python echo", _fig_calls.run_python_echo),
         ("latency", "4. Request latency, WAT echo", _fig_calls.run_latency),
         ("startup", "5. Start time and memory per instance", _fig_startup.run),
-        ("payload_sweep", "6. Payload size sweep, WAT echo", _fig_calls.run_payload_sweep),
+        ("payload_sweep", "6. Payload size sweep, WAT echo", _fig_payload.run_payload_sweep),
         ("components", "7. Throughput vs number of components", _fig_scale.run),
         (
             "capability_storage",
@@ -56,6 +59,8 @@ def _figures() -> list[tuple[str, str, FigureFn]]:
             _fig_checks.run_capability_storage,
         ),
         ("nats", "9. NATS between two hosts", _fig_nats.run_nats),
+        ("parallel", "10. Parallelism: ~2 ms compute, 1 vs 2 components busy", _fig_parallel.run),
+        ("loop_stall", "11. Event-loop stall under a hostile guest", _fig_stall.run),
     ]
 
 

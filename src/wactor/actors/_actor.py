@@ -99,7 +99,6 @@ class ActorStats:
 class _Letter(Generic[M]):
     message: M
     reply: asyncio.Future[Any] | None
-    enqueued: float
 
 
 ExitReason = BaseException | None
@@ -200,7 +199,7 @@ class ActorCell(Generic[M]):
     def request_stop(self) -> None:
         """Ask the actor to exit normally after its current message (its supervisor decides
         whether a new incarnation takes over the queued messages)."""
-        self.mailbox.push_front([_Letter(_STOP, None, time.monotonic())])  # type: ignore[arg-type]
+        self.mailbox.push_front([_Letter(_STOP, None)])  # type: ignore[arg-type]
 
     def terminate(self, reason: str) -> None:
         """Give up on this actor: fail everything queued; no hooks run (it already died)."""
@@ -273,17 +272,20 @@ class ActorCell(Generic[M]):
         clock = time.monotonic
         since = clock()  # when this task last let the others run
         while self.state == "ready":
-            if not len(mailbox):
-                since = clock()  # get() waits: the others run meanwhile
+            letter = mailbox.take_nowait()
+            if letter is None:
+                letter = await mailbox.get()  # it waits: the others run meanwhile
+                since = clock()
+                if letter is None:  # woken: closed, or asked to end this incarnation
+                    if mailbox.closed:
+                        return
+                    continue
             elif clock() - since > _FAIR_SLICE:
                 # a busy actor (one that keeps sending to itself, say) must not starve the
                 # others of the loop: let them run between its messages every so often
+                mailbox.push_front([letter])
                 await asyncio.sleep(0)
                 since = clock()
-            letter = await mailbox.get()
-            if letter is None:  # woken: closed, or asked to end this incarnation
-                if mailbox.closed:
-                    return
                 continue
             if self.state != "ready":  # ending this incarnation: keep the letter queued
                 mailbox.push_front([letter])
@@ -398,28 +400,28 @@ class ActorRef(Generic[M]):
 
     def tell_nowait(self, message: M) -> None:
         """Enqueue a message or raise ``QueueFullError`` / ``ActorStoppedError`` at once."""
-        self._cell.mailbox.put_nowait(_Letter(message, None, time.monotonic()))
+        self._cell.mailbox.put_nowait(_Letter(message, None))
 
     async def tell(self, message: M) -> None:
         """Enqueue a message, waiting for room if the mailbox's policy says so."""
-        await self._cell.mailbox.put(_Letter(message, None, time.monotonic()))
+        await self._cell.mailbox.put(_Letter(message, None))
 
     def ask_nowait(self, message: M) -> asyncio.Future[Any]:
         """Enqueue a message and return the future of its answer (no waiting for room)."""
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._cell.mailbox.put_nowait(_Letter(message, fut, time.monotonic()))
+        self._cell.mailbox.put_nowait(_Letter(message, fut))
         return fut
 
     async def submit(self, message: M) -> asyncio.Future[Any]:
         """Enqueue (waiting for room if the mailbox says so); return the answer's future."""
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        await self._cell.mailbox.put(_Letter(message, fut, time.monotonic()))
+        await self._cell.mailbox.put(_Letter(message, fut))
         return fut
 
     async def ask(self, message: M, timeout: float | None = None) -> Any:
         """Send a message and wait for the actor's answer (or its failure, or the timeout)."""
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        await self._cell.mailbox.put(_Letter(message, fut, time.monotonic()))
+        await self._cell.mailbox.put(_Letter(message, fut))
         if timeout is None:
             return await fut
         return await wait_answer(fut, timeout, lambda: RequestTimeoutError(self._cell.id, timeout))

@@ -2,11 +2,15 @@
 
 The host passes ``payload.decode("latin-1")``; it crosses into the adapter as UTF-8, the adapter
 turns it back into the bytes for the guest's ``list<u8>`` and the reply's bytes into UTF-8 text,
-which the host reads as ``reply.encode("latin-1")``.
+which the host reads as ``reply.encode("latin-1")``. The message's other fields cross as one
+metadata string and a few scalars (the contract is at the top of ``fastpath.wat``): the adapter
+builds the guest's ``component-message`` from them, and answers with one tagged string.
 
-Most tests use stock wasmtime-py (``Linker``, ``Func.__call__``), so they check the wrapper itself,
-not our calling layer; the adapter's core code is also run on its own (no component model around
-it: any bytes can go in), and the whole path once more through ``ComponentInstance``.
+Most tests use stock wasmtime-py (``Linker``, ``Func.__call__``, through ``fastpath_stock``), so
+they check the wrapper itself, not our calling layer; the adapter's core code is also run on its
+own (no component model around it: any bytes can go in), and the whole path once more through
+``ComponentInstance``. The other strings are in ``test_fastpath_strings.py``, the whole record
+compared with the plain path in ``test_fastpath_metadata.py``.
 """
 
 from __future__ import annotations
@@ -17,16 +21,17 @@ import os
 import random
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import wasmtime
-from wasmtime.component import Component, Linker, Record, Variant
+from wasmtime.component import Component, Record, Variant
 
 from conftest import CACHE_ROOT, wat_binary
+from fastpath_stock import NONE, Guest, instantiate, make_record
 from wactor._ids import ComponentId
+from wactor.errors import ComponentError, TrapError
 from wactor.messaging import Envelope
 from wactor.wasm import ComponentInstance, InstanceLimits, WasmEngine, build_linker
 from wactor.wasm._fastpath import (
@@ -63,37 +68,6 @@ HOST_INTERFACES = {
 }
 
 
-def _record(**fields: Any) -> Record:
-    record = Record()
-    for name, value in fields.items():
-        setattr(record, name.replace("_", "-"), value)
-    return record
-
-
-def _id(namespace: str, name: str, instance: str) -> Record:
-    return _record(namespace=namespace, name=name, instance=instance)
-
-
-def _message(
-    payload: bytes | str,
-    *,
-    sender: tuple[str, str, str] = ("a", "b", "0"),
-    correlation: str | None = "c-1",
-    reply_to: tuple[str, str, str] | None = ("x", "y", "z"),
-    content_type: str | None = "application/octet-stream",
-) -> Record:
-    return _record(
-        sender=_id(*sender),
-        payload=payload,
-        metadata=_record(
-            correlation_id=correlation,
-            reply_to=None if reply_to is None else _id(*reply_to),
-            timestamp=_record(seconds=1, nanoseconds=2),
-            content_type=content_type,
-        ),
-    )
-
-
 def _pattern(size: int) -> bytes:
     return bytes((i * 131 + 7) % 256 for i in range(size))
 
@@ -113,54 +87,6 @@ def _text(payload: bytes) -> bytes:
     return payload.decode("latin-1").encode("utf-8")
 
 
-@dataclass
-class Guest:
-    """One instance of a component, with shortcuts to its fast and normal exports."""
-
-    store: wasmtime.Store
-    instance: Any
-
-    def func(self, interface: str, name: str) -> Any:
-        iface = self.instance.get_export_index(self.store, interface)
-        assert iface is not None, interface
-        index = self.instance.get_export_index(self.store, name, iface)
-        assert index is not None, name
-        return self.instance.get_func(self.store, index)
-
-    def fast(self, payload: bytes, **kwargs: Any) -> Any:
-        """Call the fast handle-message; a reply string comes back as bytes."""
-        func = self.func(FAST_INTERFACE, FAST_HANDLE_MESSAGE)
-        reply = func(self.store, _message(payload.decode("latin-1"), **kwargs))
-        return reply.encode("latin-1") if isinstance(reply, str) else reply
-
-    def slow(self, payload: bytes, **kwargs: Any) -> Any:
-        """Call the guest's own handle-message (list<u8>) through W's re-export."""
-        func = self.func(WRAPPED_INTERFACE, "handle-message")
-        return func(self.store, _message(payload, **kwargs))
-
-
-def _instantiate(
-    engine: wasmtime.Engine,
-    component: Component,
-    *,
-    wasi: bool = False,
-    define: Callable[[wasmtime.component.LinkerInstance], None] | None = None,
-    fuel: int | None = None,
-) -> Guest:
-    linker = Linker(engine)
-    if wasi:
-        linker.add_wasip2()
-    if define is not None:
-        with linker.root() as root:
-            define(root)
-    store = wasmtime.Store(engine)
-    if wasi:
-        store.set_wasi(wasmtime.WasiConfig())
-    if fuel is not None:
-        store.set_fuel(fuel)
-    return Guest(store, linker.instantiate(store, component))
-
-
 @pytest.fixture(scope="module")
 def engine() -> wasmtime.Engine:
     return wasmtime.Engine()
@@ -177,7 +103,7 @@ def echo_component(engine: wasmtime.Engine) -> Component:
 
 @pytest.fixture
 def echo(engine: wasmtime.Engine, echo_component: Component) -> Guest:
-    return _instantiate(engine, echo_component)
+    return instantiate(engine, echo_component)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -297,26 +223,53 @@ def test_non_latin1_payload_traps(
     # cannot send malformed UTF-8 at all: Python refuses to encode a lone surrogate, and the C API
     # would abort the process on invalid UTF-8, so the adapter's own checks of malformed text are
     # tested on its core code below.)
-    guest = _instantiate(engine, echo_component)
-    func = guest.func(FAST_INTERFACE, FAST_HANDLE_MESSAGE)
+    guest = instantiate(engine, echo_component)
     with pytest.raises(wasmtime.WasmtimeError, match="unreachable"):
-        func(guest.store, _message(text))
+        guest.fast_text(text)
     with pytest.raises(wasmtime.WasmtimeError):
         guest.fast(b"x")  # a trap poisons the instance
-    fresh = _instantiate(engine, echo_component)  # ... and nothing else
+    fresh = instantiate(engine, echo_component)  # ... and nothing else
     assert fresh.fast(_payload("mixed", 5000)) == _payload("mixed", 5000)
 
 
 def test_a_surrogate_in_the_payload_never_reaches_the_guest(echo: Guest) -> None:
-    func = echo.func(FAST_INTERFACE, FAST_HANDLE_MESSAGE)
     with pytest.raises(UnicodeEncodeError):
-        func(echo.store, _message("ab\ud800"))
+        echo.fast_text("ab\ud800")
     assert echo.fast(b"still fine \xff") == b"still fine \xff"
 
 
 def test_fast_callback(echo: Guest) -> None:
-    func = echo.func(FAST_INTERFACE, FAST_HANDLE_CALLBACK)
-    assert func(echo.store, _message("\x00\xff" * 1000)) is None
+    assert echo.fast_text("\x00\xff" * 1000, FAST_HANDLE_CALLBACK) == "n"
+
+
+@pytest.mark.parametrize(
+    "lengths",
+    [
+        [1, 1, 0, NONE, 0, 0, NONE, NONE],  # one byte short of the metadata
+        [1, 1, 1, NONE, 0, 0, 1, NONE],  # one byte past it
+        [1, 1, 1, NONE, 0, 0, NONE, 0xFFFF_FFFE],  # far past it
+        [0xFFFF_FFFF - 1, 3, 1, NONE, 0, 0, NONE, NONE],  # wrapping around in 32 bits
+        [1, 1, 1, 0, 0, 1, NONE, NONE],  # reply-to present, one byte past
+    ],
+)
+def test_metadata_lengths_that_do_not_add_up_trap(
+    engine: wasmtime.Engine, echo_component: Component, lengths: list[int]
+) -> None:
+    guest = instantiate(engine, echo_component)
+    func = guest.func(FAST_INTERFACE, FAST_HANDLE_MESSAGE)
+    with pytest.raises(wasmtime.WasmtimeError, match="unreachable"):
+        func(guest.store, "payload", "abc", 0, *lengths)
+    fresh = instantiate(engine, echo_component)
+    assert fresh.fast(b"x", sender=("a", "b", "c"), reply_to=None, correlation=None) == b"x"
+
+
+def test_answer_tags_never_clobber_what_the_guest_returned(echo: Guest) -> None:
+    # The tag char of an answer goes into the adapter's free byte before the reply's text: an
+    # echo of every length right after one of another length reads back whole.
+    for size in range(40):
+        for kind in KINDS:
+            assert echo.fast(_payload(kind, size)) == _payload(kind, size)
+            assert echo.fast(_payload(kind, size + 17)) == _payload(kind, size + 17)
 
 
 def test_normal_lifecycle_export_still_works(echo: Guest) -> None:
@@ -335,7 +288,7 @@ def test_adapter_heap_is_recycled_between_calls(
     # Store limits apply to each linear memory.  For 1 MiB of ASCII the adapter needs 1 MiB (the
     # text is the payload; the reply reuses the message's memory and is its own text); for 1 MiB
     # of bytes >= 0x80, 3 MiB (the reply and its 2 MiB text).  So twenty calls must fit.
-    guest = _instantiate(engine, echo_component)
+    guest = instantiate(engine, echo_component)
     guest.store.set_limits(memory_size=limit)
     payload = _payload(kind, 1 << 20)
     for _ in range(20):
@@ -344,11 +297,11 @@ def test_adapter_heap_is_recycled_between_calls(
 
 def test_trap_in_the_guest_surfaces_as_a_trap(engine: wasmtime.Engine) -> None:
     component = _wrapped(engine, "trap")
-    guest = _instantiate(engine, component)
+    guest = instantiate(engine, component)
     assert guest.fast(b"fine") == b"fine"
     with pytest.raises(wasmtime.WasmtimeError, match="unreachable"):
         guest.fast(b"boom")
-    guest = _instantiate(engine, component)
+    guest = instantiate(engine, component)
     with pytest.raises(wasmtime.WasmtimeError, match="unreachable"):
         guest.slow(b"boom")
 
@@ -372,9 +325,9 @@ def core_modules(engine: wasmtime.Engine) -> tuple[wasmtime.Module, wasmtime.Mod
 class Core:
     """$Main instantiated with a heap and a guest that records the payload it gets and echoes it.
 
-    ``call(text)`` lowers a message whose payload string is ``text`` (any bytes: no UTF-8 check
-    in between) the way wasmtime does, calls handle-message and returns the payload bytes the
-    guest saw and the reply text.
+    ``call(text)`` lowers the payload string ``text`` (any bytes: no UTF-8 check in between) the
+    way wasmtime does, calls handle-message with it and empty metadata, and returns the payload
+    bytes the guest saw and the reply text.
     """
 
     def __init__(self, engine: wasmtime.Engine, modules: tuple[wasmtime.Module, ...]) -> None:
@@ -411,20 +364,19 @@ class Core:
 
     def call(self, text: bytes) -> tuple[bytes | None, bytes]:
         self.received = None
-        msg = self.realloc(self.store, 0, 0, 8, 104)
         ptr = self.realloc(self.store, 0, 0, 1, len(text) + 16)
-        assert isinstance(msg, int)
+        meta = self.realloc(self.store, 0, 0, 1, 0)
         assert isinstance(ptr, int)
-        self.memory.write(self.store, bytes(104), msg)
+        assert isinstance(meta, int)
         # After the text: stale continuation bytes, which must not complete a char at its end.
         self.memory.write(self.store, text + b"\xa9" * 16, ptr)
-        payload = ptr.to_bytes(4, "little") + len(text).to_bytes(4, "little")
-        self.memory.write(self.store, payload, msg + 24)
-        ret = self.handle(self.store, msg)
-        assert isinstance(ret, int)
-        assert self.memory.read(self.store, ret, ret + 8) == bytes([0, 0, 0, 0, 1, 0, 0, 0])
-        ptr, size = self._u32(ret + 8), self._u32(ret + 12)
-        return self.received, bytes(self.memory.read(self.store, ptr, ptr + size))
+        lengths = [0, 0, 0, NONE, 0, 0, NONE, NONE]  # no metadata: empty ids, no options
+        at = self.handle(self.store, ptr, len(text), meta, 0, 0, *lengths)
+        assert isinstance(at, int)
+        ptr, size = self._u32(at), self._u32(at + 4)
+        answer = bytes(self.memory.read(self.store, ptr, ptr + size))
+        assert answer[:1] == b"s"
+        return self.received, answer[1:]
 
 
 @pytest.fixture
@@ -519,8 +471,8 @@ def wasm_engine() -> Iterator[WasmEngine]:
     engine.close()
 
 
-def _component_instance(engine: WasmEngine) -> ComponentInstance:
-    loaded = engine.load(wat_binary("echo").read_bytes(), "echo.wasm")
+def _component_instance(engine: WasmEngine, name: str = "echo") -> ComponentInstance:
+    loaded = engine.load(wat_binary(name).read_bytes(), f"{name}.wasm")
     assert loaded.fast
     return ComponentInstance(
         engine,
@@ -552,13 +504,20 @@ def test_component_instance_every_byte_value(wasm_engine: WasmEngine) -> None:
 
 
 def test_component_instance_trap_poisons_only_that_instance(wasm_engine: WasmEngine) -> None:
-    instance = _component_instance(wasm_engine)
-    func = instance._funcs[f"fast:{FAST_HANDLE_MESSAGE}"]
-    with pytest.raises(wasmtime.WasmtimeError, match="unreachable"):
-        func(instance._store, _message("\u0100" * 100))
-    fresh = _component_instance(wasm_engine)
-    env = Envelope(ComponentId("a", "b", "0"), _Ctx.component_id, _payload("mixed", 3000))
-    assert fresh.handle_message(env) == _payload("mixed", 3000)
+    instance = _component_instance(wasm_engine, "trap")
+    assert instance.fast
+
+    def env(payload: bytes) -> Envelope:
+        return Envelope(ComponentId("a", "b", "0"), _Ctx.component_id, payload)
+
+    assert instance.handle_message(env(b"fine \xff")) == b"fine \xff"
+    with pytest.raises(TrapError, match="handle-message trapped"):
+        instance.handle_message(env(b"boom"))
+    assert instance.poisoned
+    with pytest.raises(ComponentError, match="discarded after a fault"):
+        instance.handle_message(env(b"fine"))
+    fresh = _component_instance(wasm_engine, "trap")
+    assert fresh.handle_message(env(_payload("mixed", 3000))) == _payload("mixed", 3000)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -584,7 +543,7 @@ def _storage(data: dict[str, bytes]) -> Callable[[wasmtime.component.LinkerInsta
 def test_fast_path_with_host_imports(engine: wasmtime.Engine) -> None:
     component = _wrapped(engine, "kv")
     data: dict[str, bytes] = {}
-    guest = _instantiate(engine, component, define=_storage(data))
+    guest = instantiate(engine, component, define=_storage(data))
     payload = _pattern(70_000)
     assert guest.fast(payload) == payload
     assert data == {"k": payload}
@@ -599,208 +558,8 @@ def test_guest_error_comes_back_as_err(engine: wasmtime.Engine) -> None:
             storage.add_func("get", lambda store, key: None)
             storage.add_func("set", lambda store, key, value: None)
 
-    guest = _instantiate(engine, component, define=forgetful)
+    guest = instantiate(engine, component, define=forgetful)
     assert guest.fast(b"lost") == Variant("runtime-error", "kv")
-
-
-# ------------------------------------------------------------------------------------------------
-# Strings other than the payload: UTF-8 from the host to the guest and back, copied as they are
-# ------------------------------------------------------------------------------------------------
-
-# A guest that reports what it received.  Payload byte 0 selects the answer:
-#   0..7  ok(some(<the UTF-8 bytes of string field #n>)), ok(none) when its option is none;
-#         fields: sender namespace/name/instance, correlation-id, reply-to namespace/name/instance,
-#         content-type
-#   8     err(runtime-error(<payload bytes 1..> as the string)), also from handle-callback
-#   9     err(timeout)
-#   else  ok(some(payload))
-# Its realloc traps on a true reallocation (old-ptr != 0), like componentize-py's panics.
-INSPECT_WAT = """
-(component
-  (type $component-id (record
-    (field "namespace" string) (field "name" string) (field "instance" string)))
-  (type $timestamp (record (field "seconds" u64) (field "nanoseconds" u32)))
-  (type $message-metadata (record
-    (field "correlation-id" (option string))
-    (field "reply-to" (option $component-id))
-    (field "timestamp" $timestamp)
-    (field "content-type" (option string))))
-  (type $component-message (record
-    (field "sender" $component-id)
-    (field "payload" (list u8))
-    (field "metadata" $message-metadata)))
-  (type $wasm-error (variant
-    (case "component-not-found" string)
-    (case "instantiation-failed" string)
-    (case "export-not-found" string)
-    (case "timeout")
-    (case "resource-limit-exceeded" string)
-    (case "invalid-component" string)
-    (case "runtime-error" string)))
-
-  (core module $M
-    (memory (export "memory") 1)
-    (global $bump (mut i32) (i32.const 0x1000))
-    (func (export "realloc") (param $old i32) (param i32) (param $align i32) (param $size i32)
-      (result i32)
-      (local $p i32)
-      (if (local.get $old) (then unreachable))
-      (local.set $p (i32.and
-        (i32.add (global.get $bump) (i32.sub (local.get $align) (i32.const 1)))
-        (i32.sub (i32.const 0) (local.get $align))))
-      (global.set $bump (i32.add (local.get $p) (local.get $size)))
-      (if (i32.gt_u (global.get $bump) (i32.shl (memory.size) (i32.const 16)))
-        (then (drop (memory.grow (i32.sub
-          (i32.shr_u (i32.add (global.get $bump) (i32.const 0xffff)) (i32.const 16))
-          (memory.size))))))
-      (local.get $p))
-    ;; string field offsets, then the offset of their option discriminant (0: none)
-    (data (i32.const 0x100) "\\00\\00\\00\\00\\08\\00\\00\\00\\10\\00\\00\\00\\24\\00\\00\\00"
-                            "\\30\\00\\00\\00\\38\\00\\00\\00\\40\\00\\00\\00\\5c\\00\\00\\00")
-    (data (i32.const 0x140) "\\00\\00\\00\\00\\00\\00\\00\\00\\00\\00\\00\\00\\20\\00\\00\\00"
-                            "\\2c\\00\\00\\00\\2c\\00\\00\\00\\2c\\00\\00\\00\\58\\00\\00\\00")
-    (func $set (param $ret i32) (param $tag i32) (param $case i32) (param $p i32) (param $n i32)
-      (i32.store8 (local.get $ret) (local.get $tag))
-      (i32.store8 offset=4 (local.get $ret) (local.get $case))
-      (i32.store offset=8 (local.get $ret) (local.get $p))
-      (i32.store offset=12 (local.get $ret) (local.get $n)))
-    (func (export "handle-message") (param $msg i32) (result i32)
-      (local $p i32) (local $n i32) (local $mode i32) (local $disc i32) (local $at i32)
-      (local.set $p (i32.load offset=24 (local.get $msg)))
-      (local.set $n (i32.load offset=28 (local.get $msg)))
-      (if (i32.eqz (local.get $n))
-        (then (call $set (i32.const 0x10) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0))
-              (return (i32.const 0x10))))
-      (local.set $mode (i32.load8_u (local.get $p)))
-      (if (i32.lt_u (local.get $mode) (i32.const 8))
-        (then
-          (local.set $disc (i32.load offset=0x140 (i32.shl (local.get $mode) (i32.const 2))))
-          (if (i32.and (i32.ne (local.get $disc) (i32.const 0))
-                       (i32.eqz (i32.load8_u (i32.add (local.get $msg) (local.get $disc)))))
-            (then
-              (call $set (i32.const 0x10) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0))
-              (return (i32.const 0x10))))
-          (local.set $at (i32.add (local.get $msg)
-            (i32.load offset=0x100 (i32.shl (local.get $mode) (i32.const 2)))))
-          (call $set (i32.const 0x10) (i32.const 0) (i32.const 1)
-            (i32.load (local.get $at)) (i32.load offset=4 (local.get $at)))
-          (return (i32.const 0x10))))
-      (if (i32.eq (local.get $mode) (i32.const 8))
-        (then (call $set (i32.const 0x10) (i32.const 1) (i32.const 6)
-                (i32.add (local.get $p) (i32.const 1)) (i32.sub (local.get $n) (i32.const 1)))
-              (return (i32.const 0x10))))
-      (if (i32.eq (local.get $mode) (i32.const 9))
-        (then (call $set (i32.const 0x10) (i32.const 1) (i32.const 3) (i32.const 0) (i32.const 0))
-              (return (i32.const 0x10))))
-      (call $set (i32.const 0x10) (i32.const 0) (i32.const 1) (local.get $p) (local.get $n))
-      (i32.const 0x10))
-    (func (export "handle-callback") (param $msg i32) (result i32)
-      (local $p i32) (local $n i32)
-      (local.set $p (i32.load offset=24 (local.get $msg)))
-      (local.set $n (i32.load offset=28 (local.get $msg)))
-      (call $set (i32.const 0x20) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0))
-      (if (i32.and (i32.ne (local.get $n) (i32.const 0))
-                   (i32.eq (i32.load8_u (local.get $p)) (i32.const 8)))
-        (then (call $set (i32.const 0x20) (i32.const 1) (i32.const 6)
-                (i32.add (local.get $p) (i32.const 1)) (i32.sub (local.get $n) (i32.const 1)))))
-      (i32.const 0x20))
-  )
-  (core instance $m (instantiate $M))
-  (func $handle-message (param "msg" $component-message)
-    (result (result (option (list u8)) (error $wasm-error)))
-    (canon lift (core func $m "handle-message") (memory (core memory $m "memory"))
-      (realloc (core func $m "realloc"))))
-  (func $handle-callback (param "msg" $component-message) (result (result (error $wasm-error)))
-    (canon lift (core func $m "handle-callback") (memory (core memory $m "memory"))
-      (realloc (core func $m "realloc"))))
-  (instance $lifecycle
-    (export "component-id" (type $component-id))
-    (export "timestamp" (type $timestamp))
-    (export "message-metadata" (type $message-metadata))
-    (export "component-message" (type $component-message))
-    (export "wasm-error" (type $wasm-error))
-    (export "handle-message" (func $handle-message))
-    (export "handle-callback" (func $handle-callback)))
-  (export "airssys:core/component-lifecycle@1.0.0" (instance $lifecycle))
-)
-"""
-
-TEXTS = [
-    "",
-    "plain ascii",
-    "latin1 \u00e9\u00ff\u0080",
-    "bmp \u20ac\u0100\uffff\u07ff\u0800",
-    "astral \U0001f600\U00010000\U0010ffff",
-    "mixed \u00e9\u20ac\U0001f600\x00",
-]
-
-
-def _fields(index: int, text: str) -> dict[str, Any]:
-    """Message keyword arguments that put ``text`` into string field #index."""
-    sender = ["a", "b", "0"]
-    reply_to = ["x", "y", "z"]
-    fields: dict[str, Any] = {}
-    if index < 3:
-        sender[index] = text
-    elif index == 3:
-        fields["correlation"] = text
-    elif index < 7:
-        reply_to[index - 4] = text
-    else:
-        fields["content_type"] = text
-    return {"sender": tuple(sender), "reply_to": tuple(reply_to), **fields}
-
-
-@pytest.fixture(scope="module")
-def inspect_component(engine: wasmtime.Engine) -> Component:
-    return Component(engine, wrap_component(bytes(wasmtime.wat2wasm(INSPECT_WAT))))
-
-
-@pytest.fixture
-def inspect(engine: wasmtime.Engine, inspect_component: Component) -> Guest:
-    return _instantiate(engine, inspect_component)
-
-
-@pytest.mark.parametrize("text", TEXTS)
-@pytest.mark.parametrize("index", range(8))
-def test_strings_reach_the_guest_as_utf8(inspect: Guest, index: int, text: str) -> None:
-    fields = _fields(index, text)
-    assert inspect.fast(bytes([index]), **fields) == text.encode("utf-8")
-    assert inspect.slow(bytes([index]), **fields) == text.encode("utf-8")
-
-
-def test_absent_options_stay_absent(inspect: Guest) -> None:
-    for index, field in [(3, "correlation"), (4, "reply_to"), (7, "content_type")]:
-        assert inspect.fast(bytes([index]), **{field: None}) is None
-    assert inspect.fast(b"") is None
-
-
-@pytest.mark.parametrize("text", TEXTS)
-def test_error_strings_reach_the_host_as_text(inspect: Guest, text: str) -> None:
-    payload = b"\x08" + text.encode("utf-8")
-    assert inspect.fast(payload) == Variant("runtime-error", text)
-    assert inspect.slow(payload) == Variant("runtime-error", text)
-    callback = inspect.func(FAST_INTERFACE, FAST_HANDLE_CALLBACK)
-    assert callback(inspect.store, _message(payload.decode("latin-1"))) == Variant(
-        "runtime-error", text
-    )
-
-
-def test_error_without_a_string(inspect: Guest) -> None:
-    assert inspect.fast(b"\x09") == inspect.slow(b"\x09")
-
-
-@pytest.mark.parametrize(
-    "garbage", [b"\xff", b"\xc3", b"\xed\xa0\x80", b"\xc0\x80", b"\xf4\x90\x80\x80"]
-)
-def test_invalid_utf8_error_string_traps(
-    engine: wasmtime.Engine, inspect_component: Component, garbage: bytes
-) -> None:
-    # wasmtime checks a UTF-8 string when it lifts it: the guest's error string on its way out.
-    guest = _instantiate(engine, inspect_component)
-    with pytest.raises(wasmtime.WasmtimeError):
-        guest.fast(b"\x08" + garbage)
-    assert _instantiate(engine, inspect_component).fast(b"\x08ok") == Variant("runtime-error", "ok")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -865,7 +624,7 @@ def python_echo(fuel_engine: wasmtime.Engine) -> Component:
 def _python_guest(
     engine: wasmtime.Engine, component: Component, log: Callable[..., None], fuel: int = 1 << 40
 ) -> Guest:
-    return _instantiate(engine, component, wasi=True, define=_host_stubs(log), fuel=fuel)
+    return instantiate(engine, component, wasi=True, define=_host_stubs(log), fuel=fuel)
 
 
 def test_componentize_py_guest(fuel_engine: wasmtime.Engine, python_echo: Component) -> None:
@@ -885,7 +644,7 @@ def test_componentize_py_guest(fuel_engine: wasmtime.Engine, python_echo: Compon
     for value in range(256):
         assert guest.fast(bytes([value])) == bytes([value])
     assert guest.slow(bytes(range(256))) == bytes(range(256))
-    assert guest.func(FAST_INTERFACE, FAST_HANDLE_CALLBACK)(guest.store, _message("\xff")) is None
+    assert guest.fast_text("\xff", FAST_HANDLE_CALLBACK) == "n"
 
 
 def test_componentize_py_guest_trap(fuel_engine: wasmtime.Engine, python_echo: Component) -> None:
@@ -899,10 +658,10 @@ def test_componentize_py_guest_trap(fuel_engine: wasmtime.Engine, python_echo: C
 
 
 def _config() -> Record:
-    return _record(
+    return make_record(
         env_vars=[],
         config_data=None,
-        resource_limits=_record(
+        resource_limits=make_record(
             max_memory_bytes=1 << 24, max_execution_time_ms=1000, max_fuel=None
         ),
     )

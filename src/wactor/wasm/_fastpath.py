@@ -1,9 +1,10 @@
-"""Fast payload path: wrap a guest so its payloads cross the host boundary as strings.
+"""Fast payload path: wrap a guest so its messages cross the host boundary as a few strings.
 
 Why: wasmtime-py passes component values through the C API as ``wasmtime_component_val_t`` (32
 bytes each), one per *element* of a ``list<u8>``, and wasmtime converts each one to a Rust ``Val``
 and lowers it element by element. A 64 KiB ``list<u8>`` echo costs ~14 ms inside wasmtime, while a
-``string`` crosses as one buffer (a memcpy). Guests cannot change, so the host wraps them.
+``string`` crosses as one buffer (a memcpy). A ``component-message`` record is a dozen C values
+more, each built in Python. Guests cannot change, so the host wraps them.
 
 What: :func:`wrap_component` turns a guest component G into a component W that contains G *nested*
 byte for byte (the very bytes trust was decided on; only the wrapper around them is new) and has:
@@ -12,21 +13,25 @@ byte for byte (the very bytes trust was decided on; only the wrapper around them
   verbatim, so resources, WASI interfaces and type-only imports all keep working);
 * every export of G (re-exported from the nested G instance), so the normal
   ``airssys:core/component-lifecycle@1.0.0`` interface works as before;
-* one more export, :data:`FAST_INTERFACE`, with ``handle-message`` and ``handle-callback`` whose
-  ``component-message.payload`` is a ``string`` and whose ``handle-message`` returns
-  ``result<option<string>, wasm-error>``. Both are lifted with ``string-encoding=utf8``.
+* one more export, :data:`FAST_INTERFACE`, with ``handle-message`` and ``handle-callback`` that
+  take the message as a payload ``string``, a metadata ``string`` (the record's other strings,
+  one after the other), a ``u64`` timestamp and eight ``u32`` lengths, and answer with one tagged
+  ``string`` (the reply or the guest's error). Both are lifted with ``string-encoding=utf8``; the
+  adapter builds G's ``component-message`` from them in its own memory. The contract is at the
+  top of ``fastpath.wat``; :mod:`wactor.wasm._fastcall` is the host's side of it.
 
 The payload string is the payload's bytes read as latin-1 text, one char (U+0000..U+00FF) per byte:
 the host passes ``payload.decode("latin-1")`` and reads ``reply.encode("latin-1")``. wasmtime moves
 a UTF-8 string between the host and a component's memory with one validated copy, so the adapter
 ($Adapter in ``fastpath.wat``) receives the UTF-8 form of that text -- each byte < 0x80 as is, each
 byte >= 0x80 as 0xC2/0xC3 and a continuation byte -- turns it back into the bytes in place (SIMD,
-16 bytes at a time) and hands the message pointer on to G's ``handle-message``, where the payload
+16 bytes at a time) and hands the record it built on to G's ``handle-message``, where the payload
 is a ``list<u8>`` again (a string and a ``list<u8>`` have the same layout in the canonical ABI:
 ptr: i32, len: i32). G's reply ``list<u8>`` is turned into UTF-8 text the same way (an ASCII reply
-as it is) and lifted as the reply string. A payload char above U+00FF (anything but the UTF-8 of
-latin-1 text) traps in the adapter. Every other string field is UTF-8 on both sides of the adapter
-and is copied by wasmtime as it is; towards G the adapter also lowers with ``string-encoding=utf8``
+as it is) and lifted as the answer's text. A payload char above U+00FF (anything but the UTF-8 of
+latin-1 text) traps in the adapter, and so do metadata lengths that do not add up to the
+metadata's length. Every other string field is UTF-8 on both sides of the adapter and is copied
+by wasmtime as it is; towards G the adapter also lowers with ``string-encoding=utf8``
 (a utf8 -> utf8 copy allocates once in G, exactly like a direct host call, while wasmtime's
 transcoding between other encodings shrinks its buffer with a true ``realloc(old_ptr != 0)``,
 which componentize-py's ``cabi_realloc`` does not survive).
@@ -42,7 +47,7 @@ Layout of W (component binary format, ``design/mvp/Binary.md`` of the component 
                        t = instantiate $Types
     alias section:     every export of g      (export g <name>)
     instance section:  a = instantiate $Adapter (with "types" t) (with "lifecycle" g.lifecycle)
-    alias section:     fast = export a "wactor:fast/lifecycle@0.2.0"
+    alias section:     fast = export a "wactor:fast/lifecycle@0.3.0"
     export section:    every export of G (the aliases) and FAST_INTERFACE (fast)
 
 Costs of W: one more memory (the adapter's heap, recycled every call; for an echo of n bytes it
@@ -72,17 +77,19 @@ __all__ = [
     "wrap_component",
 ]
 
-FAST_INTERFACE = "wactor:fast/lifecycle@0.2.0"
+FAST_INTERFACE = "wactor:fast/lifecycle@0.3.0"
 """Name of the instance export W adds: the string-payload variant of the lifecycle interface.
 
-Its version names the adapter's contract with the host (0.2.0: UTF-8 strings, converted in the
-adapter; 0.1.0 was latin-1 strings transcoded by wasmtime). The compile cache keys a wrapped guest
+Its version names the adapter's contract with the host (0.3.0: the message as a payload string,
+a metadata string and scalars, answered with one tagged string; 0.2.0 took the whole record with
+a UTF-8 payload string, converted in the adapter; 0.1.0 was latin-1 strings transcoded by
+wasmtime). The compile cache keys a wrapped guest
 by the guest's digest, this name and the sha256 of ``fastpath.wat``, so any change to the adapter
 compiles the wrapper again; change this version when what the host passes or reads changes."""
 FAST_HANDLE_MESSAGE = "handle-message"
-"""``func(msg: component-message) -> result<option<string>, wasm-error>`` (payload: string)."""
+"""``func(payload: string, metadata: string, timestamp: u64, <8 lengths: u32>) -> string``."""
 FAST_HANDLE_CALLBACK = "handle-callback"
-"""``func(msg: component-message) -> result<_, wasm-error>`` (payload: string)."""
+"""The same signature as :data:`FAST_HANDLE_MESSAGE`; its answer never carries a reply."""
 WRAPPED_INTERFACE = "airssys:core/component-lifecycle@1.0.0"
 """The guest export whose handle-message/handle-callback the fast interface forwards to."""
 

@@ -39,6 +39,7 @@ from wactor.messaging._envelope import Envelope
 from wactor.wasm._calling import ExportFunc, HostFuncError, last_host_exception
 from wactor.wasm._context import DeadlineExceeded, GuestContext, using_context
 from wactor.wasm._engine import LIFECYCLE_EXPORTS, LIFECYCLE_INTERFACE, LoadedComponent, WasmEngine
+from wactor.wasm._fastcall import FAST_PARAMS, FastExport, FastMessages
 from wactor.wasm._fastpath import FAST_HANDLE_CALLBACK, FAST_HANDLE_MESSAGE, FAST_INTERFACE
 from wactor.wasm._faults import (
     StderrTail,
@@ -91,6 +92,18 @@ def _on_deadline(context: Any, data: Any, delta: Any, kind: Any) -> int:
 @ctypes.CFUNCTYPE(None, ctypes.c_void_p)  # type: ignore[untyped-decorator]
 def _forget(data: Any) -> None:
     _watched.pop(data or 0, None)
+
+
+# What every call sets in its Store, through our own prototypes taking the context's address
+# (item access gives fresh function objects: the binding's stay untouched): the binding's
+# Store.set_* wrappers cost more than the wasm call of a small message.
+_set_epoch_deadline = ffi.dll["wasmtime_context_set_epoch_deadline"]
+_set_epoch_deadline.argtypes = [ctypes.c_void_p, ctypes.c_uint64]
+_set_epoch_deadline.restype = None
+_set_fuel = ffi.dll["wasmtime_context_set_fuel"]
+_set_fuel.argtypes = [ctypes.c_void_p, ctypes.c_uint64]
+_set_fuel.restype = ctypes.c_void_p
+_ERROR_POINTER = ctypes.POINTER(ffi.wasmtime_error_t)
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +275,10 @@ class ComponentInstance:
         ffi.wasmtime_store_epoch_deadline_callback(store.ptr(), _on_deadline, key, _forget)
         store.set_wasi(_wasi_config(wasi or WasiSpec(), output, self._stderr))
         self._store = store
+        # what _arm sets before every call, in the form the C API takes it
+        self._context: int = ctypes.cast(store._context(), ctypes.c_void_p).value or 0
+        self._timeout_s = limits.timeout_ms / 1000
+        self._fuel = limits.fuel if limits.fuel is not None else _UNMETERED_FUEL
         self._arm()
         try:
             with using_context(context):
@@ -283,28 +300,20 @@ class ComponentInstance:
             if func is None:
                 raise InvalidComponentError(f"{LIFECYCLE_INTERFACE} lacks {name}", path=self._label)
             funcs[name] = ExportFunc(func, store, name, loaded.signatures)
-        self.fast = False
-        fast_iface = instance.get_export_index(store, FAST_INTERFACE) if loaded.fast else None
-        if fast_iface is not None:
-            # The wrapped guest: messages go through the adapter, payloads as latin-1 text.
-            for name in (FAST_HANDLE_MESSAGE, FAST_HANDLE_CALLBACK):
-                idx = instance.get_export_index(store, name, fast_iface)
-                func = instance.get_func(store, idx) if idx is not None else None
-                if func is not None:
-                    fast_name = f"fast:{name}"
-                    funcs[fast_name] = ExportFunc(func, store, fast_name, loaded.signatures)
-            self.fast = f"fast:{FAST_HANDLE_MESSAGE}" in funcs and (
-                f"fast:{FAST_HANDLE_CALLBACK}" in funcs
-            )
-        self._funcs = funcs
+        fast = _fast_exports(instance, store, loaded, self._label) if loaded.fast else {}
+        self.fast = bool(fast)
+        self._funcs: dict[str, ExportFunc | FastExport] = {**funcs, **fast}
 
     # -- limits and faults ---------------------------------------------------------------------
 
     def _arm(self) -> None:
-        limits = self.limits
-        self._deadline = time.monotonic() + limits.timeout_ms / 1000
-        self._store.set_epoch_deadline(_CHECK_TICKS)
-        self._store.set_fuel(limits.fuel if limits.fuel is not None else _UNMETERED_FUEL)
+        """Give the next call its wall-clock deadline, its epoch check and its fuel."""
+        self._deadline = time.monotonic() + self._timeout_s
+        context = self._context
+        _set_epoch_deadline(context, _CHECK_TICKS)
+        err = _set_fuel(context, self._fuel)
+        if err:  # only when the engine does not meter fuel, which ours always does
+            raise wasmtime.WasmtimeError._from_ptr(ctypes.cast(err, _ERROR_POINTER))
 
     def _verdict(self) -> str | None:
         """Decide at an epoch check: trap (with the reason) or let the guest go on."""
@@ -418,23 +427,20 @@ class ComponentInstance:
         _check_lifecycle(self._call("initialize", config), "initialize", self._label)
 
     def handle_message(self, env: Envelope) -> bytes | None:
-        """Deliver one message; return the reply payload or ``None``."""
-        if self.fast:
-            result = self._call(
-                "fast:handle-message", message_record(env, latin1=True), subject=env.subject
-            )
-            reply = _unwrap_wasm_result(result, self._label)
-            # the adapter returns the reply bytes as chars U+0000-U+00FF (crossing as UTF-8);
-            # latin-1 maps them back to the exact bytes the guest returned
-            return reply.encode("latin-1") if reply is not None else None
+        """Deliver one message; return the reply payload or ``None``.
+
+        A guest ``err`` raises :class:`~wactor.errors.GuestError`.
+        """
+        if self.fast:  # the envelope crosses as two strings and scalars (see _fastcall)
+            reply: bytes | None = self._call("fast:handle-message", env, subject=env.subject)
+            return reply
         result = self._call("handle-message", message_record(env), subject=env.subject)
         return _unwrap_wasm_result(result, self._label)  # type: ignore[no-any-return]
 
     def handle_callback(self, env: Envelope) -> None:
         """Deliver a reply (or an error) for an earlier request of this component."""
         if self.fast:
-            record = message_record(env, latin1=True)
-            _unwrap_wasm_result(self._call("fast:handle-callback", record), self._label)
+            self._call("fast:handle-callback", env)
             return
         _unwrap_wasm_result(self._call("handle-callback", message_record(env)), self._label)
 
@@ -458,6 +464,39 @@ class ComponentInstance:
     def shutdown(self) -> None:
         """Call ``shutdown``; a guest ``err`` raises :class:`ComponentError`."""
         _check_lifecycle(self._call("shutdown"), "shutdown", self._label)
+
+
+def _fast_exports(
+    instance: wasmtime.component.Instance,
+    store: wasmtime.Store,
+    loaded: LoadedComponent,
+    label: str,
+) -> dict[str, FastExport]:
+    """The wrapped guest's fast handle-message and handle-callback, keyed ``fast:<name>``:
+    messages go through the adapter as a few strings and scalars (none: use the plain path)."""
+    fast_iface = instance.get_export_index(store, FAST_INTERFACE)
+    if fast_iface is None:
+        return {}
+    messages = FastMessages(store, label)
+    fast: dict[str, FastExport] = {}
+    for name in (FAST_HANDLE_MESSAGE, FAST_HANDLE_CALLBACK):
+        idx = instance.get_export_index(store, name, fast_iface)
+        func = instance.get_func(store, idx) if idx is not None else None
+        if func is None or not _fast_signature(func, store, name, loaded.signatures):
+            return {}
+        fast[f"fast:{name}"] = FastExport(func, name, messages)
+    return fast
+
+
+def _fast_signature(
+    func: wasmtime.component.Func, store: wasmtime.Store, name: str, checked: dict[str, Any]
+) -> bool:
+    """Whether a fast export takes the params :class:`FastExport` passes (asked once per
+    component: reading a type through the FFI costs more than a call)."""
+    key = f"fast-params:{name}"
+    if key not in checked:
+        checked[key] = len(func.type(store).params) == FAST_PARAMS
+    return bool(checked[key])
 
 
 def _unwrap_wasm_result(result: Variant, label: str) -> Any:

@@ -87,12 +87,11 @@ def timestamp_record(ns: int) -> Record:
     return record(seconds=ns // 1_000_000_000, nanoseconds=ns % 1_000_000_000)
 
 
-def message_record(env: Envelope, *, latin1: bool = False) -> Record:
+def message_record(env: Envelope) -> Record:
     """The ``component-message`` a guest receives for an envelope.
 
-    With ``latin1`` the payload is a ``str`` of code points 0-255 (one per byte), the form the
-    fast-path adapter takes: its UTF-8 form crosses into the adapter as one copy, and the adapter
-    turns it back into the bytes (see :mod:`wactor.wasm._fastpath`).
+    For a guest that is not wrapped; a wrapped one gets the envelope through the fast path
+    (:mod:`wactor.wasm._fastcall`), and its adapter builds this same record inside wasm.
     """
     meta = record(
         correlation_id=env.correlation_id,
@@ -100,8 +99,7 @@ def message_record(env: Envelope, *, latin1: bool = False) -> Record:
         timestamp=timestamp_record(env.timestamp_ns),
         content_type=env.content_type,
     )
-    payload: bytes | str = env.payload.decode("latin-1") if latin1 else env.payload
-    return record(sender=component_id_record(env.sender), payload=payload, metadata=meta)
+    return record(sender=component_id_record(env.sender), payload=env.payload, metadata=meta)
 
 
 def config_record(

@@ -2,12 +2,31 @@
 ;; every wrapped guest W (see _fastpath.py for the layout of W).
 ;;
 ;; Why: wasmtime-py hands component values through the C API one
-;; `wasmtime_component_val_t` per list element, so a `list<u8>` payload costs
-;; a C value (and a Rust `Val`) per byte, while a `string` crosses as one
-;; buffer.  $Adapter re-exports the guest's handle-message / handle-callback
-;; with the `list<u8>` payload typed as a `string`, lifted with
-;; string-encoding=utf8: wasmtime moves a UTF-8 string between the host and
-;; the adapter's memory with a memcpy (and a UTF-8 check).
+;; `wasmtime_component_val_t` per value: a `list<u8>` payload costs a C value
+;; (and a Rust `Val`) per byte, and a component-message record a dozen C
+;; values built one by one, while a `string` crosses as one buffer and a
+;; scalar as one value.  $Adapter re-exports the guest's handle-message /
+;; handle-callback as functions of strings and scalars only, lifted with
+;; string-encoding=utf8 (wasmtime moves a UTF-8 string between the host and
+;; the adapter's memory with a memcpy and a UTF-8 check), and builds the
+;; component-message record for the guest in its own memory:
+;;
+;;   handle-message(payload: string, metadata: string, timestamp: u64,
+;;                  sender-namespace: u32, sender-name: u32,
+;;                  sender-instance: u32, reply-to-namespace: u32,
+;;                  reply-to-name: u32, reply-to-instance: u32,
+;;                  correlation-id: u32, content-type: u32) -> string
+;;   handle-callback(the same) -> string
+;;
+;; `metadata` is the UTF-8 text of the record's other strings, one after the
+;; other: sender namespace, name, instance, then (if present) reply-to
+;; namespace, name, instance, correlation-id, content-type.  The u32 params
+;; are their lengths in bytes; NONE (0xFFFFFFFF) as the length of
+;; reply-to-namespace, correlation-id or content-type means the option is
+;; none (and the other reply-to lengths are ignored).  The lengths must add
+;; up to the metadata's length exactly, or the adapter traps.  `timestamp`
+;; is nanoseconds since the epoch: the record's timestamp is
+;; (timestamp / 10^9, timestamp % 10^9).
 ;;
 ;; The payload string is the host's `payload.decode("latin-1")`: one char per
 ;; byte, so its UTF-8 form has each byte < 0x80 as itself and each byte
@@ -15,16 +34,23 @@
 ;; that back into the raw bytes in place (runs of ASCII a word at a time) and
 ;; hands (ptr, len) on to the guest's `list<u8>`; the guest's reply `list<u8>`
 ;; is turned into UTF-8 text the same way (ASCII replies are passed as they
-;; are), and the host reads `reply.encode("latin-1")`.  A payload char above
-;; U+00FF (or anything else that is not UTF-8 of latin-1 text) traps.
+;; are).  A payload char above U+00FF (or anything else that is not UTF-8 of
+;; latin-1 text) traps.
 ;;
-;; Every other string (sender, correlation-id, reply-to, content-type, the
-;; guest's error strings) is UTF-8 on both sides of the adapter and is copied
-;; by wasmtime as it is; the guest's functions are lowered with
-;; string-encoding=utf8 as well, so wasmtime's fused adapter copies utf8 ->
-;; utf8 with one fresh allocation per string, exactly like a direct host call
-;; (componentize-py's cabi_realloc does not survive a true realloc with
-;; old-ptr != 0, which wasmtime's transcoding between other encodings does).
+;; The answer is one string: a tag char, then text.
+;;   "n"           ok(none) (handle-callback: ok)
+;;   "s" TEXT      ok(some(reply)): TEXT is the reply as latin-1 text, as above
+;;   "0".."6" TEXT err(wasm-error case 0..6 with its string TEXT); case 3,
+;;                 timeout, has no string
+;; The host reads the reply as `TEXT.encode("latin-1")`.
+;;
+;; The record's strings and the guest's error strings are UTF-8 on both sides
+;; of the adapter and are copied by wasmtime as they are; towards G the
+;; adapter lowers with string-encoding=utf8 as well, so wasmtime's fused
+;; adapter copies utf8 -> utf8 with one fresh allocation per string, exactly
+;; like a direct host call (componentize-py's cabi_realloc does not survive a
+;; true realloc with old-ptr != 0, which wasmtime's transcoding between other
+;; encodings does).
 ;;
 ;; This file is one valid component holding the two nested component
 ;; definitions, in this order (the wrapper copies their component sections):
@@ -35,10 +61,9 @@
 ;;   2. $Adapter -- imports "types" and "lifecycle" (the guest's
 ;;                  airssys:core/component-lifecycle@1.0.0 instance; only its
 ;;                  handle-message and handle-callback are required), exports
-;;                  "wactor:fast/lifecycle@0.2.0".
+;;                  "wactor:fast/lifecycle@0.3.0".
 ;;
-;; Record layouts (canonical ABI; identical for the list<u8> and string
-;; variants, which is the whole point):
+;; Record layouts (canonical ABI):
 ;;   component-message (104 B, align 8):
 ;;     +0 sender.namespace, +8 sender.name, +16 sender.instance (ptr, len)
 ;;     +24 payload ptr, +28 payload len
@@ -46,17 +71,17 @@
 ;;     +44 reply-to option<component-id>: u8 disc, +48/+56/+64 its strings
 ;;     +72 timestamp (u64 seconds, +80 u32 nanoseconds)
 ;;     +88 content-type option<string>: u8 disc, +92 ptr, +96 len
-;;   result<option<payload>, wasm-error> (16 B, align 4): +0 u8 ok/err,
+;;   result<option<list<u8>>, wasm-error> (16 B, align 4): +0 u8 ok/err,
 ;;     ok: +4 u8 none/some, +8 ptr, +12 len; err: +4 u8 case, +8 ptr, +12 len
 ;;     (case 3, timeout, has no string).
 ;;   result<_, wasm-error> (16 B, align 4): same, without the option.
-;; component-message flattens to 23 core values (> 16 = MAX_FLAT_PARAMS), so a
-;; lifted export receives one i32 pointer to it (in memory the host allocated
-;; through our realloc) and a lowered import takes one i32 pointer to it; both
-;; results flatten to 4 values (> 1 = MAX_FLAT_RESULTS), so the lifted export
-;; returns a pointer to its result and the lowered import takes a result
-;; pointer as an extra last parameter.  The adapter forwards the very same
-;; message pointer (with the payload's (ptr, len) rewritten in place).
+;; The fast functions' params flatten to 13 core values (<= 16 =
+;; MAX_FLAT_PARAMS), so they arrive as core params; their string result
+;; flattens to 2 (> 1 = MAX_FLAT_RESULTS), so the lifted export returns a
+;; pointer to its (ptr, len).  component-message flattens to 23 core values,
+;; so the lowered guest function takes one i32 pointer to it (the record
+;; $Main builds at MSG) and, its result flattening to 4 values, a result
+;; pointer as an extra last parameter.
 (component $fastpath
 
   ;; ===========================================================================
@@ -151,23 +176,21 @@
     (alias export $lifecycle "handle-message" (func $guest-handle-message))
     (alias export $lifecycle "handle-callback" (func $guest-handle-callback))
 
-    ;; The fast variant of component-message: payload is a string.
-    (type $string-message (record
-      (field "sender" $component-id)
-      (field "payload" string)
-      (field "metadata" $message-metadata)))
-
     ;; -------------------------------------------------------------------------
     ;; $Heap: the adapter's memory and allocator.
     ;;
     ;;   0x000  RET_MSG (16 B)  result<option<payload>, wasm-error>
+    ;;   0x010  ANSWER  (8 B)   the answer string's (ptr, len)
     ;;   0x020  RET_CB  (16 B)  result<_, wasm-error>
+    ;;   0x030  TAGS    (9 B)   "0123456ns": the answers' tag chars (data of $Main)
     ;;   0x040  PACK (2 KiB)    $Main's table (a data segment of $Main)
+    ;;   0x840  MSG    (104 B)  the component-message $Main builds for G
     ;;   0x1000 heap (bump allocator, grows memory on demand)
     ;;
     ;; One call allocates in two rounds.  1. The host lowers the export's
-    ;; arguments: the message record and its strings (the payload's bytes
-    ;; then replace its text in place).  2. After the guest has run, wasmtime
+    ;; arguments: the payload and the metadata text (the payload's bytes
+    ;; then replace its text in place; the record's strings point into the
+    ;; metadata).  2. After the guest has run, wasmtime
     ;; copies its results in (reply bytes, error strings) and $Main adds the
     ;; reply's text.  The message is dead by round 2 (the guest got its own
     ;; copy before it ran), and everything is dead once the host has lifted
@@ -178,7 +201,9 @@
     ;; to 3n if they are not), and no post-return is required.  A realloc of
     ;; the most recent block resizes it in place.  Memory always extends 16
     ;; bytes past the end of the newest block: $Main reads up to 1 byte past
-    ;; a string and writes up to 8 bytes past its output.
+    ;; a string and writes up to 8 bytes past its output.  The byte before
+    ;; every block is free (no block ever starts right at the bump pointer):
+    ;; $Main writes the answer's tag char there instead of copying the text.
     ;; -------------------------------------------------------------------------
     (core module $Heap
       (memory (export "memory") 1)
@@ -222,14 +247,15 @@
             (call $reserve (local.get $end))
             (global.set $bump (local.get $end))
             (return (local.get $old))))
-        ;; ptr = align_up(bump, max(align, 16))   (align is a power of two):
-        ;; $Main's loads of 16 bytes start aligned.
+        ;; ptr = align_up(bump + 1, max(align, 16))   (align is a power of two):
+        ;; $Main's loads of 16 bytes start aligned, the byte before ptr is free.
         (if (i32.lt_u (local.get $align) (i32.const 16))
           (then (local.set $align (i32.const 16))))
         (local.set $ptr
           (i32.and
-            (i32.add (global.get $bump) (i32.sub (local.get $align) (i32.const 1)))
+            (i32.add (global.get $bump) (local.get $align))
             (i32.sub (i32.const 0) (local.get $align))))
+        (if (i32.le_u (local.get $ptr) (global.get $bump)) (then unreachable))
         (local.set $end (i32.add (local.get $ptr) (local.get $new-size)))
         (if (i32.lt_u (local.get $end) (local.get $ptr)) (then unreachable))
         (call $reserve (local.get $end))
@@ -262,8 +288,9 @@
       (export "handle-callback" (func $guest-handle-callback-core)))
 
     ;; -------------------------------------------------------------------------
-    ;; $Main: turn the payload's text into its bytes, forward the message
-    ;; pointer, turn a reply's bytes into text, return the result area.
+    ;; $Main: build the component-message at MSG from the payload and the
+    ;; metadata (turning the payload's text into its bytes), call the guest
+    ;; with it, turn a reply's bytes into text, return the tagged answer.
     ;;
     ;; Both conversions take 16 bytes at a time with SIMD: an all-ASCII block
     ;; is one load, one test and one store; any other block is converted with
@@ -593,28 +620,142 @@
         (i32.store (local.get $at) (local.get $dst))
         (i32.store offset=4 (local.get $at) (i32.add (local.get $len) (local.get $extra))))
 
+;; The component-message at MSG, from the export's params (see the top
+      ;; of this file): the strings point into the payload and the metadata
+      ;; where the host lowered them.  Traps unless the lengths of the
+      ;; metadata's strings add up to its length.
+      (func $message
+        (param $payload i32) (param $payload-len i32) (param $meta i32) (param $meta-len i32)
+        (param $timestamp i64)
+        (param $sender-namespace i32) (param $sender-name i32) (param $sender-instance i32)
+        (param $reply-namespace i32) (param $reply-name i32) (param $reply-instance i32)
+        (param $correlation i32) (param $content-type i32)
+        (local $p i32) (local $total i64)
+        (local.set $p (local.get $meta))
+        (local.set $p (call $piece (i32.const 0x840) (local.get $p) (local.get $sender-namespace)))
+        (local.set $p (call $piece (i32.const 0x848) (local.get $p) (local.get $sender-name)))
+        (local.set $p (call $piece (i32.const 0x850) (local.get $p) (local.get $sender-instance)))
+        (local.set $total (i64.add (i64.add
+          (i64.extend_i32_u (local.get $sender-namespace))
+          (i64.extend_i32_u (local.get $sender-name)))
+          (i64.extend_i32_u (local.get $sender-instance))))
+        (i32.store (i32.const 0x86c) (i32.const 0))       ;; reply-to: none (disc +44, +48..)
+        (i64.store (i32.const 0x870) (i64.const 0))
+        (i64.store (i32.const 0x878) (i64.const 0))
+        (i64.store (i32.const 0x880) (i64.const 0))
+        (i64.store (i32.const 0x888) (i64.const 0))
+        (if (i32.ne (local.get $reply-namespace) (i32.const -1))
+          (then
+            (i32.store8 (i32.const 0x86c) (i32.const 1))
+            (local.set $p (call $piece (i32.const 0x870) (local.get $p) (local.get $reply-namespace)))
+            (local.set $p (call $piece (i32.const 0x878) (local.get $p) (local.get $reply-name)))
+            (local.set $p (call $piece (i32.const 0x880) (local.get $p) (local.get $reply-instance)))
+            (local.set $total (i64.add (i64.add (i64.add (local.get $total)
+              (i64.extend_i32_u (local.get $reply-namespace)))
+              (i64.extend_i32_u (local.get $reply-name)))
+              (i64.extend_i32_u (local.get $reply-instance))))))
+        (local.set $p (call $option (i32.const 0x860) (local.get $p) (local.get $correlation)))
+        (local.set $total (i64.add (local.get $total) (call $size (local.get $correlation))))
+        (local.set $p (call $option (i32.const 0x898) (local.get $p) (local.get $content-type)))
+        (local.set $total (i64.add (local.get $total) (call $size (local.get $content-type))))
+        (if (i64.ne (local.get $total) (i64.extend_i32_u (local.get $meta-len)))
+          (then unreachable))
+        ;; timestamp: u64 seconds (+72), u32 nanoseconds (+80)
+        (i64.store (i32.const 0x888)
+          (i64.div_u (local.get $timestamp) (i64.const 1000000000)))
+        (i64.store (i32.const 0x890)
+          (i64.rem_u (local.get $timestamp) (i64.const 1000000000)))
+        ;; the payload: its text becomes its bytes, in place
+        (i32.store (i32.const 0x858) (local.get $payload))
+        (i32.store (i32.const 0x85c) (local.get $payload-len))
+        (call $text-to-bytes (i32.const 0x858)))
+
+      ;; Store the string (p, len) at $at; return where the next one starts.
+      (func $piece (param $at i32) (param $p i32) (param $len i32) (result i32)
+        (i32.store (local.get $at) (local.get $p))
+        (i32.store offset=4 (local.get $at) (local.get $len))
+        (i32.add (local.get $p) (local.get $len)))
+
+      ;; The option<string> at $at (disc; ptr and len at +4): none when $len
+      ;; is NONE, else the string (p, len).  Returns where the next one starts.
+      (func $option (param $at i32) (param $p i32) (param $len i32) (result i32)
+        (i64.store (local.get $at) (i64.const 0))
+        (i32.store offset=8 (local.get $at) (i32.const 0))
+        (if (result i32) (i32.eq (local.get $len) (i32.const -1))
+          (then (local.get $p))
+          (else
+            (i32.store8 (local.get $at) (i32.const 1))
+            (call $piece (i32.add (local.get $at) (i32.const 4)) (local.get $p) (local.get $len)))))
+
+      ;; The bytes an option's length stands for (NONE: none).
+      (func $size (param $len i32) (result i64)
+        (select (i64.const 0) (i64.extend_i32_u (local.get $len))
+          (i32.eq (local.get $len) (i32.const -1))))
+
+      ;; The answer (see the top of this file) for the guest's result at
+      ;; $ret, a result<option<list<u8>>, wasm-error>: for ok(some) the
+      ;; reply bytes at $ret + 8 become text first.  The tag char goes in the free byte
+      ;; before the text (see $Heap); an empty text answers the tag alone,
+      ;; from TAGS.  Returns ANSWER.
+      (func $answer (param $ret i32) (result i32)
+        (local $tag i32) (local $ptr i32) (local $len i32)
+        (if (i32.load8_u (local.get $ret))
+          (then                                           ;; err(case)
+            (local.set $tag (i32.load8_u offset=4 (local.get $ret)))
+            (if (i32.eq (local.get $tag) (i32.const 3))   ;; timeout: no string
+              (then (return (call $tag-only (local.get $tag))))))
+          (else
+            (if (i32.eqz (i32.load8_u offset=4 (local.get $ret)))
+              (then (return (call $tag-only (i32.const 7)))))     ;; "n"
+            (call $bytes-to-text (i32.add (local.get $ret) (i32.const 8)))
+            (local.set $tag (i32.const 8))))                      ;; "s"
+        (local.set $ptr (i32.load offset=8 (local.get $ret)))
+        (local.set $len (i32.load offset=12 (local.get $ret)))
+        (if (i32.eqz (local.get $len))
+          (then (return (call $tag-only (local.get $tag)))))
+        (local.set $ptr (i32.sub (local.get $ptr) (i32.const 1)))
+        (i32.store8 (local.get $ptr) (i32.load8_u offset=0x30 (local.get $tag)))
+        (i32.store (i32.const 0x10) (local.get $ptr))
+        (i32.store (i32.const 0x14) (i32.add (local.get $len) (i32.const 1)))
+        (i32.const 0x10))
+
+      ;; The answer of one char: TAGS[$tag].
+      (func $tag-only (param $tag i32) (result i32)
+        (i32.store (i32.const 0x10) (i32.add (i32.const 0x30) (local.get $tag)))
+        (i32.store (i32.const 0x14) (i32.const 1))
+        (i32.const 0x10))
+
+      (data (i32.const 0x30) "0123456ns")
+
       ;; The guest has its copy of the message before it runs, and wasmtime
       ;; copies its results in after: the message is dead by then, so the
       ;; results reuse its memory ($recycle before the call), and the host's
-      ;; next call reuses everything ($recycle after it).
-      (func (export "handle-message") (param $msg i32) (result i32)
-        (call $text-to-bytes (i32.add (local.get $msg) (i32.const 24)))
+      ;; next call reuses everything ($recycle once the answer is made: the
+      ;; text of a reply is allocated after the reply's bytes).
+      (func (export "handle-message")
+        (param i32 i32 i32 i32 i64 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)
+        (call $message (local.get 0) (local.get 1) (local.get 2) (local.get 3) (local.get 4)
+          (local.get 5) (local.get 6) (local.get 7) (local.get 8) (local.get 9)
+          (local.get 10) (local.get 11) (local.get 12))
         (call $recycle)
-        (call $guest-handle-message (local.get $msg) (i32.const 0x00))
-        ;; ok(some(reply)): the reply's bytes become text
-        (if (i32.eqz (i32.load8_u (i32.const 0x00)))
-          (then
-            (if (i32.load8_u (i32.const 0x04))
-              (then (call $bytes-to-text (i32.const 0x08))))))
+        (call $guest-handle-message (i32.const 0x840) (i32.const 0x00))
+        (drop (call $answer (i32.const 0x00)))
         (call $recycle)
-        (i32.const 0x00))
+        (i32.const 0x10))
 
-      (func (export "handle-callback") (param $msg i32) (result i32)
-        (call $text-to-bytes (i32.add (local.get $msg) (i32.const 24)))
+      (func (export "handle-callback")
+        (param i32 i32 i32 i32 i64 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)
+        (call $message (local.get 0) (local.get 1) (local.get 2) (local.get 3) (local.get 4)
+          (local.get 5) (local.get 6) (local.get 7) (local.get 8) (local.get 9)
+          (local.get 10) (local.get 11) (local.get 12))
         (call $recycle)
-        (call $guest-handle-callback (local.get $msg) (i32.const 0x20))
+        (call $guest-handle-callback (i32.const 0x840) (i32.const 0x20))
+        ;; result<_, wasm-error>: ok has no option, err is as in RET_MSG
+        (drop (if (result i32) (i32.load8_u (i32.const 0x20))
+          (then (call $answer (i32.const 0x20)))
+          (else (call $tag-only (i32.const 7)))))
         (call $recycle)
-        (i32.const 0x20))
+        (i32.const 0x10))
     )
     (core instance $main (instantiate $Main
       (with "heap" (instance $heap))
@@ -622,23 +763,22 @@
     (alias core export $main "handle-message" (core func $handle-message-core))
     (alias core export $main "handle-callback" (core func $handle-callback-core))
 
-    (func $handle-message (param "msg" $string-message)
-      (result (result (option string) (error $wasm-error)))
+    (type $fast-func (func
+      (param "payload" string) (param "metadata" string) (param "timestamp" u64)
+      (param "sender-namespace" u32) (param "sender-name" u32) (param "sender-instance" u32)
+      (param "reply-to-namespace" u32) (param "reply-to-name" u32)
+      (param "reply-to-instance" u32) (param "correlation-id" u32) (param "content-type" u32)
+      (result string)))
+    (func $handle-message (type $fast-func)
       (canon lift (core func $handle-message-core)
         string-encoding=utf8 (memory $mem) (realloc $realloc)))
-    (func $handle-callback (param "msg" $string-message)
-      (result (result (error $wasm-error)))
+    (func $handle-callback (type $fast-func)
       (canon lift (core func $handle-callback-core)
         string-encoding=utf8 (memory $mem) (realloc $realloc)))
 
     (instance $fast
-      (export "component-id" (type $component-id))
-      (export "timestamp" (type $timestamp))
-      (export "message-metadata" (type $message-metadata))
-      (export "component-message" (type $string-message))
-      (export "wasm-error" (type $wasm-error))
       (export "handle-message" (func $handle-message))
       (export "handle-callback" (func $handle-callback)))
-    (export "wactor:fast/lifecycle@0.2.0" (instance $fast))
+    (export "wactor:fast/lifecycle@0.3.0" (instance $fast))
   )
 )

@@ -134,7 +134,7 @@ def test_the_back_off_grows_with_each_overstay_and_with_its_length() -> None:
     placement = CallPlacement(1000)
     placement._clock = lambda: now[0]
 
-    def overstay(seconds: float, cpu: float, *, blocked: bool) -> float:
+    def overstay(seconds: float, cpu: float, *, blocked: bool = False) -> float:
         for _ in range(8):
             placement.ran_on_worker(0.0001)
         assert placement.inline
@@ -145,30 +145,35 @@ def test_the_back_off_grows_with_each_overstay_and_with_its_length() -> None:
         return back
 
     # 1.1 ms of computing: 50 ms, 100, 200, 400 ... but never under 100 x 1.1 ms
-    backs = [overstay(0.0011, 0.0011, blocked=False) for _ in range(4)]
+    backs = [overstay(0.0011, 0.0011) for _ in range(4)]
     assert backs == pytest.approx([0.11, 0.11, 0.2, 0.4])
     # a long stall costs a hundred times its length
-    assert overstay(0.02, 0.0001, blocked=True) == pytest.approx(2.0)
+    assert overstay(0.02, 0.0001, blocked=True) == pytest.approx(2.0)  # slept
     # good behaviour forgives: 20,000 inline calls within the slice take two strikes off
     for _ in range(8):
         placement.ran_on_worker(0.0001)
     for _ in range(2 * 10_000):
-        placement.ran_inline(0.0001, 0.0001, blocked=False)
-    assert overstay(0.0011, 0.0011, blocked=False) == pytest.approx(0.4)
+        placement.ran_inline(0.0001, 0.0001)
+    assert overstay(0.0011, 0.0011) == pytest.approx(0.4)
     assert placement.overstays == 6
     # a call over half the slice (but within it) just sends it back to earn its place again
     for _ in range(8):
         placement.ran_on_worker(0.0001)
-    placement.ran_inline(0.0007, 0.0007, blocked=False)
+    placement.ran_inline(0.0007, 0.0007)
     assert not placement.inline
     assert placement.overstays == 6
-    # preempted by the machine (neither computing nor blocked): sent back, not an overstay
+    # preempted by the machine (neither computing nor blocked): no strike, a pause of 10 times
+    # its length
     for _ in range(8):
         placement.ran_on_worker(0.0001)
-    placement.ran_inline(0.02, 0.0001, blocked=False)
+    placement.ran_inline(0.02, 0.0001)
     assert not placement.inline
     assert placement.overstays == 6
-    assert placement.statistics().back_off_s == 0
+    assert placement.statistics().back_off_s == pytest.approx(0.2)
+    # blocked as well: an overstay
+    now[0] += 1
+    assert overstay(0.0011, 0.0001, blocked=True) == pytest.approx(0.8)
+    assert placement.overstays == 7
 
 
 async def test_a_component_that_keeps_messaging_itself_does_not_starve_the_others(

@@ -14,15 +14,16 @@ be moved once it has started:
   waits for something else, a WASI sleep say, then shows as an overstay once it is inline);
 * an inline call that takes more than half the slice sends the component back to workers (it
   must earn inline again); one that takes more than the whole slice and either computed for
-  half of it or blocked (slept, waited for a disk or a lock) *overstays*: the component is
-  also kept on workers for ``BACK_OFF_BASE * 2**(n-1)`` seconds after its n-th overstay (at
-  most :data:`BACK_OFF_MAX`), and at least :data:`STALL_RATIO` times as long as that call held
+  half of it or blocked (slept, waited for a disk or a lock) *overstays*: the component is also
+  kept on workers for ``BACK_OFF_BASE * 2**(n-1)`` seconds after its n-th overstay (at most
+  :data:`BACK_OFF_MAX`), and at least :data:`STALL_RATIO` times as long as that call held
   the loop, so a guest alternating fast and slow calls stalls the loop ever more rarely and
   never for more than about 1 % of the time, however long its slow calls;
   :data:`FORGIVE_AFTER` inline calls in a row within the slice forgive one overstay (a busy
   machine sometimes stretches a short call: that must not, over days, keep a well-behaved
-  component off the loop for good; for the same reason a call that was only preempted by the
-  operating system, neither computing nor blocking, is not an overstay);
+  component off the loop for good; for the same reason a call stretched by the operating
+  system preempting it, neither computing nor blocking, is not an overstay: it only pauses
+  inlining for :data:`PREEMPTED_RATIO` times its length);
 * a manifest may ask for ``execution = "worker"`` (never inline); the operator's
   ``[limits] inline-slice-us = 0`` turns inlining off for every component; a component whose
   host functions may have to wait for I/O on the loop is never inlined (see
@@ -42,6 +43,7 @@ __all__ = [
     "BACK_OFF_BASE",
     "BACK_OFF_MAX",
     "FORGIVE_AFTER",
+    "PREEMPTED_RATIO",
     "PROMOTE_AFTER",
     "STALL_RATIO",
     "CallPlacement",
@@ -56,23 +58,34 @@ BACK_OFF_BASE = 0.05
 BACK_OFF_MAX = 60.0
 STALL_RATIO = 100
 """An overstay keeps the component on workers at least this many times the time it held the loop."""
+PREEMPTED_RATIO = 10
+"""A call stretched past the slice by preemption pauses inlining this many times its length."""
 FORGIVE_AFTER = 10_000
 """Inline calls in a row within the slice that forgive one overstay."""
 
 
 class InlineClock:
-    """Times one inline call: wall clock, the thread's CPU time, and whether it blocked."""
+    """Times one inline call: the wall clock, and for a call that was not short, the thread's
+    CPU time and whether it left the CPU to sleep or wait.
+
+    Two system calls before the call (~1 µs together: the thread's CPU clock, and
+    ``getrusage`` for its count of voluntary context switches, which grows when it sleeps or
+    waits for I/O or a lock), two more after a call past half the slice.
+    """
 
     __slots__ = ("_blocks", "_cpu", "_wall")
 
     def __init__(self) -> None:
-        self._blocks = resource.getrusage(resource.RUSAGE_THREAD).ru_nvcsw  # sleeps, I/O, locks
+        self._blocks = resource.getrusage(resource.RUSAGE_THREAD).ru_nvcsw
         self._cpu = time.thread_time()  # precise; rusage's CPU times are sampled per tick
         self._wall = time.perf_counter()
 
     def stop(self, placement: CallPlacement) -> None:
         """Record the call in ``placement``."""
         wall = time.perf_counter() - self._wall
+        if wall <= placement.half_slice_s:
+            placement.ran_inline(wall, wall)  # the common case: no more system calls
+            return
         cpu = time.thread_time() - self._cpu
         blocked = resource.getrusage(resource.RUSAGE_THREAD).ru_nvcsw != self._blocks
         placement.ran_inline(wall, cpu, blocked=blocked)
@@ -131,13 +144,18 @@ class CallPlacement:
         return self._slice
 
     @property
+    def half_slice_s(self) -> float:
+        """Half the slice: an inline call within it counts as short."""
+        return self._half
+
+    @property
     def inline(self) -> bool:
         """Whether the next call runs on the loop's thread."""
         return self._inline
 
-    def ran_inline(self, seconds: float, cpu: float, *, blocked: bool) -> None:
-        """Record an inline call that held the loop ``seconds`` (``cpu`` of them computing;
-        ``blocked``: it slept or waited for I/O or a lock at least once)."""
+    def ran_inline(self, seconds: float, cpu: float, *, blocked: bool = False) -> None:
+        """Record an inline call that held the loop ``seconds``, ``cpu`` of them on the CPU
+        (``blocked``: it slept or waited for I/O or a lock at least once)."""
         self.inline_calls += 1
         self.longest_inline = max(self.longest_inline, seconds)
         if seconds <= self._slice:
@@ -148,7 +166,10 @@ class CallPlacement:
             if seconds <= self._half:
                 return
         elif cpu <= self._half and not blocked:
-            self._good = 0  # preempted by the machine: not its doing, but not short either
+            # off the CPU without sleeping or waiting: the machine preempted it. No strike,
+            # but a pause on workers in proportion to the stall
+            self._good = 0
+            self._until = self._clock() + PREEMPTED_RATIO * seconds
         else:
             self._good = 0
             self.overstays += 1

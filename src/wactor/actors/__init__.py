@@ -1,6 +1,7 @@
 """The actor core: mailboxes, actors, refs. Plain asyncio; no wasm, no NATS."""
 
 from wactor.actors._actor import (
+    NOT_NOW,
     Actor,
     ActorCell,
     ActorRef,
@@ -24,6 +25,7 @@ from wactor.actors._supervisor import (
 )
 
 __all__ = [
+    "NOT_NOW",
     "Actor",
     "ActorCell",
     "ActorRef",

@@ -23,6 +23,7 @@ from wactor.actors._mailbox import Backpressure, Mailbox
 from wactor.errors import ActorStoppedError, RequestTimeoutError
 
 __all__ = [
+    "NOT_NOW",
     "Actor",
     "ActorCell",
     "ActorRef",
@@ -41,6 +42,9 @@ ActorState = Literal["creating", "starting", "ready", "stopping", "terminated", 
 
 Outcome = tuple[bool, Any]
 """The result of one message in a batch: ``(True, answer)`` or ``(False, exception)``."""
+
+NOT_NOW: Any = object()
+"""What :meth:`Actor.handle_now` returns when it cannot handle a message synchronously."""
 
 
 class Actor(Generic[M]):
@@ -72,6 +76,16 @@ class Actor(Generic[M]):
                 out.append((False, exc))
         return out
 
+    def handle_now(self, message: M) -> Any:
+        """Handle ``message`` synchronously, now, if that takes no waiting; else ``NOT_NOW``.
+
+        Called only while the actor is idle (nothing queued, nothing in flight), by whoever
+        asks it something: an answer here saves the hand-off to the actor's task. A failure
+        raised here goes through :meth:`on_failure` on the actor's task, as if the message had
+        been queued. The default never handles anything now.
+        """
+        return NOT_NOW
+
     async def on_stop(self) -> None:
         """Run once when this incarnation stops (not after a crash)."""
 
@@ -99,6 +113,7 @@ class ActorStats:
 class _Letter(Generic[M]):
     message: M
     reply: asyncio.Future[Any] | None
+    outcome: Outcome | None = None  # handled already (a failure of handle_now): settle only
 
 
 ExitReason = BaseException | None
@@ -107,6 +122,9 @@ ExitHandler = Callable[["ActorCell[Any]", ExitReason], Awaitable[None]]
 
 _STOP = object()  # the letter that asks an actor to stop normally
 _FAIR_SLICE = 0.001  # seconds a busy actor may keep the loop before it lets the others run
+# After this many answers given at once (handle_now) in a row, the next goes through the
+# mailbox: a caller asking in a tight loop then lets the loop run too.
+_NOW_RUN = 15
 _log = logging.getLogger("wactor.actors")
 
 
@@ -132,6 +150,7 @@ class ActorCell(Generic[M]):
         self.state: ActorState = "creating"
         self._task: asyncio.Task[None] | None = None
         self._inflight: list[_Letter[M]] = []
+        self._now_run = 0  # answers given at once in a row (call_now)
         self.processed = 0
         self.failed = 0
         self.restarts = 0
@@ -293,6 +312,11 @@ class ActorCell(Generic[M]):
             if letter.message is _STOP:
                 await self._exit(actor, None)
                 return
+            if letter.outcome is not None:  # handle_now failed: settle it here
+                outcome, letter.outcome = letter.outcome, None
+                if not await self._settle(actor, [letter], [outcome]):
+                    return
+                continue
             if actor.batch_limit == 1 or not len(mailbox):
                 if not await self._handle_one(actor, letter):
                     return
@@ -313,6 +337,40 @@ class ActorCell(Generic[M]):
             self._inflight = []
             if not await self._settle(actor, batch, outcomes):
                 return
+
+    def call_now(self, letter: _Letter[M]) -> bool:
+        """Try to answer ``letter`` at once on the caller's task; ``False``: queue it instead.
+
+        Only while the actor is idle: ready, its task waiting for mail, nothing queued or in
+        flight, so the answer comes in the same order as through the mailbox. A failure is
+        queued first in line, already handled, for the actor's task to settle.
+        """
+        actor = self.actor
+        if (
+            actor is None
+            or self.state != "ready"
+            or self._inflight
+            or len(self.mailbox)
+            or not self.mailbox.waiting
+        ):
+            return False
+        if self._now_run >= _NOW_RUN:
+            self._now_run = 0
+            return False
+        self._now_run += 1
+        try:
+            result = actor.handle_now(letter.message)
+        except Exception as exc:  # noqa: BLE001 - the actor's task settles it
+            letter.outcome = (False, exc)
+            self.mailbox.push_front([letter])
+            return True
+        if result is NOT_NOW:
+            return False
+        self.processed += 1
+        reply = letter.reply
+        if reply is not None and not reply.done():
+            reply.set_result(result)
+        return True
 
     async def _handle_one(self, actor: Actor[M], letter: _Letter[M]) -> bool:
         """Handle a single message (the common, unbatched case); False if the actor crashed."""
@@ -409,19 +467,25 @@ class ActorRef(Generic[M]):
     def ask_nowait(self, message: M) -> asyncio.Future[Any]:
         """Enqueue a message and return the future of its answer (no waiting for room)."""
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._cell.mailbox.put_nowait(_Letter(message, fut))
+        letter = _Letter(message, fut)
+        if not self._cell.call_now(letter):
+            self._cell.mailbox.put_nowait(letter)
         return fut
 
     async def submit(self, message: M) -> asyncio.Future[Any]:
         """Enqueue (waiting for room if the mailbox says so); return the answer's future."""
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        await self._cell.mailbox.put(_Letter(message, fut))
+        letter = _Letter(message, fut)
+        if not self._cell.call_now(letter):
+            await self._cell.mailbox.put(letter)
         return fut
 
     async def ask(self, message: M, timeout: float | None = None) -> Any:
         """Send a message and wait for the actor's answer (or its failure, or the timeout)."""
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        await self._cell.mailbox.put(_Letter(message, fut))
+        letter = _Letter(message, fut)
+        if not self._cell.call_now(letter):
+            await self._cell.mailbox.put(letter)
         if timeout is None:
             return await fut
         return await wait_answer(fut, timeout, lambda: RequestTimeoutError(self._cell.id, timeout))

@@ -49,6 +49,11 @@ class Mailbox(Generic[T]):
         return len(self._items)
 
     @property
+    def waiting(self) -> bool:
+        """Whether the consumer waits for mail now."""
+        return self._getter is not None
+
+    @property
     def closed(self) -> bool:
         """Tell whether the mailbox refuses new messages."""
         return self._closed

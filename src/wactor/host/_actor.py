@@ -13,7 +13,7 @@ from concurrent.futures import Executor
 from typing import Any
 
 from wactor._bridge import run_on_thread
-from wactor.actors import Actor, FailureAction, Outcome
+from wactor.actors import NOT_NOW, Actor, FailureAction, Outcome
 from wactor.errors import (
     ComponentError,
     ComponentFault,
@@ -24,7 +24,7 @@ from wactor.errors import (
 from wactor.host._placement import InlineClock
 from wactor.host._runtime import ComponentRuntime
 from wactor.messaging import Envelope
-from wactor.wasm import ComponentInstance
+from wactor.wasm import ComponentInstance, in_guest_call
 
 __all__ = ["HEALTH_CHECK", "ComponentActor", "HealthCheck"]
 
@@ -72,6 +72,28 @@ class ComponentActor(Actor["Envelope | HealthCheck"]):
         if message.kind == "callback":
             return await self._deliver(lambda: instance.handle_callback(message))
         return self._checked(await self._deliver(lambda: instance.handle_message(message)))
+
+    def handle_now(self, message: Envelope | HealthCheck) -> Any:
+        """Run a message's call right away on the caller's task when it would run inline.
+
+        Not from inside another component's call (a host function delivering a callback or a
+        publication): one guest's call never runs nested in another's.
+        """
+        instance = self.instance
+        if (
+            instance is None
+            or not isinstance(message, Envelope)
+            or not self.runtime.placement.inline
+            or in_guest_call()
+        ):
+            return NOT_NOW
+        clock = InlineClock()
+        try:
+            if message.kind == "callback":
+                return instance.handle_callback(message)
+            return self._checked(instance.handle_message(message))
+        finally:
+            clock.stop(self.runtime.placement)
 
     async def _deliver(self, call: Callable[[], Any]) -> Any:
         """Run one message's export call where the placement says, timing it."""

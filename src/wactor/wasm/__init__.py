@@ -1,6 +1,6 @@
 """The wasm layer: engine, compile cache, calling layer, instances and host functions."""
 
-from wactor.wasm._context import ComponentInfo, DeadlineExceeded, GuestContext
+from wactor.wasm._context import ComponentInfo, DeadlineExceeded, GuestContext, in_guest_call
 from wactor.wasm._engine import EngineSettings, LoadedComponent, WasmBytes, WasmEngine
 from wactor.wasm._instance import ComponentInstance, GuestMetadata, InstanceLimits, WasiSpec
 from wactor.wasm._linker import build_linker
@@ -18,4 +18,5 @@ __all__ = [
     "WasmBytes",
     "WasmEngine",
     "build_linker",
+    "in_guest_call",
 ]

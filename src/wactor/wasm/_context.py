@@ -24,6 +24,7 @@ __all__ = [
     "call_deadline",
     "current_context",
     "current_subject",
+    "in_guest_call",
     "using_context",
 ]
 
@@ -83,6 +84,11 @@ def current_context() -> GuestContext:
     if ctx is None:
         raise RuntimeError("host function called outside a component call")
     return ctx
+
+
+def in_guest_call() -> bool:
+    """Whether a component's call is running on this thread (a host function is running)."""
+    return getattr(_local, "ctx", None) is not None
 
 
 def current_subject() -> str | None:

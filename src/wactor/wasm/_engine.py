@@ -26,6 +26,7 @@ One engine serves every component of a host.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
 import weakref
@@ -194,12 +195,7 @@ class WasmEngine:
             loaded = self._loaded.get(digest)
             if loaded is not None:
                 return loaded
-            read: list[bytes] = []
-
-            def data() -> bytes:
-                if not read:
-                    read.append(source.contents())
-                return read[0]
+            data = functools.cache(source.contents)  # read (and checked) once, if at all
 
             def compile_plain() -> Component:
                 try:

@@ -55,8 +55,9 @@ def _stock_start(wasm: Path, artifact: Path | None, *, wasi: bool) -> dict[str, 
     the same ``.wasm`` made outside the timer, or compile with ``Component.from_file`` when
     ``artifact`` is None), then Store, instantiate and ``initialize``. Engine and Linker are made
     outside the timer (the host makes them when it opens, outside ``start`` too). Reading and
-    hashing the ``.wasm`` (what the host does to check the bytes it runs) is timed apart and not
-    counted: a user of stock wasmtime-py who keeps the artifact's path needs neither."""
+    hashing the ``.wasm`` (what the host does when the file changed since it last hashed it) is
+    timed apart and not counted: a user of stock wasmtime-py who keeps the artifact's path needs
+    neither."""
     from wasmtime.component import Component
 
     from wactor.wasm import WasmEngine
@@ -234,7 +235,7 @@ async def run(ctx: Ctx) -> FigureResult:
                 f"{entry['ours_host_open_ms']['median']:.1f} ms, not counted); baseline = load "
                 f"{parts['load_s']:.1f} + instantiate+initialize "
                 f"{parts['instantiate_initialize_s']:.1f} ms (reading and hashing the .wasm, "
-                "which the host does to find its cache entry: "
+                "which the host does only when the file changed since it last hashed it: "
                 f"{parts['read_and_sha256_s']:.1f} ms, not in the baseline); lower is better"
             ),
         )

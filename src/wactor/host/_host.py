@@ -71,7 +71,7 @@ from wactor.security import (
     verify_digest,
 )
 from wactor.storage import MemoryStorage, SqliteStorage, StorageBackend
-from wactor.wasm import LoadedComponent, WasmBytes, WasmEngine, build_linker
+from wactor.wasm import LoadedComponent, WasmEngine, build_linker
 
 if TYPE_CHECKING:  # the lattice loads a NATS client: only a host on a lattice imports it
     from wactor.lattice import LatticeConnection, LatticeRegistry
@@ -356,11 +356,11 @@ class Host:
     def _load(self, manifest: Manifest) -> tuple[LoadedComponent, Manifest]:
         """Check digest and trust, then compile; return the manifest with what was granted.
 
-        The wasm file is read once: trust is decided on those bytes and they are what gets
-        compiled (or looked up in the compile cache by their digest).
+        Trust is decided on the wasm file's sha256 (read and hashed, or remembered for the
+        file's unchanged stat), and what runs is code compiled from bytes with that digest.
         """
         try:
-            source = WasmBytes.read(manifest.wasm)
+            source = self.engine.read_wasm(manifest.wasm)
         except OSError as exc:
             raise ManifestError(
                 f"cannot read wasm file {manifest.wasm}: {exc.strerror}",

@@ -19,6 +19,10 @@ itself wrote it, for exactly the source bytes it is looked up by:
   artifact costs ~55 ms to hash). Any write, rename or copy sets the ctime to the current time,
   which only root can turn back (by moving the clock), so a rewritten entry is hashed again.
   A file changed within the last two seconds gets no stamp (timestamps are coarse).
+- the same kind of stamp remembers the sha256 of a component's wasm file (``<stamp key>.src``:
+  an HMAC over the digest and the file's device, inode, size, mtime and ctime), so an unchanged
+  file is not read and hashed on every start; :mod:`wactor.wasm._source` says why trust is still
+  decided on the bytes that run.
 
 Writes go to a temporary file renamed into place, so a reader sees a whole entry or none.
 """
@@ -32,6 +36,7 @@ import importlib.metadata
 import json
 import logging
 import os
+import re
 import secrets
 import stat
 import tempfile
@@ -44,11 +49,13 @@ from typing import Any
 import wasmtime
 from wasmtime.component import Component
 
-__all__ = ["CacheStats", "CompileCache"]
+__all__ = ["CacheStats", "CompileCache", "stat_stamp"]
 
 _FORMAT = 2
 _WASMTIME_VERSION = importlib.metadata.version("wasmtime")
 _MAC_PREFIX = b"wactor-compile-cache-v2\n"
+_SOURCE_MAC_PREFIX = b"wactor-source-digest-v1\n"
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _KEY_BYTES = 32
 _PROC_FD = Path("/proc/self/fd")
 _RACY_NS = 2_000_000_000  # a stat stamp is recorded only for files changed longer ago than this
@@ -175,6 +182,44 @@ class CompileCache:
         """Tell whether :meth:`mark` was called for ``name``."""
         return self._ready() is not None and (self.directory / f"{self.key(name)}.mark").exists()
 
+    # --- digests of source files --------------------------------------------------------------
+
+    def known_digest(self, st: os.stat_result) -> str | None:
+        """The sha256 that :meth:`remember_digest` recorded for the file with exactly this stat
+        (device, inode, size, mtime, ctime), or ``None``."""
+        secret = self._ready()
+        if secret is None:
+            return None
+        entry = _read_meta(self._source_path(st))
+        if entry is None:
+            return None
+        digest, mac = entry.get("digest"), entry.get("mac")
+        if not (isinstance(digest, str) and isinstance(mac, str)):
+            return None
+        if _SHA256_HEX.fullmatch(digest) is None:
+            return None
+        if not hmac.compare_digest(_source_mac(secret, st, digest), mac):
+            return None
+        return digest
+
+    def remember_digest(self, st: os.stat_result, digest: str) -> None:
+        """Record ``digest`` as the sha256 of the file with this stat, just read and hashed
+        (unchanged from before the read to after it); a file changed in the last two seconds
+        is not recorded: a write in the same clock tick could share its stat."""
+        secret = self._ready()
+        if secret is None or time.time_ns() - st.st_ctime_ns <= _RACY_NS:
+            return
+        with contextlib.suppress(OSError):
+            _write_json(
+                self._source_path(st),
+                {"digest": digest, "mac": _source_mac(secret, st, digest)},
+            )
+
+    def _source_path(self, st: os.stat_result) -> Path:
+        # One entry per file (device and inode): a changed file replaces its own entry.
+        name = hashlib.sha256(f"source|{st.st_dev}|{st.st_ino}".encode()).hexdigest()[:40]
+        return self.directory / f"{name}.src"
+
     # --- entries ----------------------------------------------------------------------------
 
     def load_or_compile(
@@ -222,7 +267,7 @@ class CompileCache:
             st = os.fstat(f.fileno())
             if not stat.S_ISREG(st.st_mode) or unsafe_reason(st, "entry") is not None:
                 return None
-            stamp = [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+            stamp = list(stat_stamp(st))
             stamp_mac = self._stamp_mac(secret, expected_mac, stamp)
             seen = meta.get("verified_mac")
             if not (by_fd and isinstance(seen, str) and hmac.compare_digest(stamp_mac, seen)):
@@ -297,6 +342,19 @@ def _parent_reason(st: os.stat_result, parent: Path) -> str | None:
     if st.st_uid == 0 and (st.st_mode & stat.S_ISVTX or not st.st_mode & 0o022):
         return None
     return unsafe_reason(st, f"directory {parent}")
+
+
+def stat_stamp(st: os.stat_result) -> tuple[int, int, int, int, int]:
+    """What identifies a file's content without reading it: device, inode, size, mtime and
+    ctime. Any write, rename, copy, ``chmod`` or ``touch`` sets the ctime to the current time,
+    and only root can set it otherwise (by moving the system clock)."""
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _source_mac(secret: bytes, st: os.stat_result, digest: str) -> str:
+    """The MAC of "the file with this stat has this sha256"."""
+    text = f"{':'.join(map(str, stat_stamp(st)))}\n{digest}"
+    return hmac.new(secret, _SOURCE_MAC_PREFIX + text.encode(), hashlib.sha256).hexdigest()
 
 
 class _Unsafe(Exception):

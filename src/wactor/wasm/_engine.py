@@ -2,10 +2,11 @@
 
 One engine serves every component of a host.
 
-* Trust on exact bytes: a wasm file is read once into :class:`WasmBytes` (the bytes and their
-  sha256); trust is decided on those bytes and :meth:`WasmEngine.load_bytes` compiles exactly
-  them. Their digest keys the components this engine has loaded (kept while a component uses
-  one, so its restarts share it) and the compile cache.
+* Trust on exact bytes: :meth:`WasmEngine.read_wasm` gives a wasm file's sha256 as
+  :class:`WasmBytes` (remembered under the file's stat stamp, see :mod:`wactor.wasm._source`);
+  trust is decided on that digest and :meth:`WasmEngine.load_bytes` runs only code compiled from
+  bytes with it. The digest keys the components this engine has loaded (kept while a component
+  uses one, so its restarts share it) and the compile cache.
 * The compile cache (:mod:`wactor.wasm._cache`) only serves an entry that this user's hosts
   wrote for that digest under the same settings and wasmtime version: each entry carries an
   HMAC under a secret key kept beside the cache, checked before the artifact is deserialized.
@@ -25,6 +26,7 @@ One engine serves every component of a host.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
 import weakref
@@ -36,11 +38,12 @@ from typing import Any
 import wasmtime
 from wasmtime.component import Component, ComponentInstanceType, FuncType
 
-from wactor._files import MAX_WASM_BYTES, read_regular_file
+from wactor._files import MAX_WASM_BYTES
 from wactor._text import escape_controls
 from wactor.errors import InvalidComponentError
 from wactor.wasm._cache import CacheStats, CompileCache
 from wactor.wasm._fastpath import FAST_INTERFACE, adapter_wat, wrap_component
+from wactor.wasm._source import WasmBytes, read_wasm
 
 __all__ = [
     "LIFECYCLE_EXPORTS",
@@ -112,27 +115,6 @@ class LoadedComponent:
     fast: bool = False  # wrapped: payloads cross as latin-1 strings through wactor:fast
 
 
-@dataclass(frozen=True, slots=True)
-class WasmBytes:
-    """A wasm file's bytes as read once, and their sha256: what trust is decided on and what
-    gets compiled. Make one with :meth:`read` or :meth:`of`, which hash what they hold."""
-
-    data: bytes = field(repr=False)
-    digest: str
-    path: str
-
-    @classmethod
-    def of(cls, data: bytes, path: str) -> WasmBytes:
-        """Wrap ``data`` (read from ``path``) with its sha256."""
-        return cls(data, hashlib.sha256(data).hexdigest(), path)
-
-    @classmethod
-    def read(cls, path: Path) -> WasmBytes:
-        """Read the file at ``path`` once; raise ``OSError`` if it cannot be read, is no
-        regular file or is larger than :data:`MAX_WASM_BYTES`."""
-        return cls.of(read_regular_file(path, MAX_WASM_BYTES), str(path))
-
-
 class _NoFastPath(Exception):
     """The guest cannot be wrapped; load it as it is."""
 
@@ -190,26 +172,34 @@ class WasmEngine:
         """Return the compile cache's counts, if a cache is configured."""
         return self.cache.statistics() if self.cache is not None else None
 
+    def read_wasm(self, path: Path) -> WasmBytes:
+        """The wasm file at ``path`` and its sha256, read and hashed only when the file changed
+        since this user's hosts last did; raise ``OSError`` if it cannot be read."""
+        return read_wasm(path, self.cache)
+
     def load(self, data: bytes, path: str) -> LoadedComponent:
         """Compile (or fetch from cache) ``data`` and check that it fits the world."""
         return self.load_bytes(WasmBytes.of(data, path))
 
     def load_bytes(self, source: WasmBytes) -> LoadedComponent:
-        """Compile (or fetch from cache) exactly ``source.data``, the bytes trust was decided on.
+        """Compile (or fetch from cache) the bytes with ``source.digest``, the digest trust was
+        decided on.
 
-        A cache entry is looked up by ``source.digest``, the sha256 of those bytes, and is used
-        only when this user's hosts made it from bytes with that digest (see ``_cache``).
+        A cache entry is looked up by that digest and is used only when this user's hosts made it
+        from bytes with that digest (see ``_cache``); bytes compiled here are ``source``'s, read
+        and checked against the digest if they were not held (see ``_source``).
         """
-        data, path, digest = source.data, source.path, source.digest
-        check_binary_kind(data, path)
+        path, digest = source.path, source.digest
+        check_binary_kind(source.head, path)
         with self._load_lock:
             loaded = self._loaded.get(digest)
             if loaded is not None:
                 return loaded
+            data = functools.cache(source.contents)  # read (and checked) once, if at all
 
             def compile_plain() -> Component:
                 try:
-                    return Component(self.engine, data)
+                    return Component(self.engine, data())
                 except wasmtime.WasmtimeError as exc:
                     first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid"
                     raise InvalidComponentError(
@@ -218,7 +208,7 @@ class WasmEngine:
 
             def compile_fast() -> Component:
                 try:
-                    return Component(self.engine, wrap_component(data))
+                    return Component(self.engine, wrap_component(data()))
                 except (ValueError, wasmtime.WasmtimeError) as exc:
                     raise _NoFastPath from exc
 

@@ -341,9 +341,14 @@ def compile_type(ty: Any) -> Converter:
 
 
 class ExportFunc:
-    """An exported component function with its signature compiled once."""
+    """An exported component function with its signature compiled once, on its first call.
 
-    __slots__ = ("_func", "_params", "_result", "name")
+    Compiling reads every type through the FFI (a record field at a time): for the lifecycle
+    exports of a guest that is about a millisecond, so an export never called (the plain
+    ``handle-message`` of a guest reached through the fast path) never pays it.
+    """
+
+    __slots__ = ("_func", "_params", "_result", "_signatures", "name")
 
     def __init__(
         self,
@@ -354,23 +359,28 @@ class ExportFunc:
     ) -> None:
         """Wrap ``func``; ``signatures`` shares compiled signatures between instances of one
         component (reading a type through the FFI costs more than a whole small call)."""
-        cached = signatures.get(name) if signatures is not None else None
-        if cached is None:
-            fty = func.type(store)
-            result = fty.result
-            cached = (
-                [compile_type(ty) for _, ty in fty.params],
-                compile_type(result) if result is not None else None,
-            )
-            if signatures is not None:
-                signatures[name] = cached
+        del store  # the signature is read from the store of the first call
         self._func = func
-        self._params: list[Converter] = cached[0]
-        self._result: Converter | None = cached[1]
+        self._signatures = signatures
+        self._params: list[Converter] | None = None
+        self._result: Converter | None = None
         self.name = name
+        cached = signatures.get(name) if signatures is not None else None
+        if cached is not None:
+            self._params, self._result = cached
+
+    def _compile(self, store: wasmtime.Store) -> list[Converter]:
+        fty = self._func.type(store)
+        result = fty.result
+        params = [compile_type(ty) for _, ty in fty.params]
+        self._params = params
+        self._result = compile_type(result) if result is not None else None
+        if self._signatures is not None:
+            self._signatures[self.name] = (params, self._result)
+        return params
 
     def __call__(self, store: wasmtime.Store, *args: Any) -> Any:
-        params = self._params
+        params = self._params if self._params is not None else self._compile(store)
         if len(args) != len(params):
             raise TypeError(f"{self.name}: expected {len(params)} arguments, got {len(args)}")
         n = len(params)

@@ -1,4 +1,8 @@
-"""Host functions of ``airssys:core/storage@1.0.0``: keys always scoped to the caller."""
+"""Host functions of ``airssys:core/storage@1.0.0``: keys always scoped to the caller.
+
+``get`` and ``set`` are what a stateful guest calls on every message, so they are written out
+(context, backend, one call, one result) rather than going through ``_guarded`` with a closure.
+"""
 
 from __future__ import annotations
 
@@ -11,33 +15,59 @@ from wasmtime.component import Variant
 from wactor.errors import QuotaExceededError, StorageError
 from wactor.storage import StorageBackend
 from wactor.wasm._calling import add_host_func
-from wactor.wasm._context import current_context
+from wactor.wasm._context import GuestContext, current_context
 from wactor.wasm._records import err, error_variant, ok, record
 
 __all__ = ["INTERFACE", "define_storage"]
 
 INTERFACE = "airssys:core/storage@1.0.0"
 
+_OK = ok()  # the result of every successful set and delete; lowering only reads it
+
+
+def _not_granted(ctx: GuestContext) -> Variant:
+    return err("io-error", f"{ctx.component_id}: no storage capability granted")
+
+
+def _failed(ctx: GuestContext, exc: Exception) -> Variant:
+    """The guest's ``err`` for ``exc``; a quota breach is audited as well."""
+    if isinstance(exc, QuotaExceededError):
+        ctx.report("quota-breach", action="storage.set", reason=str(exc))
+    return error_variant(exc, StorageError, "io-error")
+
 
 def _guarded(op: Callable[[StorageBackend, str, int], Any]) -> Variant:
     ctx = current_context()
     backend = ctx.storage
     if backend is None:
-        return err("io-error", f"{ctx.component_id}: no storage capability granted")
+        return _not_granted(ctx)
     try:
         return ok(op(backend, str(ctx.component_id), ctx.storage_quota))
     except Exception as exc:  # noqa: BLE001 - every failure, a host bug too, is the guest's err
-        if isinstance(exc, QuotaExceededError):
-            ctx.report("quota-breach", action="storage.set", reason=str(exc))
-        return error_variant(exc, StorageError, "io-error")
+        return _failed(ctx, exc)
 
 
 def _get(key: str) -> Variant:
-    return _guarded(lambda b, c, q: b.get(c, key))
+    ctx = current_context()
+    backend = ctx.storage
+    if backend is None:
+        return _not_granted(ctx)
+    try:
+        return ok(backend.get(str(ctx.component_id), key))
+    except Exception as exc:  # noqa: BLE001 - every failure, a host bug too, is the guest's err
+        return _failed(ctx, exc)
 
 
 def _set(key: str, value: bytes) -> Variant:
-    return _guarded(lambda b, c, q: b.set(c, key, value, quota=q))
+    ctx = current_context()
+    backend = ctx.storage
+    if backend is None:
+        return _not_granted(ctx)
+    try:
+        backend.set(str(ctx.component_id), key, value, quota=ctx.storage_quota)
+    except Exception as exc:  # noqa: BLE001 - every failure, a host bug too, is the guest's err
+        return _failed(ctx, exc)
+    return _OK
 
 
 def _delete(key: str) -> Variant:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ManifestFactory, wat_binary, write_host_config
+from conftest import ManifestFactory, guest_binary, wat_binary, write_host_config
 from wactor.errors import ConfigError, ManifestError
 from wactor.host import Host, HostConfig, load_host_config
 from wactor.host._placement import PROMOTE_AFTER, CallPlacement, PlacementStats
@@ -21,10 +21,12 @@ def _placement(host: Host, cid: str) -> PlacementStats:
     return status.placement
 
 
-async def _until_inline(host: Host, cid: str, payload: bytes = b"x") -> None:
+async def _until_inline(host: Host, cid: str, payload: bytes = b"x", *, echo: bool = True) -> None:
     """Send fast requests until the component runs its calls on the loop's thread."""
     for _ in range(2000):
-        assert await host.request(cid, payload) in (payload, None)
+        reply = await host.request(cid, payload)
+        if echo:
+            assert reply in (payload, None)
         if _placement(host, cid).inline:
             return
     pytest.fail(f"{cid} never ran its calls inline")
@@ -194,3 +196,20 @@ async def test_a_component_that_keeps_messaging_itself_does_not_starve_the_other
     for i in range(100):  # answered while the chains run
         assert await host.request("t/echo/0", b"%d" % i) == b"%d" % i
     assert looper_processed() > start  # it did keep running meanwhile
+
+
+async def test_a_guest_that_sleeps_is_never_inlined_again(
+    host: Host, manifest: ManifestFactory
+) -> None:
+    await host.start(manifest("t/probe/0", guest_binary("probe")))
+    await _until_inline(host, "t/probe/0", b"millis", echo=False)
+    before = _placement(host, "t/probe/0").overstays
+    assert await host.request("t/probe/0", b"sleep 30") == b"slept"  # it blocked the loop once
+    placed = _placement(host, "t/probe/0")
+    assert not placed.allowed
+    assert not placed.inline
+    assert placed.overstays == before + 1  # a blocking call past the slice
+    inline_calls = placed.inline_calls
+    for _ in range(2 * PROMOTE_AFTER):
+        await host.request("t/probe/0", b"millis")
+    assert _placement(host, "t/probe/0").inline_calls == inline_calls

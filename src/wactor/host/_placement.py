@@ -24,6 +24,8 @@ be moved once it has started:
   component off the loop for good; for the same reason a call stretched by the operating
   system preempting it, neither computing nor blocking, is not an overstay: it only pauses
   inlining for :data:`PREEMPTED_RATIO` times its length);
+* a guest that calls ``sleep-millis`` once is never inlined again (that first sleep, if it
+  was inline, is an overstay like any other);
 * a manifest may ask for ``execution = "worker"`` (never inline); the operator's
   ``[limits] inline-slice-us = 0`` turns inlining off for every component; a component whose
   host functions may have to wait for I/O on the loop is never inlined (see
@@ -193,6 +195,11 @@ class CallPlacement:
         """Send the component back to workers now (a host function had to wait on the loop)."""
         self._inline = False
         self._streak = 0
+
+    def forbid(self) -> None:
+        """Never run this component's calls inline again (its guest sleeps on purpose)."""
+        self._allowed = False
+        self.demote()
 
     def statistics(self) -> PlacementStats:
         """Return where calls run now and how they ran so far."""

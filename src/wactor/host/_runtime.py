@@ -217,6 +217,10 @@ class ComponentRuntime:
                 str(self._id), f"{what}: {exc}", sender=str(self._id), kind=what, size=size
             )
 
+    def will_sleep(self) -> None:
+        """The guest is about to sleep: its calls are not short, keep them off the loop."""
+        self.placement.forbid()
+
     def send(self, target: ComponentId, payload: bytes) -> None:
         self.policy.check_message("send", target)
         self._check_payload(payload)

@@ -41,9 +41,11 @@ def _current_time_millis() -> int:
 
 
 def _sleep_millis(duration_ms: int) -> None:
-    # The call runs on the component's own worker thread: sleeping blocks only this component.
-    # A sleep never outlasts the call's wall-clock limit: past the deadline the guest resumes
-    # only to be interrupted at its next epoch check.
+    # A guest that sleeps is never run on the loop's thread again (the host is told first);
+    # on a worker thread sleeping blocks only this component. A sleep never outlasts the
+    # call's wall-clock limit: past the deadline the guest resumes only to be interrupted at
+    # its next epoch check.
+    current_context().will_sleep()
     wanted = min(duration_ms, MAX_SLEEP_MS) / 1000
     remaining = call_deadline() - time.monotonic()
     if wanted <= remaining:

@@ -23,8 +23,7 @@ async def wait_busy(host: Host, component: str) -> None:
     cell = host.registry.lookup(component)
     assert cell is not None, f"{component} is not running"
 
-    def busy() -> bool:
-        box = cell.mailbox.statistics()
-        return box.accepted - box.depth > cell.processed + cell.failed
+    def busy() -> bool:  # a message in flight: counted in the actor's depth, not the mailbox's
+        return cell.statistics().depth > cell.mailbox.statistics().depth
 
     await wait_until(busy, f"{component} to be handling a message")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from wactor.errors import ConfigError, ManifestError
 from wactor.host import Host, HostConfig, load_host_config
 from wactor.host._placement import PROMOTE_AFTER, CallPlacement, PlacementStats
 from wactor.security import load_manifest
-from waiting import wait_until
+from waiting import wait_busy, wait_until
 
 
 def _placement(host: Host, cid: str) -> PlacementStats:
@@ -93,27 +92,30 @@ async def test_the_operator_can_turn_inlining_off(
 async def test_an_inline_send_into_a_full_waiting_mailbox_loses_nothing(
     host: Host, manifest: ManifestFactory
 ) -> None:
-    # sender.wat forwards every payload to test/echo/0: here a pacer with a one-slot mailbox
-    # whose policy makes senders wait, kept busy by slow ("s") payloads.
-    extra = 'mailbox = 1\nbackpressure = "wait"'
+    # sender.wat forwards every payload to test/echo/0: here a pacer on worker threads with a
+    # one-slot mailbox whose policy makes senders wait
+    extra = 'mailbox = 1\nbackpressure = "wait"\nexecution = "worker"'
     await host.start(manifest("test/echo/0", wat_binary("pacer"), extra=extra))
     grant = '[capabilities.messaging]\nsend = ["test/echo/0"]'
     await host.start(manifest("t/sender/0", wat_binary("sender"), extra=grant))
     await _until_inline(host, "t/sender/0")
-    warm = _placement(host, "t/sender/0").inline_calls
-    sent = 6
-    replies = await asyncio.gather(*(host.request("t/sender/0", b"s") for _ in range(sent)))
-    assert replies == [None] * sent  # every send was accepted
 
-    def pacer_processed() -> int:
-        (status,) = [s for s in host.components() if str(s.id) == "test/echo/0"]
+    def processed(cid: str) -> int:
+        (status,) = [s for s in host.components() if str(s.id) == cid]
         return status.actor.processed
 
-    forwarded = warm + sent
-    await wait_until(lambda: pacer_processed() >= forwarded, "every forwarded message handled")
+    forwarded = processed("t/sender/0")
+    await wait_until(lambda: processed("test/echo/0") == forwarded, "the warm-up handled")
+    await host.send("test/echo/0", b"ssss")  # keeps the pacer busy for a while
+    await wait_busy(host, "test/echo/0")
+    await host.send("test/echo/0", b"x")  # its one slot: full
+    # the sender's inline send finds the mailbox full: it is accepted and waits for room
+    assert await host.request("t/sender/0", b"late") is None
+    assert not _placement(host, "t/sender/0").inline  # back to workers, where senders wait
+    await wait_until(
+        lambda: processed("test/echo/0") == forwarded + 3, "the waiting send delivered"
+    )
     assert host.dead_letters.entries() == []
-    placed = _placement(host, "t/sender/0")
-    assert not placed.inline  # it had to wait: back to workers
 
 
 def test_the_slice_and_the_execution_key_are_checked(tmp_path: Path) -> None:

@@ -408,12 +408,15 @@ _MESSAGING_IMPORTS = ("airssys:core/host-messaging@", "wactor:topics/")
 
 
 async def _resume(coro: Coroutine[Any, Any, Any], waiting: Any) -> Any:
-    """Carry on a coroutine that was started by hand and stopped to wait for ``waiting``."""
+    """Carry on a coroutine that was started by hand and stopped to wait for ``waiting``
+    (what a task does: wait for the future it yielded, then send the coroutine on)."""
     while True:
         try:
             if waiting is None:
                 await asyncio.sleep(0)  # a bare yield: run again on the next loop turn
             else:
+                # it was yielded once already; a task takes that mark off before it waits
+                waiting._asyncio_future_blocking = False
                 await waiting
         except BaseException as exc:  # noqa: BLE001 - handed to the coroutine, as a task would
             try:

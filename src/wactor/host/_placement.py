@@ -53,7 +53,7 @@ __all__ = [
     "PlacementStats",
 ]
 
-PROMOTE_AFTER = 8
+PROMOTE_AFTER = 4
 """Consecutive short calls (each at most half the slice) before a component runs inline."""
 BACK_OFF_BASE = 0.05
 """Seconds on workers after the first overstay; doubled for each further one."""

@@ -132,9 +132,10 @@ class ComponentRuntime:
         Not when its manifest says ``execution = "worker"``, nor when a host function it imports
         may have to wait for I/O from the loop's thread: messaging and topics over a lattice
         broker, storage in a remote store, WASI sockets (opened for a network grant; closed
-        otherwise, whatever it imports). Its other host functions answer at
-        once on the loop (the in-process broker delivers there; SQLite is a local file); a WASI
-        sleep is a long call like any other, bounded by the slice rule of CallPlacement.
+        otherwise, whatever it imports). Its other host functions answer at once on the loop
+        (the in-process broker delivers there; SQLite is a local file). A guest that sleeps
+        is sent off the loop for good by ``sleep-millis`` itself; a WASI sleep is a long call
+        like any other, bounded by the overstay rule of CallPlacement.
         """
         if self.manifest.limits.execution == "worker":
             return False

@@ -89,6 +89,20 @@ def test_each_thread_has_its_own_converter() -> None:
     assert converter() not in found
 
 
+def test_a_converter_that_grew_for_a_big_payload_is_replaced() -> None:
+    first = converter()
+    assert first is not None
+    payload = _payload("high", 3 << 20)
+    at, length, encoding = first.encode(payload)
+    assert first.decode(at, length, encoding) == payload  # still valid: the same converter
+    assert first.size > 6 << 20
+    second = converter()
+    assert second is not None
+    assert second is not first
+    assert second.size < 1 << 20
+    assert converter() is second
+
+
 # ------------------------------------------------------------------------------------------------
 # Through ComponentInstance: payloads and replies on every side of the size limits
 # ------------------------------------------------------------------------------------------------

@@ -18,13 +18,13 @@ What: :func:`wrap_component` turns a guest component G into a component W that h
   ``$Main`` of ``fastpath.wat`` builds G's ``component-message`` from them. The contract is at
   the top of ``fastpath.wat``; :mod:`wactor.wasm._fastcall` is the host's side of it.
 
-The payload string is the payload's bytes read as latin-1 text, one char (U+0000..U+00FF) per byte:
-the host passes the UTF-8 of ``payload.decode("latin-1")`` (the bytes as they are when they are
-ASCII) and reads the reply the same way. ``$Latin1`` turns that text back into the bytes in place
-(SIMD, 16 bytes at a time), and the guest's reply bytes into text; a reply of ASCII bytes is
-answered as it is, tagged so. A payload char above U+00FF traps, and so do metadata lengths that
-do not add up to the metadata's length. Every other string is UTF-8 on both sides and copied as it
-is.
+The payload string is the payload's bytes read as latin-1 text, one char (U+0000..U+00FF) per byte
+(the host passes the UTF-8 of ``payload.decode("latin-1")``: the bytes as they are when they are
+ASCII), or their hex digits (for a big payload with many bytes >= 0x80, see
+:mod:`wactor.wasm._latin1`); the reply comes back as its bytes, its text or its hex digits, tagged.
+``$Latin1`` turns text and hex digits into bytes in place and bytes into either (SIMD, 16 bytes at
+a time). A payload char above U+00FF traps, and so do metadata lengths that do not add up to the
+metadata's length. Every other string is UTF-8 on both sides and copied as it is.
 
 W takes one of two shapes (``fastpath.wat`` describes both):
 

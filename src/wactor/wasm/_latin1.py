@@ -13,8 +13,9 @@ calls it through the C API directly.
 
 A converter belongs to one thread (:func:`converter`); what it returns points into its memory
 and stays valid until its next conversion. Payloads of at most :data:`LARGEST` bytes are
-converted (its memory never grows beyond ~3 times that); bigger ones, or a thread where the
-converter cannot be made, use CPython's codecs.
+converted (its memory grows to ~3 times the biggest, and one grown beyond :data:`_KEEP` is
+replaced the next time the thread asks for it); bigger ones, or a thread where the converter
+cannot be made, use CPython's codecs.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ LARGEST = 16 << 20
 _IN = 0x1000  # where the input goes; below it, $Latin1's PACK table (at 0x40)
 _SLACK = 64  # $Latin1 reads up to 17 bytes past a text and writes up to 16 past its output
 _RESERVATION = 64 << 20  # address space of a converter's memory, which never moves
+_KEEP = 4 << 20  # a converter whose memory grew beyond this is replaced when next asked for
 
 _call = ffi.dll["wasmtime_func_call_unchecked"]
 _call.argtypes = [c_void_p, c_void_p, c_void_p, c_size_t, c_void_p]
@@ -92,6 +94,11 @@ class Converter:
         store = self._store
         self._base = ctypes.cast(self._memory.data_ptr(store), c_void_p).value or 0
         self._size = self._memory.data_len(store)
+
+    @property
+    def size(self) -> int:
+        """The size of its memory in bytes."""
+        return self._size
 
     def _reserve(self, size: int) -> None:
         if size > self._size:
@@ -150,8 +157,14 @@ _local = _Local()
 
 
 def converter() -> Converter | None:
-    """This thread's converter (made on first use), or None when it cannot be made."""
+    """This thread's converter (made on first use), or None when it cannot be made.
+
+    One that grew for a big payload is replaced by a fresh one (by then, what it returned is no
+    longer needed), so a thread keeps at most :data:`_KEEP` bytes of converter memory between
+    big payloads."""
     found = _local.converter
+    if found is not None and found.size > _KEEP:
+        found = None
     if found is None and not _local.failed:
         try:
             found = _local.converter = Converter()

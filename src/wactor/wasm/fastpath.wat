@@ -14,7 +14,8 @@
 ;;                  sender-namespace: u32, sender-name: u32,
 ;;                  sender-instance: u32, reply-to-namespace: u32,
 ;;                  reply-to-name: u32, reply-to-instance: u32,
-;;                  correlation-id: u32, content-type: u32) -> string
+;;                  correlation-id: u32, content-type: u32,
+;;                  payload-encoding: u32) -> string
 ;;   handle-callback(the same) -> string
 ;;
 ;; `metadata` is the UTF-8 text of the record's other strings, one after the
@@ -27,21 +28,27 @@
 ;; nanoseconds since the epoch: the record's timestamp is
 ;; (timestamp / 10^9, timestamp % 10^9).
 ;;
-;; The payload string is the host's `payload.decode("latin-1")`: one char per
-;; byte, so its UTF-8 form has each byte < 0x80 as itself and each byte
-;; >= 0x80 as two bytes, 0xC2 / 0xC3 and a continuation byte.  $Latin1 turns
-;; that back into the raw bytes in place, and $Main hands them on to the
-;; guest's `list<u8>`; the guest's reply `list<u8>` is turned into UTF-8 text
+;; The payload string is, with payload-encoding 0, the host's
+;; `payload.decode("latin-1")`: one char per byte, so its UTF-8 form has each
+;; byte < 0x80 as itself and each byte >= 0x80 as two bytes, 0xC2 / 0xC3 and a
+;; continuation byte; with payload-encoding 1, two lowercase hex digits per
+;; byte (the host's `payload.hex()`: ASCII, which wasmtime copies and checks as
+;; UTF-8 in large steps, while it checks 2-byte chars one at a time).  $Latin1
+;; turns either back into the raw bytes in place, and $Main hands them on to
+;; the guest's `list<u8>`; the guest's reply `list<u8>` is turned into text
 ;; the same way.  A payload char above U+00FF (or anything else that is not
-;; UTF-8 of latin-1 text) traps.
+;; UTF-8 of latin-1 text), a payload that is not hex digits, and any other
+;; payload-encoding trap.
 ;;
 ;; The answer is one string: a tag char, then text.
 ;;   "n"           ok(none) (handle-callback: ok)
 ;;   "a" TEXT      ok(some(reply)), every byte of the reply < 0x80: TEXT is
 ;;                 the reply's bytes as they are
-;;   "s" TEXT      ok(some(reply)), some byte >= 0x80: TEXT is the reply as
-;;                 latin-1 text, as above (the host reads
-;;                 `TEXT.encode("latin-1")`)
+;;   "s" TEXT      ok(some(reply)), some byte >= 0x80, less than 1/64 of
+;;                 them: TEXT is the reply as latin-1 text, as above (the host
+;;                 reads `TEXT.encode("latin-1")`)
+;;   "x" TEXT      ok(some(reply)), 1/64 of the bytes or more >= 0x80: TEXT is
+;;                 the reply's hex digits (`bytes.fromhex(TEXT)`)
 ;;   "0".."6" TEXT err(wasm-error case 0..6 with its string TEXT); case 3,
 ;;                 timeout, has no string
 ;;
@@ -100,7 +107,7 @@
 ;;     ok: +4 u8 none/some, +8 ptr, +12 len; err: +4 u8 case, +8 ptr, +12 len
 ;;     (case 3, timeout, has no string).
 ;;   result<_, wasm-error> (16 B, align 4): same, without the option.
-;; The fast functions' params flatten to 13 core values (<= 16 =
+;; The fast functions' params flatten to 14 core values (<= 16 =
 ;; MAX_FLAT_PARAMS), so they arrive as core params; their string result
 ;; flattens to 2 (> 1 = MAX_FLAT_RESULTS), so the lifted export returns a
 ;; pointer to its (ptr, len).  component-message flattens to 23 core values,

@@ -83,6 +83,7 @@ def fast_args(
     reply_to: tuple[str, str, str] | None = ("x", "y", "z"),
     content_type: str | None = "application/octet-stream",
     timestamp: int = 1_000_000_002,
+    encoding: int = 0,
 ) -> list[Any]:
     """The fast export's params for a message (written from the contract in fastpath.wat)."""
     options = [correlation, content_type]
@@ -90,15 +91,20 @@ def fast_args(
     lengths = [len(x.encode()) for x in sender]
     lengths += [len(x.encode()) for x in reply_to] if reply_to is not None else [NONE, 0, 0]
     lengths += [NONE if o is None else len(o.encode()) for o in options]
-    return [text, "".join(strings), timestamp, *lengths]
+    return [text, "".join(strings), timestamp, *lengths, encoding]
 
 
 def read_answer(answer: str) -> Any:
     """A fast export's answer as the stock binding gives a guest's own result: the reply's
     bytes (ok(some)), ``None`` (ok(none) or ok) or the error ``Variant``."""
     tag, text = answer[0], answer[1:]
+    if tag == "a":  # every byte < 0x80: the text is the bytes
+        return text.encode("ascii")
     if tag == "s":
+        assert not text.isascii()
         return text.encode("latin-1")
+    if tag == "x":  # hex digits, two per byte
+        return bytes.fromhex(text)
     if tag == "n":
         assert text == ""
         return None

@@ -19,7 +19,6 @@ import hashlib
 import importlib.metadata
 import os
 import random
-import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,20 +28,16 @@ import wasmtime
 from wasmtime.component import Component, Record, Variant
 
 from conftest import CACHE_ROOT, wat_binary
-from fastpath_stock import NONE, Guest, instantiate, make_record
+from fastpath_stock import NONE, Guest, instantiate, make_record, read_answer
 from wactor._ids import ComponentId
 from wactor.errors import ComponentError, TrapError
 from wactor.messaging import Envelope
 from wactor.wasm import ComponentInstance, InstanceLimits, WasmEngine, build_linker
 from wactor.wasm._fastpath import (
-    _CORE_MODULE,
     FAST_HANDLE_CALLBACK,
     FAST_HANDLE_MESSAGE,
     FAST_INTERFACE,
     WRAPPED_INTERFACE,
-    _adapter_components,
-    _sections,
-    adapter_wat,
     wrap_component,
 )
 
@@ -92,13 +87,14 @@ def engine() -> wasmtime.Engine:
     return wasmtime.Engine()
 
 
-def _wrapped(engine: wasmtime.Engine, name: str) -> Component:
-    return Component(engine, wrap_component(wat_binary(name).read_bytes()))
+def _wrapped(engine: wasmtime.Engine, name: str, shape: str = "flat") -> Component:
+    return Component(engine, wrap_component(wat_binary(name).read_bytes(), flat=shape == "flat"))
 
 
-@pytest.fixture(scope="module")
-def echo_component(engine: wasmtime.Engine) -> Component:
-    return _wrapped(engine, "echo")
+@pytest.fixture(scope="module", params=["flat", "nested"])
+def echo_component(request: pytest.FixtureRequest, engine: wasmtime.Engine) -> Component:
+    """The echo guest wrapped both ways (see _fastpath.py): every echo test runs on both."""
+    return _wrapped(engine, "echo", request.param)
 
 
 @pytest.fixture
@@ -111,11 +107,12 @@ def echo(engine: wasmtime.Engine, echo_component: Component) -> Guest:
 # ------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("shape", ["flat", "nested"])
 def test_wrapped_component_keeps_the_guest_imports_and_adds_the_fast_export(
-    engine: wasmtime.Engine,
+    engine: wasmtime.Engine, shape: str
 ) -> None:
     guest = Component(engine, wat_binary("kv").read_bytes())
-    wrapped = _wrapped(engine, "kv")
+    wrapped = _wrapped(engine, "kv", shape)
     assert list(wrapped.type.imports(engine)) == list(guest.type.imports(engine))
     assert list(wrapped.type.exports(engine)) == [WRAPPED_INTERFACE, FAST_INTERFACE]
 
@@ -138,10 +135,14 @@ def test_wrap_rejects_a_component_without_the_lifecycle_export() -> None:
         wrap_component(bytes(wasmtime.wat2wasm("(component)")))
 
 
-def test_wrap_rejects_imports_after_definitions() -> None:
-    late_import = '(component (core module) (import "x" (func)))'
+def test_imports_after_definitions_only_stop_a_nested_wrapper(engine: wasmtime.Engine) -> None:
+    # An import section at the end: (import "x" (type (sub resource))).  Flat W is the guest's
+    # sections as they are; nested W can only copy the guest's leading sections.
+    late = wat_binary("echo").read_bytes() + bytes([10, 6, 1, 0, 1]) + b"x" + bytes([3, 1])
+    wrapped = Component(engine, wrap_component(late))
+    assert "x" in wrapped.type.imports(engine)
     with pytest.raises(ValueError, match=r"import section .* after its first definition"):
-        wrap_component(bytes(wasmtime.wat2wasm(late_import)))
+        wrap_component(late, flat=False)
 
 
 def test_wrap_rejects_an_already_wrapped_component() -> None:
@@ -242,6 +243,37 @@ def test_fast_callback(echo: Guest) -> None:
     assert echo.fast_text("\x00\xff" * 1000, FAST_HANDLE_CALLBACK) == "n"
 
 
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("kind", KINDS)
+def test_fast_echo_of_a_payload_in_hex(echo: Guest, kind: str, size: int) -> None:
+    # payload-encoding 1: two lowercase hex digits per byte (what the host sends for big payloads
+    # with many bytes >= 0x80).  The answer is chosen by the reply alone.
+    payload = _payload(kind, size)
+    answer = echo.fast_text(payload.hex(), encoding=1)
+    assert answer[0] == ("a" if payload.isascii() else "x")
+    assert read_answer(answer) == payload
+
+
+@pytest.mark.parametrize("text", ["a", "abc", "0g", "0A", "ab" * 40 + "G0"])
+def test_a_payload_that_is_not_hex_traps(
+    engine: wasmtime.Engine, echo_component: Component, text: str
+) -> None:
+    guest = instantiate(engine, echo_component)
+    with pytest.raises(wasmtime.WasmtimeError, match="unreachable"):
+        guest.fast_text(text, encoding=1)
+    fresh = instantiate(engine, echo_component)
+    assert fresh.fast(b"\xff" * 100) == b"\xff" * 100
+
+
+def test_answers_are_tagged_by_what_the_reply_holds(echo: Guest) -> None:
+    # "a": ASCII as it is; "s": latin-1 text when a byte >= 0x80 is rare; "x": hex from 1/64 on.
+    assert echo.fast_text("plain") == "aplain"
+    rare = "a" * 127 + "\xe9"
+    assert echo.fast_text(rare) == "s" + rare
+    assert echo.fast_text("a" * 62 + "\xe9") == "x" + ("a" * 62 + "\xe9").encode("latin-1").hex()
+    assert echo.fast_text("") == "a"
+
+
 @pytest.mark.parametrize(
     "lengths",
     [
@@ -258,7 +290,7 @@ def test_metadata_lengths_that_do_not_add_up_trap(
     guest = instantiate(engine, echo_component)
     func = guest.func(FAST_INTERFACE, FAST_HANDLE_MESSAGE)
     with pytest.raises(wasmtime.WasmtimeError, match="unreachable"):
-        func(guest.store, "payload", "abc", 0, *lengths)
+        func(guest.store, "payload", "abc", 0, *lengths, 0)
     fresh = instantiate(engine, echo_component)
     assert fresh.fast(b"x", sender=("a", "b", "c"), reply_to=None, correlation=None) == b"x"
 
@@ -304,151 +336,6 @@ def test_trap_in_the_guest_surfaces_as_a_trap(engine: wasmtime.Engine) -> None:
     guest = instantiate(engine, component)
     with pytest.raises(wasmtime.WasmtimeError, match="unreachable"):
         guest.slow(b"boom")
-
-
-# ------------------------------------------------------------------------------------------------
-# The adapter's core code on its own: $Heap and $Main, with a Python stand-in for the guest
-# ------------------------------------------------------------------------------------------------
-
-_I32 = wasmtime.ValType.i32()
-
-
-@pytest.fixture(scope="module")
-def core_modules(engine: wasmtime.Engine) -> tuple[wasmtime.Module, wasmtime.Module]:
-    """$Heap and $Main, the two core modules of $Adapter, in that order."""
-    _, adapter = _adapter_components()
-    modules = [adapter[s.body : s.end] for s in _sections(adapter) if s.id == _CORE_MODULE]
-    assert len(modules) == 2
-    return wasmtime.Module(engine, modules[0]), wasmtime.Module(engine, modules[1])
-
-
-class Core:
-    """$Main instantiated with a heap and a guest that records the payload it gets and echoes it.
-
-    ``call(text)`` lowers the payload string ``text`` (any bytes: no UTF-8 check in between) the
-    way wasmtime does, calls handle-message with it and empty metadata, and returns the payload
-    bytes the guest saw and the reply text.
-    """
-
-    def __init__(self, engine: wasmtime.Engine, modules: tuple[wasmtime.Module, ...]) -> None:
-        heap_module, main_module = modules
-        store = wasmtime.Store(engine)
-        heap = wasmtime.Instance(store, heap_module, []).exports(store)
-        memory, realloc = heap["memory"], heap["realloc"]
-        assert isinstance(memory, wasmtime.Memory)
-        assert isinstance(realloc, wasmtime.Func)
-        self.store, self.memory, self.realloc = store, memory, realloc
-        self.received: bytes | None = None
-        guest_type = wasmtime.FuncType([_I32, _I32], [])
-        guest = wasmtime.Func(store, guest_type, self._guest)
-        main = wasmtime.Instance(
-            store, main_module, [memory, realloc, heap["recycle"], guest, guest]
-        ).exports(store)
-        handle = main["handle-message"]
-        assert isinstance(handle, wasmtime.Func)
-        self.handle = handle
-
-    def _u32(self, at: int) -> int:
-        return int.from_bytes(self.memory.read(self.store, at, at + 4), "little")
-
-    def _guest(self, msg: int, ret: int) -> None:
-        # What wasmtime's fused adapter does: copy the payload out, copy the reply in (through the
-        # adapter's realloc), write ok(some(reply)) at ret.
-        ptr, size = self._u32(msg + 24), self._u32(msg + 28)
-        self.received = bytes(self.memory.read(self.store, ptr, ptr + size))
-        reply = self.realloc(self.store, 0, 0, 1, size)
-        assert isinstance(reply, int)
-        self.memory.write(self.store, self.received, reply)
-        result = bytes([0, 0, 0, 0, 1, 0, 0, 0]) + reply.to_bytes(4, "little")
-        self.memory.write(self.store, result + size.to_bytes(4, "little"), ret)
-
-    def call(self, text: bytes) -> tuple[bytes | None, bytes]:
-        self.received = None
-        ptr = self.realloc(self.store, 0, 0, 1, len(text) + 16)
-        meta = self.realloc(self.store, 0, 0, 1, 0)
-        assert isinstance(ptr, int)
-        assert isinstance(meta, int)
-        # After the text: stale continuation bytes, which must not complete a char at its end.
-        self.memory.write(self.store, text + b"\xa9" * 16, ptr)
-        lengths = [0, 0, 0, NONE, 0, 0, NONE, NONE]  # no metadata: empty ids, no options
-        at = self.handle(self.store, ptr, len(text), meta, 0, 0, *lengths)
-        assert isinstance(at, int)
-        ptr, size = self._u32(at), self._u32(at + 4)
-        answer = bytes(self.memory.read(self.store, ptr, ptr + size))
-        assert answer[:1] == b"s"
-        return self.received, answer[1:]
-
-
-@pytest.fixture
-def core(engine: wasmtime.Engine, core_modules: tuple[wasmtime.Module, ...]) -> Core:
-    return Core(engine, core_modules)
-
-
-def test_core_pack_table_is_what_it_says() -> None:
-    # PACK (a data segment in fastpath.wat): entry k lists the set bits of k, then 0x80s.
-    match = re.search(r'\(data \(i32\.const 0x40\)\s*((?:"[^"]*"\s*)+)\)', adapter_wat())
-    assert match is not None
-    raw = "".join(re.findall(r'"([^"]*)"', match.group(1)))
-    table = bytes(int(h, 16) for h in re.findall(r"\\([0-9a-f]{2})", raw))
-    expected = b"".join(
-        bytes([j for j in range(8) if k >> j & 1] + [0x80] * (8 - bin(k).count("1")))
-        for k in range(256)
-    )
-    assert len(raw) == 3 * len(table)  # nothing but \xx escapes
-    assert table == expected
-
-
-@pytest.mark.parametrize("kind", KINDS)
-def test_core_converts_every_length(core: Core, kind: str) -> None:
-    for size in [*range(100), 1000, 4097, 70_000]:
-        payload = _payload(kind, size)
-        assert core.call(_text(payload)) == (payload, _text(payload)), size
-
-
-def test_core_converts_random_payloads(core: Core) -> None:
-    rng = random.Random(99)
-    for _ in range(2000):
-        size = rng.randrange(100) if rng.random() < 0.8 else rng.randrange(5000)
-        share = rng.choice([0.0, 0.05, 0.5, 0.95, 1.0])
-        payload = bytes(
-            rng.randrange(128, 256) if rng.random() < share else rng.randrange(128)
-            for _ in range(size)
-        )
-        assert core.call(_text(payload)) == (payload, _text(payload))
-
-
-MALFORMED = [
-    b"\x80",  # a continuation byte without a lead byte
-    b"\xbf",
-    b"\xc3",  # a lead byte without its continuation byte (at the end, or before ASCII)
-    b"\xc3A",
-    b"\xc3\xc3\xa9",
-    b"\xc0\x80",  # overlong
-    b"\xc1\xbf",
-    b"\xc4\x80",  # U+0100, well-formed but no byte
-    b"\xdf\xbf",
-    b"\xe2\x82\xac",
-    b"\xed\xa0\x80",  # a surrogate
-    b"\xf0\x9f\x98\x80",
-    b"\xf8\x88\x80\x80\x80",
-    b"\xfe",
-    b"\xff",
-    b"\xc3\xa9\xa9",  # one continuation byte too many
-]
-
-
-@pytest.mark.parametrize("bad", MALFORMED)
-def test_core_traps_on_text_that_is_not_latin1_utf8(
-    engine: wasmtime.Engine, core_modules: tuple[wasmtime.Module, ...], bad: bytes
-) -> None:
-    # Before the bad bytes: ASCII or 2-byte chars, so they land on every lane of a block of 16
-    # and in the last bytes (converted one by one); after them, valid text.
-    for before in range(40):
-        for prefix in (b"a" * before, b"a" * (before % 2) + b"\xc3\xa9" * (before // 2)):
-            for after in (b"", b"z" * 3, b"\xc3\xa9" * 20):
-                text = prefix + bad + after
-                with pytest.raises(wasmtime.Trap, match="unreachable"):
-                    Core(engine, core_modules).call(text)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -615,10 +502,12 @@ def fuel_engine() -> wasmtime.Engine:
     return wasmtime.Engine(config)
 
 
-@pytest.fixture(scope="module")
-def python_echo(fuel_engine: wasmtime.Engine) -> Component:
-    path = _cached_echo_guest()
-    return _compile_cached(fuel_engine, wrap_component(path.read_bytes()))
+@pytest.fixture(scope="module", params=["flat", "nested"])
+def python_echo(request: pytest.FixtureRequest, fuel_engine: wasmtime.Engine) -> Component:
+    data = _cached_echo_guest().read_bytes()
+    wrapped = wrap_component(data, flat=request.param == "flat")
+    assert wrapped.startswith(data) == (request.param == "flat")  # a componentize-py guest is flat
+    return _compile_cached(fuel_engine, wrapped)
 
 
 def _python_guest(

@@ -6,22 +6,29 @@ The fast interface (:data:`~wactor.wasm._fastpath.FAST_INTERFACE`, contract at t
     handle-message(payload: string, metadata: string, timestamp: u64,
                    sender-namespace: u32, sender-name: u32, sender-instance: u32,
                    reply-to-namespace: u32, reply-to-name: u32, reply-to-instance: u32,
-                   correlation-id: u32, content-type: u32) -> string
+                   correlation-id: u32, content-type: u32, payload-encoding: u32) -> string
 
-so one call is 11 ``wasmtime_component_val_t`` (32 bytes each), packed here by one
+so one call is 12 ``wasmtime_component_val_t`` (32 bytes each), packed here by one
 ``struct.pack`` into one buffer instead of being built field by field through ctypes. The C API
 borrows its arguments (it copies every string into a Rust value before the call), so a string's
-C value points straight into the Python ``bytes`` that hold its UTF-8: nothing is allocated in C
-to pass it and nothing has to be freed after. The metadata's ids are encoded once per distinct
-sender / reply-to (a component mostly hears from the same few) and reused.
+C value points straight into the Python ``bytes`` that hold its UTF-8 (or into this thread's
+:class:`~wactor.wasm._latin1.Converter`): nothing is allocated in C to pass it and nothing has to
+be freed after. The metadata's ids are encoded once per distinct sender / reply-to (a component
+mostly hears from the same few) and reused.
 
-The answer is one string, a tag char and text (``n``: ok(none), ``s``: ok(some(reply)),
-``0``-``6``: the guest's ``err`` of that ``wasm-error`` case), read straight from the result's C
-value and freed at once.
+The payload crosses as it is when it is ASCII; else as the UTF-8 of its latin-1 text (CPython's
+codecs below :data:`_CONVERT_FROM` bytes), or from there on as the converter makes it: that
+text, or hex digits when many bytes are >= 0x80 (``payload-encoding`` 1).
+
+The answer is one string, a tag char and text (``n``: ok(none); ``a``, ``s``, ``x``:
+ok(some(reply)) as its bytes, its latin-1 text or its hex digits; ``0``-``6``: the guest's ``err``
+of that ``wasm-error`` case), read straight from the result's C value and freed at once; a big
+reply is converted where wasmtime left it.
 """
 
 from __future__ import annotations
 
+import binascii
 import ctypes
 import struct
 from ctypes import c_size_t, c_uint8, c_void_p
@@ -34,12 +41,13 @@ from wactor._ids import ComponentId
 from wactor.errors import ComponentError, GuestError, InvalidMessageError
 from wactor.messaging._envelope import Envelope
 from wactor.wasm._calling import HostFuncError, last_host_exception
+from wactor.wasm._latin1 import HEX, LARGEST, TEXT, converter
 
 __all__ = ["FAST_PARAMS", "NONE", "WASM_ERROR_CASES", "FastExport", "FastMessages"]
 
 NONE = 0xFFFF_FFFF
 """The length that stands for an absent option (reply-to, correlation-id, content-type)."""
-FAST_PARAMS = 11
+FAST_PARAMS = 12
 """How many params a fast export takes."""
 WASM_ERROR_CASES = (
     "component-not-found",
@@ -63,7 +71,7 @@ _OF: int = _VAL.of.offset
 _STRING_VAL = f"B{_OF - 1}xQQ{ctypes.sizeof(_VAL) - _OF - 16}x"
 _U64_VAL = f"B{_OF - 1}xQ{ctypes.sizeof(_VAL) - _OF - 8}x"
 _U32_VAL = f"B{_OF - 1}xI{ctypes.sizeof(_VAL) - _OF - 4}x"
-_ARGS = struct.Struct("<" + _STRING_VAL * 2 + _U64_VAL + _U32_VAL * 8)
+_ARGS = struct.Struct("<" + _STRING_VAL * 2 + _U64_VAL + _U32_VAL * 9)
 assert _ARGS.size == FAST_PARAMS * ctypes.sizeof(_VAL)
 assert ffi.wasm_byte_vec_t.data.offset == 8  # type: ignore[attr-defined]
 
@@ -82,7 +90,13 @@ _val_delete = ffi.dll["wasmtime_component_val_delete"]
 _val_delete.argtypes = [c_void_p]
 _val_delete.restype = None
 
+_CONVERT_FROM = 8 << 10
+"""Payloads and replies with bytes >= 0x80 from this size on are converted by a
+:class:`~wactor.wasm._latin1.Converter` (below it, CPython's codecs are faster)."""
 _TAG_SOME = ord("s")
+_TAG_ASCII = ord("a")
+_TAG_HEX = ord("x")
+_REPLY_ENCODINGS = {_TAG_SOME: TEXT, _TAG_HEX: HEX}
 _TAG_NONE = ord("n")
 _TAG_ERR = ord("0")
 
@@ -170,8 +184,20 @@ class FastExport:
         payload = env.payload
         if type(payload) is not bytes:
             payload = bytes(payload)
-        # The payload as latin-1 text in UTF-8: ASCII bytes are their own text.
-        text = payload if payload.isascii() else payload.decode("latin-1").encode()
+        # The payload as latin-1 text in UTF-8: ASCII bytes are their own text; a big payload's
+        # text is made by this thread's converter, in its memory (valid until its next use).
+        size = len(payload)
+        encoding = TEXT
+        if payload.isascii():
+            text = payload
+        elif _CONVERT_FROM <= size <= LARGEST and (latin1 := converter()) is not None:
+            text = None
+            at, size, encoding = latin1.encode(payload)
+        else:
+            text = payload.decode("latin-1").encode()
+            size = len(text)
+        if text is not None:
+            at = id(text) + _BYTES_DATA
         ids, s1, s2, s3, r1, r2, r3 = messages.ids(env.sender, env.reply_to)
         correlation_id = env.correlation_id
         content_type = env.content_type
@@ -189,15 +215,16 @@ class FastExport:
             ids += content
         try:
             args = _ARGS.pack(
-                _STRING, len(text), id(text) + _BYTES_DATA,
+                _STRING, size, at,
                 _STRING, len(ids), id(ids) + _BYTES_DATA,
                 _U64, env.timestamp_ns,
                 _U32, s1, _U32, s2, _U32, s3, _U32, r1, _U32, r2, _U32, r3,
-                _U32, c_len, _U32, t_len,
+                _U32, c_len, _U32, t_len, _U32, encoding,
             )  # fmt: skip
         except struct.error as exc:
             raise self._bad_message(env) from exc
-        # ``text`` and ``ids`` are alive until the call returns: the C values point into them.
+        # ``text`` and ``ids`` are alive until the call returns (the C values point into them),
+        # which copies them before anything else can run on this thread.
         err = _func_call(
             self._func, messages.context, args, FAST_PARAMS, ctypes.addressof(self._result), 1
         )
@@ -209,13 +236,26 @@ class FastExport:
             if host_exc is not None:
                 raise HostFuncError(str(failure), host_exc) from host_exc
             raise failure
+        return self._answer()
+
+    def _answer(self) -> bytes | None:
+        """Read (and free) the call's answer: the reply, or None; raise the guest's ``err``."""
         if self._kind.value != _STRING:
             self._free()
-            raise ComponentError(
-                f"{messages.label}: {self.name} answered no string", component=messages.label
-            )
-        answer = ctypes.string_at(self._data.value or 0, self._size.value)
-        self._free()
+            label = self._messages.label
+            raise ComponentError(f"{label}: {self.name} answered no string", component=label)
+        data, size = self._data.value or 0, self._size.value
+        try:
+            if size > _CONVERT_FROM:  # a big reply: read its bytes (or text) where they are
+                tag = c_uint8.from_address(data).value
+                encoding = _REPLY_ENCODINGS.get(tag)
+                if tag == _TAG_ASCII:
+                    return ctypes.string_at(data + 1, size - 1)
+                if encoding is not None and (latin1 := converter()) is not None:
+                    return latin1.decode(data + 1, size - 1, encoding)
+            answer = ctypes.string_at(data, size)
+        finally:
+            self._free()
         return self._read(answer)
 
     def _free(self) -> None:
@@ -225,9 +265,12 @@ class FastExport:
     def _read(self, answer: bytes) -> bytes | None:
         """The reply in ``answer`` (see the module docstring); raise the guest's ``err``."""
         tag = answer[0] if answer else -1
+        if tag == _TAG_ASCII:
+            return answer[1:]
         if tag == _TAG_SOME:
-            text = answer[1:]
-            return text if text.isascii() else text.decode().encode("latin-1")
+            return answer[1:].decode().encode("latin-1")
+        if tag == _TAG_HEX:
+            return binascii.a2b_hex(memoryview(answer)[1:])
         if tag == _TAG_NONE:
             return None
         case = tag - _TAG_ERR

@@ -3,9 +3,10 @@
 The :class:`ComponentRuntime` outlives instances: when an instance faults it is discarded and the
 next incarnation of the component actor makes a fresh one against the same runtime, so
 identity, capabilities, storage and pending requests stay put. Host functions run on the
-component's worker thread; whatever must touch the event loop (mailboxes, timers) crosses over
-through :mod:`wactor._bridge` to the router, so the guest still gets a precise, synchronous
-answer, and waits for it no longer than its call may run.
+thread of the call: the loop's own for a call run inline (what touches the loop then runs at
+once), or a worker's, from which whatever must touch the event loop (mailboxes, timers) crosses
+over through :mod:`wactor._bridge` to the router, so the guest still gets a precise,
+synchronous answer, and waits for it no longer than its call may run.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """What host functions know about their caller: the guest context of the running call.
 
-A component's export call runs on one worker thread; the instance sets the caller's context in a
-thread-local before entering wasm, so host functions (which wasmtime calls on that same thread)
-find who is calling without any lookup table. The call's deadline is the thread's deadline of
-:mod:`wactor._bridge`, so a host function waiting for the event loop waits no longer than the call
-may run.
+A component's export call runs on one thread (a worker, or the loop's own for a short call); the
+instance sets the caller's context in a thread-local before entering wasm, so host functions
+(which wasmtime calls on that same thread) find who is calling without any lookup table. The
+call's deadline is the thread's deadline of :mod:`wactor._bridge`, so a host function waiting
+for the event loop waits no longer than the call may run.
 """
 
 from __future__ import annotations

@@ -10,9 +10,10 @@ One engine serves every component of a host.
 * The compile cache (:mod:`wactor.wasm._cache`) only serves an entry that this user's hosts
   wrote for that digest under the same settings and wasmtime version: each entry carries an
   HMAC under a secret key kept beside the cache, checked before the artifact is deserialized.
-* The adapter: with ``fast_path`` on, a guest is nested in a wrapper
-  (:mod:`wactor.wasm._fastpath`) whose extra export takes message payloads as strings, one
-  buffer instead of one C value per byte. The wrapped build is cached under the guest's digest,
+* The adapter: with ``fast_path`` on, a guest is wrapped (:mod:`wactor.wasm._fastpath`) in a
+  component whose extra export takes a message as two strings and a few scalars (payload and
+  metadata each one buffer, instead of a C value per field and per byte) and builds the
+  guest's record inside wasm. The wrapped build is cached under the guest's digest,
   the fast interface's name and the adapter's own digest; a guest that cannot be wrapped is
   loaded as it is, and the cache remembers not to try again.
 * Limits: a ticker thread bumps the engine epoch every ``tick_ms``; running wasm reaches an

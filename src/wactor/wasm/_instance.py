@@ -3,7 +3,8 @@
 Every export call is bounded: a wall-clock deadline through the engine epoch, a fuel budget when the
 manifest sets one, linear memory through store limits. A call that traps, times out or hits a limit
 raises a :class:`~wactor.errors.ComponentFault` and leaves the instance ``poisoned``: the owner must
-discard it and make a new one. Calls are blocking; the host runs them on worker threads.
+discard it and make a new one. Calls are blocking; the host runs short ones on its loop's thread
+and long ones on worker threads.
 """
 
 from __future__ import annotations

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
-import hashlib
 import os
 import statistics
 import sys
@@ -54,17 +53,7 @@ def wat_binary(name: str) -> Path:
 def bench_wat(name: str) -> Path:
     """Assemble ``bench/wat/<name>.wat`` (a component or, for Extism, a core module), cached by
     content next to the test fixtures' builds."""
-    text = (BENCH_WAT_DIR / f"{name}.wat").read_text()
-    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-    out = CACHE_ROOT / "wat" / f"bench-{name}-{digest}.wasm"
-    if not out.exists():
-        import wasmtime
-
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(bytes(wasmtime.wat2wasm(text)))
-        tmp.replace(out)
-    return out
+    return _fixtures.wat_binary(name, BENCH_WAT_DIR, prefix="bench-")
 
 
 def python_guest(name: str = "examples/echo") -> Path:

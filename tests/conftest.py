@@ -22,11 +22,12 @@ COMPILED_CACHE = CACHE_ROOT / "compiled"
 os.environ.setdefault("WACTOR_CACHE_DIR", str(COMPILED_CACHE))
 
 
-def wat_binary(name: str) -> Path:
-    """Assemble ``tests/fixtures/wat/<name>.wat`` into a component binary (cached by content)."""
-    text = (WAT_DIR / f"{name}.wat").read_text()
+def wat_binary(name: str, directory: Path = WAT_DIR, prefix: str = "") -> Path:
+    """Assemble ``<directory>/<name>.wat`` (``tests/fixtures/wat`` by default) into a binary,
+    cached by content under ``prefix``."""
+    text = (directory / f"{name}.wat").read_text()
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-    out = CACHE_ROOT / "wat" / f"{name}-{digest}.wasm"
+    out = CACHE_ROOT / "wat" / f"{prefix}{name}-{digest}.wasm"
     if not out.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_suffix(f".{os.getpid()}.tmp")

@@ -14,6 +14,7 @@ from typing import Any
 import wasmtime
 from wasmtime.component import Component, Linker, Record, Variant
 
+from wactor.wasm._fastcall import NONE, WASM_ERROR_CASES
 from wactor.wasm._fastpath import FAST_HANDLE_MESSAGE, FAST_INTERFACE, WRAPPED_INTERFACE
 
 __all__ = [
@@ -61,18 +62,6 @@ def make_message(
             content_type=content_type,
         ),
     )
-
-
-NONE = 0xFFFF_FFFF  # the length of an absent option
-WASM_ERROR_CASES = [  # an err answer's tag is the case's index
-    "component-not-found",
-    "instantiation-failed",
-    "export-not-found",
-    "timeout",
-    "resource-limit-exceeded",
-    "invalid-component",
-    "runtime-error",
-]
 
 
 def fast_args(

@@ -69,9 +69,9 @@ class ComponentActor(Actor["Envelope | HealthCheck"]):
             )
         if isinstance(message, HealthCheck):
             return await self._check_health(instance)
-        if message.kind == "callback":
-            return await self._deliver(lambda: instance.handle_callback(message))
-        return self._checked(await self._deliver(lambda: instance.handle_message(message)))
+        if self.runtime.placement.inline:
+            return self._call_inline(instance, message)
+        return await self._run(lambda: self._call_on_worker(instance, message))
 
     def handle_now(self, message: Envelope | HealthCheck) -> Any:
         """Run a message's call right away on the caller's task when it would run inline.
@@ -87,32 +87,31 @@ class ComponentActor(Actor["Envelope | HealthCheck"]):
             or in_guest_call()
         ):
             return NOT_NOW
+        return self._call_inline(instance, message)
+
+    def _call(self, instance: ComponentInstance, env: Envelope) -> bytes | None:
+        """Deliver one message (a callback, or anything else) to the instance."""
+        if env.kind == "callback":
+            instance.handle_callback(env)
+            return None
+        return self._checked(instance.handle_message(env))
+
+    def _call_inline(self, instance: ComponentInstance, env: Envelope) -> bytes | None:
+        """On the loop's thread: timed for how long it held the loop, and why."""
         clock = InlineClock()
         try:
-            if message.kind == "callback":
-                return instance.handle_callback(message)
-            return self._checked(instance.handle_message(message))
+            return self._call(instance, env)
         finally:
             clock.stop(self.runtime.placement)
 
-    async def _deliver(self, call: Callable[[], Any]) -> Any:
-        """Run one message's export call where the placement says, timing it."""
-        placement = self.runtime.placement
-        if placement.inline:
-            clock = InlineClock()
-            try:
-                return call()
-            finally:
-                clock.stop(placement)
-
-        def timed() -> Any:
-            start = time.thread_time()  # CPU time: not the waits for the GIL a worker has
-            try:
-                return call()
-            finally:
-                placement.ran_on_worker(time.thread_time() - start)
-
-        return await self._run(timed)
+    def _call_on_worker(self, instance: ComponentInstance, env: Envelope) -> bytes | None:
+        """On a worker thread: timed in CPU time, without the waits for the GIL that the same
+        call on the loop's thread would not have."""
+        start = time.thread_time()
+        try:
+            return self._call(instance, env)
+        finally:
+            self.runtime.placement.ran_on_worker(time.thread_time() - start)
 
     def _checked(self, reply: bytes | None) -> bytes | None:
         """Refuse a reply over the host's payload limit (the requester gets the error)."""
@@ -141,10 +140,10 @@ class ComponentActor(Actor["Envelope | HealthCheck"]):
         *,
         inline: bool = False,
     ) -> list[Outcome]:
-        """Handle queued messages in order, timing each call (on the loop's thread if
-        ``inline``: then only while the placement keeps the component there and within one
-        slice of the loop's time)."""
+        """Handle queued messages in order (on the loop's thread if ``inline``: then only while
+        the placement keeps the component there and within one slice of the loop's time)."""
         placement = self.runtime.placement
+        call = self._call_inline if inline else self._call_on_worker
         out: list[Outcome] = []
         began = time.perf_counter()
         for env in messages:
@@ -155,26 +154,13 @@ class ComponentActor(Actor["Envelope | HealthCheck"]):
             ):
                 break
             assert isinstance(env, Envelope)
-            # inline: how long the loop was held, and why; on a worker: the CPU time of the
-            # call, without the waits for the GIL that a call on the loop's thread does not have
-            clock = InlineClock() if inline else None
-            start = time.thread_time()
             try:
-                if env.kind == "callback":
-                    instance.handle_callback(env)
-                    out.append((True, None))
-                else:
-                    out.append((True, self._checked(instance.handle_message(env))))
+                out.append((True, call(instance, env)))
             except ComponentFault as exc:
                 out.append((False, exc))
                 break  # the instance is gone; the rest wait for the next one
             except Exception as exc:  # noqa: BLE001 - an application error, per message
                 out.append((False, exc))
-            finally:
-                if clock is not None:
-                    clock.stop(placement)
-                else:
-                    placement.ran_on_worker(time.thread_time() - start)
         return out
 
     async def _check_health(self, instance: ComponentInstance) -> str:

@@ -132,11 +132,11 @@ class ComponentRuntime:
 
         Not when its manifest says ``execution = "worker"``, nor when a host function it imports
         may have to wait for I/O from the loop's thread: messaging and topics over a lattice
-        broker, storage in a remote store, WASI sockets (opened for a network grant; closed
-        otherwise, whatever it imports). Its other host functions answer at once on the loop
-        (the in-process broker delivers there; SQLite is a local file). A guest that sleeps
-        is sent off the loop for good by ``sleep-millis`` itself; a WASI sleep is a long call
-        like any other, bounded by the overstay rule of CallPlacement.
+        broker, storage in a remote store, the network (a network grant). Its other host
+        functions answer at once on the loop (the in-process broker delivers there; SQLite is
+        a local file). A guest that sleeps is sent off the loop for good by ``sleep-millis``
+        itself; a WASI sleep is a long call like any other, bounded by the overstay rule of
+        CallPlacement.
         """
         if self.manifest.limits.execution == "worker":
             return False
@@ -149,7 +149,7 @@ class ComponentRuntime:
             self._storage, SqliteStorage | MemoryStorage
         ):
             return False
-        return not self.manifest.capabilities.net_connect  # WASI sockets are opened for it
+        return not self.manifest.capabilities.net_connect  # what it grants would wait on I/O
 
     def kill(self) -> None:
         """Interrupt whatever the live instance is running (it traps at its next epoch check)."""
@@ -363,7 +363,6 @@ class ComponentRuntime:
         granted_env = tuple((n, os.environ[n]) for n in caps.env if n in os.environ)
         wasi = WasiSpec(
             env=m.config.env + granted_env,
-            network=bool(caps.net_connect),
             read_dirs=tuple((str(p), str(p)) for p in m.capabilities.fs_read),
             write_dirs=tuple((str(p), str(p)) for p in m.capabilities.fs_write),
         )

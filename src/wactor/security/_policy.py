@@ -183,8 +183,8 @@ class CapabilityPolicy:
         if not self._capabilities.net_connect or dev:
             return
         reason = (
-            "capabilities.network.connect cannot be limited to host:port by this wasmtime "
-            "binding (sockets are all or nothing); refused outside dev mode"
+            "capabilities.network.connect grants outbound connections, which no guest can "
+            "make yet (WASI sockets are closed for every guest); refused outside dev mode"
         )
         self._record_denial("network.connect", ", ".join(self._capabilities.net_connect), reason)
         raise CapabilityDeniedError(

@@ -128,9 +128,6 @@ class WasiSpec:
     env: tuple[tuple[str, str], ...] = ()
     read_dirs: tuple[tuple[str, str], ...] = ()  # (host path, guest path)
     write_dirs: tuple[tuple[str, str], ...] = ()
-    # WASI sockets here are all or nothing (the binding has no per-address check): the host
-    # only turns this on where the operator explicitly allowed it.
-    network: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,9 +153,10 @@ def _wasi_config(
         _preopen(cfg, host, guest, mutable=False)
     for host, guest in spec.write_dirs:
         _preopen(cfg, host, guest, mutable=True)
-    if spec.network:
-        ffi.wasi_config_inherit_network(cfg.ptr())
-        ffi.wasi_config_allow_ip_name_lookup(cfg.ptr(), True)
+    # No network for any guest, whatever its manifest: wasmtime's WASI denies TCP and UDP unless
+    # told otherwise (and its C API cannot allow them per address); name lookups are denied too,
+    # said here again so that a changed default cannot open a DNS channel.
+    ffi.wasi_config_allow_ip_name_lookup(cfg.ptr(), False)
     if output is not None:
         cfg.stdout_custom = output
 

@@ -2,12 +2,13 @@
 
 ``socket.wat`` is a hand-written wasi:sockets 0.2.0 guest (a componentize-py guest has no
 ``socket`` module). It asks for the instance network, creates an IPv4 TCP socket and calls
-``start-connect`` to 127.0.0.1:<port>; the reply has one byte per step (see the fixture's
-header): ``N``, then ``S``/``s<code>``, then ``C``/``c<code>``, then ``F``/``f<code>``.
+``start-connect`` to 127.0.0.1:<port>, or (payload ``L``) looks up ``localhost``; the reply has
+one byte per step (see the fixture's header): ``N``, then ``S``/``s<code>``, ``C``/``c<code>``,
+``F``/``f<code>``, or ``R``/``r<code>``.
 
-The guest gets its network handle but no socket: ``create-tcp-socket`` answers ``access-denied``,
-with or without a network grant (WASI sockets and name lookups are closed for every guest; a
-grant is for the host's HTTP client, not for sockets).
+The guest gets its network handle but no socket: ``create-tcp-socket`` answers
+``access-denied`` and ``resolve-addresses`` a ``permanent-resolver-failure``, with or without a
+network grant (WASI sockets and name lookups are closed for every guest).
 """
 
 from __future__ import annotations
@@ -18,8 +19,15 @@ from pathlib import Path
 from conftest import TRUSTED, ManifestFactory, wat_binary
 from wactor.host import Host, HostConfig
 
-# wasi:sockets/network@0.2.0 error-code enum index.
+# wasi:sockets/network@0.2.0 error-code enum indices.
 ACCESS_DENIED = 1
+PERMANENT_RESOLVER_FAILURE = 20
+
+
+async def _look_up(host: Host, target: str) -> bytes:
+    reply = await host.request(target, b"L", timeout=30)  # resolve-addresses("localhost")
+    assert reply is not None
+    return reply
 
 
 async def _connect(host: Host, target: str, port: int) -> bytes:
@@ -38,6 +46,8 @@ async def test_a_guest_without_network_grant_cannot_connect(
         await host.start(manifest("t/sock/0", wat_binary("socket")))
         # instance-network works, create-tcp-socket(ipv4) is refused: err(access-denied).
         assert await _connect(host, "t/sock/0", port) == b"Ns" + bytes([ACCESS_DENIED])
+        # and so is a name lookup
+        assert await _look_up(host, "t/sock/0") == b"Nr" + bytes([PERMANENT_RESOLVER_FAILURE])
         await asyncio.sleep(0.1)
         assert not accepted.is_set()
     finally:
@@ -59,6 +69,7 @@ async def test_a_dev_host_with_network_grant_still_gives_the_guest_no_socket(
         async with Host.open(config) as host:
             await host.start(manifest("t/sock/0", wat_binary("socket"), extra=extra))
             assert await _connect(host, "t/sock/0", port) == b"Ns" + bytes([ACCESS_DENIED])
+            assert await _look_up(host, "t/sock/0") == b"Nr" + bytes([PERMANENT_RESOLVER_FAILURE])
             await asyncio.sleep(0.1)
             assert not accepted.is_set()
     finally:

@@ -26,6 +26,7 @@ import nats.errors
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription as NatsSubscription
 
+from wactor._deadline import wait_answer
 from wactor._ids import ComponentId
 from wactor._nats_client import NatsClient, NatsConnection
 from wactor._nats_client import settle as _settle
@@ -312,12 +313,9 @@ class NatsBroker:
     async def request(self, env: Envelope, timeout: float) -> bytes | None:
         """Send a request and wait for its reply (``RequestTimeoutError`` after ``timeout``)."""
         fut = await self.submit(env)
-        try:
-            return await asyncio.wait_for(fut, timeout)
-        except WactorError:
-            raise  # the target's own failure, a timeout of its own call too
-        except TimeoutError:
-            raise RequestTimeoutError(str(env.target), timeout, env.correlation_id) from None
+        return await wait_answer(
+            fut, timeout, lambda: RequestTimeoutError(str(env.target), timeout, env.correlation_id)
+        )
 
     async def _start(
         self,

@@ -48,7 +48,7 @@ def test_export_call_matches_stock_call(echo: tuple[wasmtime.Store, Any], size: 
     store, func = echo
     payload = bytes((i * 7) % 256 for i in range(size))
     stock = func(store, _message(payload))
-    ours = ExportFunc(func, store, "handle-message")(store, _message(payload))
+    ours = ExportFunc(func, "handle-message")(store, _message(payload))
     assert ours == Variant("ok", stock)
     assert stock == payload
 
@@ -86,5 +86,5 @@ def test_lifting_matches_stock_lowering(echo: tuple[wasmtime.Store, Any], size: 
 def test_large_payload_round_trips_through_real_echo(echo: tuple[wasmtime.Store, Any]) -> None:
     store, func = echo
     payload = bytes(range(256)) * 4096  # 1 MiB
-    result = ExportFunc(func, store, "handle-message")(store, _message(payload))
+    result = ExportFunc(func, "handle-message")(store, _message(payload))
     assert result == Variant("ok", payload)

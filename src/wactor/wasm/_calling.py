@@ -353,13 +353,12 @@ class ExportFunc:
     def __init__(
         self,
         func: wasmtime.component.Func,
-        store: wasmtime.Store,
         name: str,
         signatures: dict[str, Any] | None = None,
     ) -> None:
         """Wrap ``func``; ``signatures`` shares compiled signatures between instances of one
-        component (reading a type through the FFI costs more than a whole small call)."""
-        del store  # the signature is read from the store of the first call
+        component (reading a type through the FFI costs more than a whole small call). The
+        signature is read through the store of the first call."""
         self._func = func
         self._signatures = signatures
         self._params: list[Converter] | None = None

@@ -298,7 +298,7 @@ class ComponentInstance:
             func = instance.get_func(store, idx) if idx is not None else None
             if func is None:
                 raise InvalidComponentError(f"{LIFECYCLE_INTERFACE} lacks {name}", path=self._label)
-            funcs[name] = ExportFunc(func, store, name, loaded.signatures)
+            funcs[name] = ExportFunc(func, name, loaded.signatures)
         fast = _fast_exports(instance, store, loaded, self._label) if loaded.fast else {}
         self.fast = bool(fast)
         self._funcs: dict[str, ExportFunc | FastExport] = {**funcs, **fast}

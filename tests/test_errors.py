@@ -26,8 +26,11 @@ from wactor.errors import (
 
 
 def _wit_variants() -> dict[str, set[str]]:
-    """Each ``variant`` of the packaged WIT and the names of its cases."""
-    text = (resources.files("wactor") / "wit" / "airssys-core.wit").read_text()
+    """Each ``variant`` of the packaged WIT (the core world and the extensions) and its cases."""
+    package = resources.files("wactor")
+    text = (package / "wit" / "airssys-core.wit").read_text()
+    text += (package / "wit-ext" / "wactor-http.wit").read_text()
+    text = re.sub(r"//.*", "", text)  # doc comments hold commas and parentheses
     out = {}
     for name, body in re.findall(r"variant\s+([\w-]+)\s*\{(.*?)\}", text, re.DOTALL):
         out[name] = {re.sub(r"\(.*", "", case).strip() for case in body.split(",")} - {""}
@@ -57,6 +60,7 @@ def test_every_error_names_a_case_of_its_family_wit_variant(cls: type[WactorErro
         (SecurityError, "security-error"),
         (MessagingError, "messaging-error"),
         (StorageError, "storage-error"),
+        (errors.HttpError, "http-error"),
     ],
 )
 def test_each_family_mirrors_its_wit_variant(family: type[WactorError], variant: str) -> None:
@@ -80,6 +84,10 @@ def test_each_family_mirrors_its_wit_variant(family: type[WactorError], variant:
         (errors.ResourceLimitError("memory", limit="memory"), "resource-limit-exceeded"),
         (errors.TrapError("unreachable"), "runtime-error"),
         (errors.CapabilityDeniedError("no", capability="messaging.send"), "capability-denied"),
+        (errors.HttpRequestError("bad url"), "invalid-request"),
+        (errors.HttpTimeoutError("slow", timeout_ms=5), "timeout"),
+        (errors.ResponseTooLargeError("big", limit=10), "too-large"),
+        (errors.HttpError("refused"), "failed"),
     ],
     ids=lambda v: type(v).__name__ if isinstance(v, WactorError) else v,
 )

@@ -38,7 +38,14 @@ a host function fails with it. The timeout errors subclass the builtin ``Timeout
     │   ├── InvalidKeyError            2   invalid-key
     │   └── StorageIOError             4   io-error
     │       └── CorruptStateError      2   io-error                 a state file holds no database
+    ├── HttpError                      4   http-error: failed       an outbound exchange failed
+    │   ├── HttpRequestError           2   invalid-request          malformed URL, method, header
+    │   ├── HttpTimeoutError           4   timeout                  late; a TimeoutError
+    │   └── ResponseTooLargeError      4   too-large                past the response size limit
     └── BuildError                     2   -                        building a guest failed
+
+``http-error`` is the variant of ``wactor:http/client`` (an extension package); its ``denied``
+case is a :class:`CapabilityDeniedError`.
 """
 
 from __future__ import annotations
@@ -63,6 +70,9 @@ __all__ = [
     "ExecutionTimeoutError",
     "GuestError",
     "HostConfigError",
+    "HttpError",
+    "HttpRequestError",
+    "HttpTimeoutError",
     "InstantiationError",
     "InvalidComponentError",
     "InvalidKeyError",
@@ -74,6 +84,7 @@ __all__ = [
     "RateLimitedError",
     "RequestTimeoutError",
     "ResourceLimitError",
+    "ResponseTooLargeError",
     "SecurityError",
     "SignatureError",
     "StorageError",
@@ -416,6 +427,44 @@ class CorruptStateError(StorageIOError):
     def __init__(self, message: str, *, file: str) -> None:
         super().__init__(f"{file}: {message}")
         self.file = file
+
+
+# --- outbound HTTP (wactor:http/client) -------------------------------------------------------
+
+
+class HttpError(WactorError):
+    """Family of ``http-error``: DNS, connect or TLS failed, or the peer broke the protocol."""
+
+    exit_code = 4
+    wit_variant = "http-error"
+    wit_case = "failed"
+
+
+class HttpRequestError(HttpError):
+    """A guest's request is malformed: method, URL, header or body; nothing was sent."""
+
+    exit_code = 2
+    wit_case = "invalid-request"
+
+
+class HttpTimeoutError(HttpError, TimeoutError):
+    """No complete answer within the exchange's limit."""
+
+    wit_case = "timeout"
+
+    def __init__(self, message: str, *, timeout_ms: int, component: str | None = None) -> None:
+        super().__init__(message, component=component)
+        self.timeout_ms = timeout_ms
+
+
+class ResponseTooLargeError(HttpError):
+    """A response body passed the host's size limit; the connection was dropped."""
+
+    wit_case = "too-large"
+
+    def __init__(self, message: str, *, limit: int, component: str | None = None) -> None:
+        super().__init__(message, component=component)
+        self.limit = limit
 
 
 _REPEATED_PREFIX = re.compile(r"(?<![^\s(])([^\s:]+: )\1+")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ipaddress import ip_address
 from pathlib import Path
 
 import pytest
@@ -46,17 +47,31 @@ async def test_storage_without_a_grant_is_a_denial_in_the_audit_log(
     ]
 
 
-async def test_a_refused_network_grant_is_a_denial_in_the_audit_log(
-    host: Host, manifest: ManifestFactory
-) -> None:
-    extra = '[capabilities.network]\nconnect = ["127.0.0.1:80"]\n'
-    with pytest.raises(CapabilityDeniedError):
-        await host.start(manifest("t/net/0", guest_binary("probe"), extra=extra))
+def test_a_connect_grant_is_audited_once_and_each_denial_every_time(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path / "audit.sqlite3")
+    grants = ("api.example.com:443", "*:443")
+    policy = CapabilityPolicy(Capabilities(net_connect=grants), "t/net/0", log)
+    public = [ip_address("93.184.216.34")]
 
-    denials = host.audit.query(component="t/net/0", denied_only=True)
-    assert [(e.event, e.action, e.target) for e in denials] == [
-        ("denial", "network.connect", "127.0.0.1:80")
+    for _ in range(2):
+        policy.check_connect("api.example.com", 443)  # before the lookup: not a grant yet
+        policy.check_connect("api.example.com", 443, public)
+    with pytest.raises(CapabilityDeniedError):
+        policy.check_connect("api.example.com", 80)
+    with pytest.raises(CapabilityDeniedError):
+        policy.check_connect("127.0.0.1", 443, [ip_address("127.0.0.1")])
+
+    entries = log.query(component="t/net/0")
+    assert [(e.event, e.action, e.target, e.allowed) for e in entries] == [
+        ("grant", "network.connect", "api.example.com:443", True),
+        ("denial", "network.connect", "api.example.com:80", False),
+        ("denial", "network.connect", "127.0.0.1:443", False),
     ]
+    assert entries[1].reason == (
+        "api.example.com:80 is not granted by [capabilities.network] connect"
+    )
+    assert "loopback" in entries[2].reason
+    log.close()
 
 
 def test_a_publish_grant_is_audited_once_and_each_denial_every_time(tmp_path: Path) -> None:

@@ -8,13 +8,16 @@ one byte per step (see the fixture's header): ``N``, then ``S``/``s<code>``, ``C
 
 The guest gets its network handle but no socket: ``create-tcp-socket`` answers
 ``access-denied`` and ``resolve-addresses`` a ``permanent-resolver-failure``, with or without a
-network grant (WASI sockets and name lookups are closed for every guest).
+network grant (WASI sockets and name lookups are closed for every guest: a ``connect`` grant
+opens the host's ``wactor:http`` client, nothing else), and nothing reaches the server.
 """
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+
+import pytest
 
 from conftest import TRUSTED, ManifestFactory, wat_binary
 from wactor.host import Host, HostConfig
@@ -55,16 +58,17 @@ async def test_a_guest_without_network_grant_cannot_connect(
         await server.wait_closed()
 
 
-async def test_a_dev_host_with_network_grant_still_gives_the_guest_no_socket(
-    tmp_path: Path, manifest: ManifestFactory
+@pytest.mark.parametrize("dev", [False, True], ids=["trusted", "dev"])
+async def test_a_guest_with_a_network_grant_still_gets_no_socket_and_no_name_lookup(
+    tmp_path: Path, manifest: ManifestFactory, dev: bool
 ) -> None:
-    # WASI sockets are closed for every guest, whatever its manifest: a network grant is not a
-    # way around it (even in dev mode, where the host admits such a manifest)
+    # WASI sockets are closed for every guest, whatever its manifest: a grant of that very
+    # address (and of every address, "*:*") is not a way around it, in dev mode neither
     accepted = asyncio.Event()
     server = await asyncio.start_server(lambda r, w: accepted.set() or w.close(), "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    extra = f'[capabilities.network]\nconnect = ["127.0.0.1:{port}"]\n'
-    config = HostConfig.default(tmp_path / "state", trusted_paths=(tmp_path, *TRUSTED), dev=True)
+    extra = f'[capabilities.network]\nconnect = ["127.0.0.1:{port}", "localhost:*", "*:*"]\n'
+    config = HostConfig.default(tmp_path / "state", trusted_paths=(tmp_path, *TRUSTED), dev=dev)
     try:
         async with Host.open(config) as host:
             await host.start(manifest("t/sock/0", wat_binary("socket"), extra=extra))

@@ -7,6 +7,7 @@ from wactor.host._config import (
     HostConfig,
     HostLimits,
     HostSupervision,
+    HttpConfig,
     TrustConfig,
     load_host_config,
 )
@@ -21,6 +22,7 @@ __all__ = [
     "HostConfig",
     "HostLimits",
     "HostSupervision",
+    "HttpConfig",
     "LoadFailure",
     "TrustConfig",
     "load_host_config",

@@ -7,6 +7,7 @@ opened at load time: the host reports a bad or missing one for that component al
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ __all__ = [
     "HostConfig",
     "HostLimits",
     "HostSupervision",
+    "HttpConfig",
     "LogLevel",
     "StorageType",
     "SupervisionStrategy",
@@ -84,6 +86,23 @@ class TrustConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class HttpConfig:
+    """``[http]``: what the host's ``wactor:http`` client allows a guest's exchange.
+
+    A response body costs the host about 0.1 s and 64 MiB of transient memory per MiB on its way
+    into the guest (a ``list<u8>`` crosses one C value per byte), hence the modest default cap.
+    """
+
+    timeout_ms: int = 10_000  # a request that names no timeout-ms gets this
+    max_timeout_ms: int = 60_000  # no exchange lasts longer (nor past its call's deadline)
+    max_response_bytes: int = 1 * MIB  # a longer body is too-large(limit)
+    max_request_bytes: int = 1 * MIB  # a longer request body is invalid-request
+    concurrency: int = 4  # exchanges at once per component (its instances together)
+    host_concurrency: int = 16  # exchanges at once for the whole host
+    ca_file: Path | None = None  # PEM certificates trusted besides the bundled roots
+
+
+@dataclass(frozen=True, slots=True)
 class HostConfig:
     """A validated host config; every path is absolute."""
 
@@ -100,6 +119,7 @@ class HostConfig:
     max_payload_bytes: int = 16 * MIB
     log_level: LogLevel = "info"
     limits: HostLimits = field(default_factory=HostLimits)  # [limits]: defaults and ceilings
+    http: HttpConfig = field(default_factory=HttpConfig)  # [http]: the guests' HTTP client
 
     @classmethod
     def default(
@@ -139,6 +159,7 @@ def load_host_config(path: str | os.PathLike[str]) -> HostConfig:
             "supervision",
             "trust",
             "limits",
+            "http",
         ),
     )
     base = given.resolve().parent
@@ -159,6 +180,7 @@ def load_host_config(path: str | os.PathLike[str]) -> HostConfig:
         max_payload_bytes=root.size("max-payload", default.max_payload_bytes, minimum=1),
         log_level=root.choice("log-level", _LOG_LEVELS, default.log_level),
         limits=_limits(root.table("limits", _LIMIT_KEYS)),
+        http=_http(root.table("http", _HTTP_KEYS), base),
     )
 
 
@@ -308,3 +330,46 @@ def _limits(table: ConfigTable | None) -> HostLimits:
     for key, problem in limits.check():
         table.fail(key, problem, expected="a default at most its ceiling")
     return limits
+
+
+_HTTP_KEYS = (
+    "timeout-ms",
+    "max-timeout-ms",
+    "max-response",
+    "max-request",
+    "concurrency",
+    "host-concurrency",
+    "ca-file",
+)
+
+
+def _http(table: ConfigTable | None, base: Path) -> HttpConfig:
+    d = HttpConfig()
+    if table is None:
+        return d
+    ca_file = None
+    if table.has("ca-file"):
+        expected = "a file of PEM certificates"
+        ca_file = table.req_file("ca-file", base, expected=expected)
+        try:
+            ssl.create_default_context().load_verify_locations(cafile=str(ca_file))
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            table.fail("ca-file", f"{ca_file}: no certificates read ({exc})", expected=expected)
+    config = HttpConfig(
+        timeout_ms=table.integer("timeout-ms", d.timeout_ms, minimum=1),
+        max_timeout_ms=table.integer("max-timeout-ms", d.max_timeout_ms, minimum=1),
+        max_response_bytes=table.size("max-response", d.max_response_bytes, minimum=1),
+        max_request_bytes=table.size("max-request", d.max_request_bytes, minimum=0),
+        concurrency=table.integer("concurrency", d.concurrency, minimum=1, maximum=1024),
+        host_concurrency=table.integer(
+            "host-concurrency", d.host_concurrency, minimum=1, maximum=1024
+        ),
+        ca_file=ca_file,
+    )
+    if config.timeout_ms > config.max_timeout_ms:
+        table.fail(
+            "timeout-ms",
+            f"{config.timeout_ms} is more than max-timeout-ms ({config.max_timeout_ms})",
+            expected="a default at most its ceiling",
+        )
+    return config

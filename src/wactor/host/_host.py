@@ -47,6 +47,7 @@ from wactor.host._actor import HEALTH_CHECK, ComponentActor
 from wactor.host._config import HostConfig, load_host_config
 from wactor.host._events import LifecycleEvents
 from wactor.host._heap import trim_heap
+from wactor.host._http import HttpClient
 from wactor.host._introspect import ComponentStatus, component_statuses, tree_snapshot
 from wactor.host._router import Router
 from wactor.host._runtime import ComponentRuntime
@@ -62,7 +63,6 @@ from wactor.messaging import (
 from wactor.security import (
     ApprovalStore,
     AuditLog,
-    CapabilityPolicy,
     Gatekeeper,
     Manifest,
     apply_host_limits,
@@ -126,6 +126,7 @@ class Host:
         _make_state_dir(config)
         self.engine = WasmEngine(config.cache_dir or default_cache_dir())
         self.linker = build_linker(self.engine)
+        self.http = HttpClient(config.http)  # wactor:http: guests' outbound exchanges
         self.host_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.registry = Registry()
         self.dead_letters = DeadLetterLog(config.state_dir / DEAD_LETTERS_FILE)
@@ -306,8 +307,6 @@ class Host:
                 file=str(manifest.path),
                 key="component.id",
             )
-        policy = CapabilityPolicy(manifest.capabilities, manifest.id, self.audit)
-        policy.check_network(dev=self.config.dev, source=str(manifest.path))
         loaded, manifest = await run_on_thread(self._executor, lambda: self._load(manifest))
         runtime = ComponentRuntime(
             manifest,
@@ -319,6 +318,7 @@ class Host:
             engine=self.engine,
             linker=self.linker,
             storage=self.storage,
+            http=self.http,
         )
         sup = manifest.supervision
         spec = ChildSpec(
@@ -414,6 +414,7 @@ class Host:
         await self.broker.close()
         self._executor.shutdown(wait=False, cancel_futures=True)
         self.engine.close()
+        self.http.close()
         await run_on_thread(None, self.storage.close)
         if self._nats is not None:
             await self._nats.close()

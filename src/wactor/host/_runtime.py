@@ -21,7 +21,7 @@ from typing import Any, Protocol, TypeVar
 
 from wasmtime.component import Linker
 
-from wactor._bridge import LoopGoneError, LoopWaitTimeout, run_on_loop
+from wactor._bridge import LoopGoneError, LoopWaitTimeout, run_on_loop, thread_deadline
 from wactor._ids import ComponentId
 from wactor.errors import (
     ComponentError,
@@ -31,6 +31,7 @@ from wactor.errors import (
     WactorError,
 )
 from wactor.host._guestlog import LogGate, clean_log_fields, clean_log_text
+from wactor.host._http import HttpClient
 from wactor.host._placement import CallPlacement
 from wactor.host._router import Router
 from wactor.messaging import Envelope, MemoryBroker, PendingRequest, Subscription
@@ -97,6 +98,7 @@ class ComponentRuntime:
         engine: WasmEngine,
         linker: Linker,
         storage: StorageBackend | None,
+        http: HttpClient,
     ) -> None:
         self.router = router
         self._peers = peers
@@ -108,6 +110,7 @@ class ComponentRuntime:
         self.loaded = loaded
         self._id = manifest.id
         self._storage = storage
+        self._http = http
         self._quota = manifest.capabilities.storage_quota or 0
         rate = manifest.limits.message_rate
         self.policy = CapabilityPolicy(
@@ -132,11 +135,11 @@ class ComponentRuntime:
 
         Not when its manifest says ``execution = "worker"``, nor when a host function it imports
         may have to wait for I/O from the loop's thread: messaging and topics over a lattice
-        broker, storage in a remote store, the network (a network grant). Its other host
-        functions answer at once on the loop (the in-process broker delivers there; SQLite is
-        a local file). A guest that sleeps is sent off the loop for good by ``sleep-millis``
-        itself; a WASI sleep is a long call like any other, bounded by the overstay rule of
-        CallPlacement.
+        broker, storage in a remote store, the HTTP client (``wactor:http``; its ``fetch``
+        blocks the calling thread for the whole exchange). Its other host functions answer at
+        once on the loop (the in-process broker delivers there; SQLite is a local file). A
+        guest that sleeps is sent off the loop for good by ``sleep-millis`` itself; a WASI sleep
+        is a long call like any other, bounded by the overstay rule of CallPlacement.
         """
         if self.manifest.limits.execution == "worker":
             return False
@@ -149,7 +152,7 @@ class ComponentRuntime:
             self._storage, SqliteStorage | MemoryStorage
         ):
             return False
-        return not self.manifest.capabilities.net_connect  # what it grants would wait on I/O
+        return not any(name.startswith(_HTTP_IMPORT) for name in imports)
 
     def kill(self) -> None:
         """Interrupt whatever the live instance is running (it traps at its next epoch check)."""
@@ -329,6 +332,27 @@ class ComponentRuntime:
             extra={"component": str(self._id), "guest_context": fields},
         )
 
+    def fetch(
+        self,
+        method: str,
+        url: str,
+        headers: Sequence[tuple[str, str]],
+        body: bytes,
+        timeout_ms: int | None,
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        self.will_sleep()  # an exchange waits on the network: never on the loop's thread
+        response = self._http.fetch(
+            self.policy,
+            f"{self._id.namespace}/{self._id.name}",  # its instances share their slots
+            method=method,
+            url=url,
+            headers=headers,
+            body=body,
+            timeout_ms=timeout_ms,
+            call_deadline=thread_deadline(),
+        )
+        return response.status, response.headers, response.body
+
     def list_components(self) -> list[ComponentId]:
         return self._peers.reachable_ids()
 
@@ -406,6 +430,7 @@ class ComponentRuntime:
 
 
 _MESSAGING_IMPORTS = ("airssys:core/host-messaging@", "wactor:topics/")
+_HTTP_IMPORT = "wactor:http/"
 
 
 async def _resume(coro: Coroutine[Any, Any, Any], waiting: Any) -> Any:

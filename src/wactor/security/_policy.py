@@ -2,21 +2,23 @@
 
 One :class:`CapabilityPolicy` per component answers every capability question the host asks
 about it: messaging targets (send, request, broadcast), topics (publish, subscribe), the message
-rate, the broadcast fan-out, storage and network. Each decision is audited: a grant the first
-time it is made (decisions are cached per question), every denial each time.
+rate, the broadcast fan-out, storage and outbound connections (``wactor:http``). Each decision
+is audited: a grant the first time it is made (decisions are cached per question), every denial
+each time.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from wactor._ids import ComponentId
 from wactor.errors import CapabilityDeniedError, InvalidMessageError, RateLimitedError
 from wactor.security._audit import AuditLog
 from wactor.security._capabilities import Capabilities, MessagingAction
+from wactor.security._netpolicy import IPAddress, address_denial, grant_denial
 
 __all__ = ["CapabilityPolicy", "MessagingPolicy", "RateLimit", "TokenBucket"]
 
@@ -138,8 +140,11 @@ class CapabilityPolicy:
 
     # -- rate and fan-out ------------------------------------------------------------------------
 
-    def spend(self, action: str, target: str) -> None:
-        """Take one message from the rate budget, or audit and raise ``RateLimitedError``."""
+    def spend(self, action: str, target: str, *, capability: str | None = None) -> None:
+        """Take one message from the rate budget, or audit and raise ``RateLimitedError``.
+
+        The denial is audited under ``capability`` (default: ``messaging.<action>``).
+        """
         if self._bucket is None or self._bucket.take():
             return
         assert self._rate is not None
@@ -147,7 +152,7 @@ class CapabilityPolicy:
         # every refusal is audited; the audit log's per-component budget sheds a flood
         # and writes one summary saying how many it shed
         self._record_denial(
-            f"messaging.{action}",
+            capability or f"messaging.{action}",
             target,
             f"rate limit of {self._rate.rate}/s ({self._rate_limited} refused so far)",
         )
@@ -178,17 +183,30 @@ class CapabilityPolicy:
             self._record_denial("storage", "", "no storage capability granted")
         return allowed
 
-    def check_network(self, *, dev: bool, source: str) -> None:
-        """Refuse ``network.connect`` grants outside dev mode (``source``: the manifest)."""
-        if not self._capabilities.net_connect or dev:
+    def check_connect(
+        self, host: str, port: int, addresses: Sequence[IPAddress] | None = None
+    ) -> None:
+        """Check an outbound connection to ``host:port``; raise ``CapabilityDeniedError``.
+
+        Called twice per exchange: before the name is resolved (``addresses`` ``None``: is
+        ``host:port`` granted at all, so an ungranted name is never looked up), then with
+        every address it resolved to (see :mod:`wactor.security._netpolicy`). Every denial is
+        audited with its reason; a grant once per ``host:port``, with the addresses.
+        """
+        grants = self._capabilities.net_connect
+        if addresses is None:
+            reason = grant_denial(grants, host, port)
+        else:
+            reason = address_denial(grants, host, port, addresses)
+        target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        if reason is None:
+            key = ("network.connect", target)
+            if addresses is not None and not self._cache.get(key):
+                self._remember(key, True, "network.connect", target)
             return
-        reason = (
-            "capabilities.network.connect grants outbound connections, which no guest can "
-            "make yet (WASI sockets are closed for every guest); refused outside dev mode"
-        )
-        self._record_denial("network.connect", ", ".join(self._capabilities.net_connect), reason)
+        self._record_denial("network.connect", target, reason)
         raise CapabilityDeniedError(
-            f"{source}: {reason}", capability="network.connect", component=self._component
+            f"{self._component}: {reason}", capability="network.connect", component=self._component
         )
 
     # -- auditing --------------------------------------------------------------------------------

@@ -43,7 +43,7 @@ class ComponentInfo(Protocol):
 
 
 class GuestContext(Protocol):
-    """The host's side of one component: identity, messaging, services and storage."""
+    """The host's side of one component: identity, messaging, services, storage, HTTP."""
 
     @property
     def component_id(self) -> ComponentId: ...
@@ -66,6 +66,16 @@ class GuestContext(Protocol):
     ) -> None: ...
     def component_info(self, target: ComponentId) -> ComponentInfo: ...
     def will_sleep(self) -> None: ...
+    def fetch(
+        self,
+        method: str,
+        url: str,
+        headers: Sequence[tuple[str, str]],
+        body: bytes,
+        timeout_ms: int | None,
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """Perform one HTTP exchange (``wactor:http``); raise the error a guest receives."""
+        ...
 
 
 class DeadlineExceeded(BaseException):

@@ -73,6 +73,7 @@ WORLD_IMPORTS = (
     "airssys:core/host-services@1.0.0",
     "airssys:core/storage@1.0.0",
     "wactor:topics/pubsub@0.1.0",  # the topics extension (its own package)
+    "wactor:http/client@0.1.0",  # outbound HTTP (its own package)
 )
 
 _MAGIC = b"\x00asm"

@@ -27,15 +27,8 @@ def _loaded_after(code: str) -> list[str]:
 
 @pytest.mark.parametrize(
     "module",
-    [
-        "wactor",
-        "wactor.actors",
-        "wactor.errors",
-        "wactor.lattice",
-        "wactor.messaging",
-        "wactor.storage",
-        "wactor.security",
-    ],
+    ["wactor", "wactor.actors", "wactor.errors", "wactor.lattice", "wactor.messaging",
+     "wactor.storage", "wactor.security"],
 )
 def test_importing_does_not_load_the_engine_or_nats(module: str) -> None:
     assert _loaded_after(f"import {module}") == []

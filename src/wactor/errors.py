@@ -448,13 +448,22 @@ class HttpRequestError(HttpError):
 
 
 class HttpTimeoutError(HttpError, TimeoutError):
-    """No complete answer within the exchange's limit."""
+    """No complete answer within the exchange's limit (``call_deadline``: the limit was the
+    calling component's own call deadline, which ends that call as its timeout)."""
 
     wit_case = "timeout"
 
-    def __init__(self, message: str, *, timeout_ms: int, component: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        timeout_ms: int,
+        call_deadline: bool = False,
+        component: str | None = None,
+    ) -> None:
         super().__init__(message, component=component)
         self.timeout_ms = timeout_ms
+        self.call_deadline = call_deadline
 
 
 class ResponseTooLargeError(HttpError):

@@ -426,7 +426,7 @@ def test_pattern_list_item_of_wrong_type(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "pattern",
     ["example.com", "example.com:0", "example.com:70000", "ex ample.com:80", "[::1:80",
-     "[nothex]:80", "*.:80", "host:8100-8000", "host:abc", "-bad.com:80"],
+     "[nothex]:80", "*.:80", "host:8100-8000", "host:abc", "-bad.com:80", "[fe80::1%eth0]:80"],
 )  # fmt: skip
 def test_bad_network_pattern(tmp_path: Path, pattern: str) -> None:
     text = MINIMAL + f'[capabilities.network]\nconnect = ["{pattern}"]\n'

@@ -186,6 +186,7 @@ class HttpClient:
             raise HttpTimeoutError(
                 f"{request.method} {request.target_text}: no complete answer within {limit}",
                 timeout_ms=deadline.ms,
+                call_deadline=deadline.by_call,
             ) from None
 
     @contextlib.contextmanager

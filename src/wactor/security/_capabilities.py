@@ -220,6 +220,8 @@ def check_connect_pattern(text: str) -> str | None:
             ipaddress.IPv6Address(host)
         except ValueError:
             return f"{host!r} is not an IPv6 address"
+        if "%" in host:
+            return f"{host!r} has a zone index, which no request can name"
     elif host != "*":
         labels = host.removeprefix("*.").split(".")
         if not all(_HOST_LABEL.match(label) for label in labels) or len(host) > 253:

@@ -4,7 +4,8 @@ An extension in a package of its own (``src/wactor/wit-ext/wactor-http.wit``, th
 is); guests that do not import it never see it. The exchange itself, and every check, is the
 host's (:mod:`wactor.host._http`); this module turns the guest's ``request`` record into
 arguments and the outcome into ``result<response, http-error>``. Every failure, a host bug too,
-becomes an ``http-error`` here: nothing is raised back through wasmtime.
+becomes an ``http-error`` here; only an exchange cut short by the end of the calling
+component's own call deadline ends that call (as its timeout), as ``sleep-millis`` does.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from wactor.errors import (
     WactorError,
 )
 from wactor.wasm._calling import add_host_func
-from wactor.wasm._context import current_context
+from wactor.wasm._context import DeadlineExceeded, current_context
 from wactor.wasm._records import err, ok, record
 
 __all__ = ["INTERFACE", "define_http"]
@@ -60,6 +61,10 @@ def _fetch(request: Any) -> Variant:
             getattr(request, "timeout-ms"),
         )
         return ok(record(status=status, headers=headers, body=body))
+    except HttpTimeoutError as exc:
+        if exc.call_deadline:  # the call itself is out of time: it ends here, as its timeout
+            raise DeadlineExceeded(str(exc)) from None
+        return _error(exc)
     except Exception as exc:  # noqa: BLE001 - every failure becomes the guest's http-error
         return _error(exc)
 

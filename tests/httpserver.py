@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-__all__ = ["Seen", "TestCA", "TestServer", "make_test_ca", "serving"]
+__all__ = ["LocalCA", "Seen", "TestServer", "make_test_ca", "serving"]
 
 BIG = 64 << 20
 
@@ -60,7 +60,7 @@ class Seen:
 
 
 @dataclass(frozen=True)
-class TestCA:
+class LocalCA:
     """Files of a test CA and of the leaf certificate it signed."""
 
     ca: Path
@@ -72,7 +72,7 @@ def _name(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
-def make_test_ca(directory: Path, names: tuple[str, ...] = ("localhost",)) -> TestCA:
+def make_test_ca(directory: Path, names: tuple[str, ...] = ("localhost",)) -> LocalCA:
     """Write a CA and a leaf certificate for ``names`` and 127.0.0.1 into ``directory``."""
     now = datetime.datetime.now(datetime.UTC)
     day = datetime.timedelta(days=1)
@@ -102,7 +102,7 @@ def make_test_ca(directory: Path, names: tuple[str, ...] = ("localhost",)) -> Te
         .sign(ca_key, hashes.SHA256())
     )
     directory.mkdir(parents=True, exist_ok=True)
-    out = TestCA(directory / "ca.pem", directory / "leaf.pem", directory / "leaf.key")
+    out = LocalCA(directory / "ca.pem", directory / "leaf.pem", directory / "leaf.key")
     out.ca.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     out.cert.write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
     out.key.write_bytes(
@@ -229,7 +229,7 @@ class TestServer:
 
     __test__ = False  # not a test class, whatever its name
 
-    def __init__(self, ca: TestCA | None = None) -> None:
+    def __init__(self, ca: LocalCA | None = None) -> None:
         self.scheme = "http" if ca is None else "https"
         self.tls: ssl.SSLContext | None = None
         if ca is not None:
@@ -243,7 +243,9 @@ class TestServer:
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.owner = self
         self.port: int = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
 
     @staticmethod
     def _on_sni(connection: Any, name: str | None, context: Any) -> None:
@@ -283,7 +285,7 @@ class TestServer:
 
 
 @contextmanager
-def serving(ca: TestCA | None = None) -> Iterator[TestServer]:
+def serving(ca: LocalCA | None = None) -> Iterator[TestServer]:
     """Run a :class:`TestServer` for the block."""
     server = TestServer(ca)
     server.start()

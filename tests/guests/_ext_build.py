@@ -57,13 +57,10 @@ def built_http_guest(name: str) -> Path:
                     path = Path(tmp) / relative
                     path.parent.mkdir(parents=True, exist_ok=True)
                     path.write_bytes(data)
-                staged = Path(tmp) / "app.wasm"
+                staged = CACHE_DIR / f".{out.name}.{os.getpid()}.tmp"  # renamed in place
+                command = [*_componentize_command(), "-d", tmp, "-w", _WORLD, "componentize"]
                 subprocess.run(
-                    [
-                        *_componentize_command(),
-                        "-d", tmp, "-w", _WORLD,
-                        "componentize", "-p", str(app.parent), "app", "-o", str(staged),
-                    ],  # fmt: skip
+                    [*command, "-p", str(app.parent), "app", "-o", str(staged)],
                     check=True,
                     capture_output=True,
                     env=dict(os.environ, RUST_BACKTRACE="0"),

@@ -1,18 +1,20 @@
 """Fetcher guest: performs the HTTP exchange its payload describes through ``wactor:http``.
 
 The payload is a JSON object ``{"method", "url", "headers": [[name, value]…], "body",
-"timeout_ms"}`` (all but ``url`` optional; ``body`` is text whose characters are bytes, as
-latin-1). The reply is a JSON object: ``{"status", "headers", "size", "body"}`` for a response
-(``body``: its first 64 KiB as latin-1 text), or ``{"error": CASE, "detail": VALUE}`` for an
-``http-error`` (``denied``, ``invalid-request``, ``timeout``, ``too-large``, ``failed``).
+"timeout_ms", "repeat"}`` (all but ``url`` optional; ``body`` is text whose characters are
+bytes, as latin-1). The reply is a JSON object: ``{"status", "headers", "size", "body"}`` for a
+response (``body``: its first 64 KiB as latin-1 text), or ``{"error": CASE, "detail": VALUE}``
+for an ``http-error`` (``denied``, ``invalid-request``, ``timeout``, ``too-large``, ``failed``).
+With ``"repeat": N`` the guest performs the exchange N times in the one call and replies with
+the list of those objects.
 """
 
 import json
 
 from componentize_py_types import Err
 from wit_world import exports
-from wit_world.imports import client, types
 from wit_world.exports import component_lifecycle
+from wit_world.imports import client, types
 
 _CASES = {
     client.HttpError_Denied: "denied",
@@ -49,7 +51,11 @@ class ComponentLifecycle(exports.ComponentLifecycle):
         return None
 
     def handle_message(self, msg: types.ComponentMessage) -> bytes | None:
-        return json.dumps(_fetch(json.loads(msg.payload))).encode("utf-8")
+        command = json.loads(msg.payload)
+        if "repeat" in command:
+            answer = [_fetch(command) for _ in range(command["repeat"])]
+            return json.dumps(answer).encode("utf-8")
+        return json.dumps(_fetch(command)).encode("utf-8")
 
     def handle_callback(self, msg: types.ComponentMessage) -> None:
         return None

@@ -21,7 +21,7 @@ from wactor.tooling._build import _componentize_command, componentize_py_version
 __all__ = ["built_http_guest"]
 
 _GUESTS = Path(__file__).resolve().parent
-CACHE_DIR = _GUESTS.parents[1] / ".fixture-cache" / "guests"
+CACHE_DIR = _GUESTS.parents[1] / ".fixture-cache" / "ext-guests"
 _WORLD = "runtime-host-http"
 
 

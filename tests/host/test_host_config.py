@@ -7,8 +7,16 @@ from pathlib import Path
 import pytest
 
 import wactor.host
+from httpserver import make_test_ca
 from wactor.errors import HostConfigError
-from wactor.host import BrokerConfig, HostConfig, HostSupervision, TrustConfig, load_host_config
+from wactor.host import (
+    BrokerConfig,
+    HostConfig,
+    HostSupervision,
+    HttpConfig,
+    TrustConfig,
+    load_host_config,
+)
 
 DIGEST = "ab" * 32
 OTHER_DIGEST = "cd" * 32
@@ -275,3 +283,40 @@ def test_state_and_cache_dir_cannot_be_below_a_file(tmp_path: Path, name: str) -
     error = load_error(tmp_path, f'{name} = "a-file/sub"\n')
     assert error.key == name
     assert "not a directory" in str(error)
+
+
+def test_the_http_table_sets_the_guests_client(tmp_path: Path) -> None:
+    make_test_ca(tmp_path / "certs")
+    path = write_config(
+        tmp_path,
+        '[http]\ntimeout-ms = 500\nmax-timeout-ms = 2000\nmax-response = "4MiB"\n'
+        'max-request = "64KiB"\nconcurrency = 2\nhost-concurrency = 8\nca-file = "certs/ca.pem"\n',
+    )
+
+    assert load_host_config(path).http == HttpConfig(
+        timeout_ms=500,
+        max_timeout_ms=2000,
+        max_response_bytes=4 << 20,
+        max_request_bytes=64 << 10,
+        concurrency=2,
+        host_concurrency=8,
+        ca_file=tmp_path / "certs" / "ca.pem",
+    )
+    assert load_host_config(write_config(tmp_path, "")).http == HttpConfig()
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "words"),
+    [
+        ("timeout-ms = 5000\nmax-timeout-ms = 1000", "http.timeout-ms", "more than max-timeout"),
+        ("concurrency = 0", "http.concurrency", ""),
+        ('max-response = "0B"', "http.max-response", ""),
+        ('ca-file = "missing.pem"', "http.ca-file", "file not found"),
+        ('ca-file = "wactor.toml"', "http.ca-file", "no certificates read"),
+        ("proxy = true", "http.proxy", ""),
+    ],
+)
+def test_a_bad_http_setting_names_its_key(tmp_path: Path, text: str, key: str, words: str) -> None:
+    error = load_error(tmp_path, f"[http]\n{text}\n")
+    assert error.key == key
+    assert words in str(error)

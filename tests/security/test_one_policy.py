@@ -67,6 +67,7 @@ def test_a_connect_grant_is_audited_once_and_each_denial_every_time(tmp_path: Pa
         ("denial", "network.connect", "api.example.com:80", False),
         ("denial", "network.connect", "127.0.0.1:443", False),
     ]
+    assert entries[0].reason == "resolved to 93.184.216.34"
     assert entries[1].reason == (
         "api.example.com:80 is not granted by [capabilities.network] connect"
     )

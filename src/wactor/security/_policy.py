@@ -202,7 +202,8 @@ class CapabilityPolicy:
         if reason is None:
             key = ("network.connect", target)
             if addresses is not None and not self._cache.get(key):
-                self._remember(key, True, "network.connect", target)
+                shown = ", ".join(str(a) for a in addresses)
+                self._remember(key, True, "network.connect", target, f"resolved to {shown}")
             return
         self._record_denial("network.connect", target, reason)
         raise CapabilityDeniedError(
@@ -226,12 +227,16 @@ class CapabilityPolicy:
             component=self._component,
         )
 
-    def _remember(self, key: tuple[str, object], allowed: bool, action: str, target: str) -> None:
+    def _remember(
+        self, key: tuple[str, object], allowed: bool, action: str, target: str, reason: str = ""
+    ) -> None:
         if len(self._cache) >= _POLICY_CACHE_LIMIT:
             self._cache.clear()
         self._cache[key] = allowed
         if allowed and self._audit is not None:
-            self._audit.record("grant", self._component, allowed=True, action=action, target=target)
+            self._audit.record(
+                "grant", self._component, allowed=True, action=action, target=target, reason=reason
+            )
 
     def _record_denial(self, action: str, target: str, reason: str) -> None:
         if self._audit is not None:

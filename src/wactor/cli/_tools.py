@@ -16,7 +16,7 @@ from wactor._files import MAX_WASM_BYTES, read_regular_file
 from wactor._text import escape_controls
 from wactor.cli._main import cli
 from wactor.errors import InvalidComponentError, WactorError
-from wactor.host._host import default_cache_dir
+from wactor.host._directories import default_cache_dir
 from wactor.tooling import build_guest, build_guest_cached, new_project
 from wactor.wasm import WasmEngine
 from wactor.wasm._engine import check_binary_kind

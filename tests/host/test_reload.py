@@ -166,3 +166,19 @@ async def test_reloads_at_once_take_turns_and_the_last_code_runs(
     assert await host.request(PROBE, b"echo x", timeout=10) == b"echo x"
     assert [allowed for allowed, _, _ in _reloads(host)] == [True, True]
     assert len(host.components()) == 1
+
+
+async def test_a_reload_keeps_the_guests_subscriptions_and_delivers_each_publication_once(
+    host: Host, manifest: ManifestFactory
+) -> None:
+    grants = '[capabilities.messaging]\nsubscribe = ["orders.*.created", "audit.#"]\n'
+    topics = guest_binary("topics")
+    await host.start(manifest(PROBE, topics, extra=grants, timeout_ms=10_000))
+    assert await host.request(PROBE, b"unsub audit.#", timeout=30) == b"ok"
+    await host.reload(PROBE, wasm=topics)  # its initialize subscribes to both patterns again
+    assert await host.publish("orders.eu.created", b"1") == 1  # one subscription, not two
+    assert await host.publish("audit.x", b"2") == 1
+    seen = b""
+    while b"audit.x=2" not in seen:
+        seen = await host.request(PROBE, b"seen", timeout=30) or b""
+    assert seen == b"orders.eu.created=1;audit.x=2"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from guests._ext_build import built_http_guest
+from conftest import guest_binary
 from httpserver import TestServer, serving
 
 _ENTRY = "import wactor.cli._security; from wactor.cli import main; main()"
@@ -42,7 +42,7 @@ def app(tmp_path: Path, web: TestServer) -> Path:
     """A host config with one unknown component asking for two network grants."""
     folder = tmp_path / "fetch"
     folder.mkdir()
-    shutil.copy(built_http_guest("fetcher"), folder / "fetch.wasm")
+    shutil.copy(guest_binary("fetcher"), folder / "fetch.wasm")
     (folder / "component.toml").write_text(
         '[component]\nid = "t/fetch/0"\nwasm = "fetch.wasm"\n\n[resources]\ntimeout-ms = 30000\n\n'
         f'[capabilities.network]\nconnect = ["127.0.0.1:{web.port}", "localhost:*"]\n'

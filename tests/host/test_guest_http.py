@@ -1,6 +1,6 @@
 """``wactor:http/client`` from a real guest against real servers on loopback.
 
-The guest (``tests/guests/fetcher``, built against the contract world) performs the exchange its
+The guest (``tests/guests/fetcher``, built with ``wactor build --with http``) performs the exchange its
 payload describes; the servers (:mod:`httpserver`) record every connection and request that
 reaches them, so "denied" is shown both in the guest's answer and in what the server saw:
 nothing.
@@ -17,8 +17,7 @@ from typing import Any
 
 import pytest
 
-from conftest import TRUSTED, ManifestFactory, wat_binary
-from guests._ext_build import built_http_guest
+from conftest import TRUSTED, ManifestFactory, guest_binary, wat_binary
 from httpserver import LocalCA, TestServer, make_test_ca, serving
 from wactor.errors import ExecutionTimeoutError
 from wactor.host import Host, HostConfig, HttpConfig
@@ -29,7 +28,7 @@ MIB = 1 << 20
 
 @pytest.fixture(scope="module")
 def fetcher() -> Path:
-    return built_http_guest("fetcher")
+    return guest_binary("fetcher")
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,9 @@
 """``wactor:http/client`` from a real guest against real servers on loopback.
 
-The guest (``tests/guests/fetcher``, built with ``wactor build --with http``) performs the exchange its
-payload describes; the servers (:mod:`httpserver`) record every connection and request that
-reaches them, so "denied" is shown both in the guest's answer and in what the server saw:
-nothing.
+The guest (``tests/guests/fetcher``, built with ``wactor build --with http``) performs the
+exchange its payload describes; the servers (:mod:`httpserver`) record every connection and
+request that reaches them, so "denied" is shown both in the guest's answer and in what the server
+saw: nothing.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ from wactor.host._config import (
     HostConfig,
     HostLimits,
     HostSupervision,
+    ObserveConfig,
     TrustConfig,
     load_host_config,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "HostLimits",
     "HostSupervision",
     "LoadFailure",
+    "ObserveConfig",
     "TrustConfig",
     "load_host_config",
 ]

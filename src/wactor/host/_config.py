@@ -23,6 +23,7 @@ from wactor._nats_names import (
 from wactor._toml import ConfigTable, read_config_file
 from wactor._units import KIB, MIB
 from wactor.errors import HostConfigError
+from wactor.host._listen import LISTEN_EXPECTED, ObserveConfig, observe_config
 from wactor.security import HostLimits
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "HostLimits",
     "HostSupervision",
     "LogLevel",
+    "ObserveConfig",
     "StorageType",
     "SupervisionStrategy",
     "TrustConfig",
@@ -100,6 +102,7 @@ class HostConfig:
     max_payload_bytes: int = 16 * MIB
     log_level: LogLevel = "info"
     limits: HostLimits = field(default_factory=HostLimits)  # [limits]: defaults and ceilings
+    observe: ObserveConfig = field(default_factory=ObserveConfig)  # [observe]: metrics, dashboard
 
     @classmethod
     def default(
@@ -139,6 +142,7 @@ def load_host_config(path: str | os.PathLike[str]) -> HostConfig:
             "supervision",
             "trust",
             "limits",
+            "observe",
         ),
     )
     base = given.resolve().parent
@@ -159,7 +163,19 @@ def load_host_config(path: str | os.PathLike[str]) -> HostConfig:
         max_payload_bytes=root.size("max-payload", default.max_payload_bytes, minimum=1),
         log_level=root.choice("log-level", _LOG_LEVELS, default.log_level),
         limits=_limits(root.table("limits", _LIMIT_KEYS)),
+        observe=_observe(root.table("observe", ("listen", "allow-remote"))),
     )
+
+
+def _observe(table: ConfigTable | None) -> ObserveConfig:
+    if table is None:
+        return ObserveConfig()
+    try:
+        return observe_config(
+            table.opt_str("listen"), allow_remote=table.boolean("allow-remote", False)
+        )
+    except ValueError as exc:
+        table.fail("listen", str(exc), expected=LISTEN_EXPECTED)
 
 
 def _dir_to_be(root: ConfigTable, name: str, base: Path) -> Path | None:

@@ -48,6 +48,7 @@ from wactor.host._config import HostConfig, load_host_config
 from wactor.host._events import LifecycleEvents
 from wactor.host._heap import trim_heap
 from wactor.host._introspect import ComponentStatus, component_statuses, tree_snapshot
+from wactor.host._observe import Observer, start_observer
 from wactor.host._router import Router
 from wactor.host._runtime import ComponentRuntime
 from wactor.host._table import ComponentTable
@@ -171,6 +172,7 @@ class Host:
             max_workers=max(32, 8 * (os.cpu_count() or 2)), thread_name_prefix="wactor-wasm"
         )
         self._closed = False
+        self.observer: Observer | None = None  # [observe]: metrics, status, dashboard
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -231,6 +233,7 @@ class Host:
             memory.close()
         if self.lattice is not None:
             await self.lattice.open()
+        self.observer = await start_observer(self, cfg.observe)
 
     def _describe(self) -> dict[str, Any]:
         """What this host announces to the lattice."""
@@ -402,6 +405,8 @@ class Host:
         if self._closed:
             return
         self._closed = True
+        if self.observer is not None:
+            await self.observer.close()
         self._health_tasks.cancel()
         await self.supervisor.stop()
         for cid in list(self.table):

@@ -233,7 +233,7 @@ class Host:
             memory.close()
         if self.lattice is not None:
             await self.lattice.open()
-        self.observer = await start_observer(self, cfg.observe)
+        self.observer = await start_observer(self, cfg.observe, cfg.path)
 
     def _describe(self) -> dict[str, Any]:
         """What this host announces to the lattice."""

@@ -103,6 +103,11 @@ class HttpServer:
         self._connections: set[asyncio.Task[None]] = set()
         self.refused = 0  # connections turned away past the cap
 
+    @property
+    def connections(self) -> int:
+        """Connections being served now."""
+        return len(self._connections)
+
     async def start(self, host: str, port: int) -> tuple[str, int]:
         """Listen on ``host:port``; return the address bound (a port 0 becomes the real one)."""
         self._server = await asyncio.start_server(self._accept, host, port, reuse_address=True)

@@ -26,8 +26,8 @@ from prometheus_client.exposition import choose_encoder
 
 from wactor._bridge import run_on_thread, set_thread_deadline
 from wactor._ids import ComponentId
-from wactor.errors import WactorError
-from wactor.host._http import HttpServer, Request, Response
+from wactor.errors import HostConfigError, WactorError
+from wactor.host._http import HttpLimits, HttpServer, Request, Response
 from wactor.host._listen import ObserveConfig, format_address
 from wactor.host._prometheus import DENIAL_EVENTS, ComponentSample, HostCollector, HostSample
 from wactor.host._runtime import ComponentRuntime
@@ -80,7 +80,9 @@ class ObservedHost(Protocol):
 class Observer:
     """Serves a host's metrics, status and dashboard on the address of its config."""
 
-    def __init__(self, host: ObservedHost, config: ObserveConfig) -> None:
+    def __init__(
+        self, host: ObservedHost, config: ObserveConfig, *, limits: HttpLimits | None = None
+    ) -> None:
         assert config.listen is not None
         self._host = host
         self._listen = config.listen
@@ -93,13 +95,23 @@ class Observer:
         self._dashboard_headers = (("content-security-policy", csp),)
         self._server = HttpServer(
             {"/": self._page, "/metrics": self._metrics, "/api/status": self._status},
+            limits=limits,
             allow_host=self._allow_host,
         )
         self.url: str | None = None  # once serving
 
-    async def start(self) -> str:
-        """Start serving; return the endpoint's URL."""
-        host, port = await self._server.start(self._listen.host, self._listen.port)
+    async def start(self, *, file: Path | None = None) -> str:
+        """Start serving; return the endpoint's URL. An address that cannot be bound is a
+        ``HostConfigError`` naming ``observe.listen`` (of ``file``, the host's config)."""
+        try:
+            host, port = await self._server.start(self._listen.host, self._listen.port)
+        except OSError as exc:
+            raise HostConfigError(
+                f"cannot listen on {self._listen}: {exc.strerror or exc}",
+                file=None if file is None else str(file),
+                key="observe.listen",
+                expected="a free address of this machine",
+            ) from exc
         self.url = f"http://{format_address(host, port)}/"
         if not self._listen.loopback:
             _log.warning(
@@ -256,12 +268,15 @@ class Observer:
         return self._host.storage.usage(component, quota=quota).used_bytes
 
 
-async def start_observer(host: ObservedHost, config: ObserveConfig) -> Observer | None:
-    """Serve the endpoint of ``config`` for ``host``; ``None`` when it has no address."""
+async def start_observer(
+    host: ObservedHost, config: ObserveConfig, file: Path | None
+) -> Observer | None:
+    """Serve the endpoint of ``config`` (from the host config ``file``) for ``host``; ``None``
+    when it has no address."""
     if config.listen is None:
         return None
     observer = Observer(host, config)
-    await observer.start()
+    await observer.start(file=file)
     return observer
 
 

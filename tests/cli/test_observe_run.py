@@ -9,6 +9,7 @@ import json
 import queue
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -298,3 +299,23 @@ def test_ps_watch_shows_the_running_tree_and_stops_cleanly_on_ctrl_c(running: Ru
     assert watch.returncode == 0
     assert "Traceback" not in err
     assert err == ""
+
+
+def test_call_with_an_observed_config_serves_no_endpoint_of_its_own(tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path / "components", "test/echo/0", wat_binary("echo"))
+    with socket.socket() as taken:  # the port a running host would hold
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = write_host_config(
+            tmp_path, [manifest], extra=f'\n[observe]\nlisten = "127.0.0.1:{port}"\n'
+        )
+        done = subprocess.run(
+            [sys.executable, "-m", "wactor", "call", "test/echo/0", "hi", "--config", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "hi\n"

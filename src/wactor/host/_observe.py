@@ -14,6 +14,7 @@ import hashlib
 import ipaddress
 import json
 import logging
+import os
 import re
 import time
 from collections.abc import Iterator, Sequence
@@ -107,7 +108,8 @@ class Observer:
             host, port = await self._server.start(self._listen.host, self._listen.port)
         except OSError as exc:
             raise HostConfigError(
-                f"cannot listen on {self._listen}: {exc.strerror or exc}",
+                f"cannot listen on {self._listen}: "
+                f"{os.strerror(exc.errno) if exc.errno else exc}",
                 file=None if file is None else str(file),
                 key="observe.listen",
                 expected="a free address of this machine",

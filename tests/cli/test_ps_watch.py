@@ -17,7 +17,7 @@ from cli.test_call import wactor
 from cli.test_observe_run import Lines
 from conftest import wat_binary, write_host_config, write_manifest
 from wactor.cli._run import _write_snapshot
-from wactor.errors import TrapError
+from wactor.errors import GuestError, TrapError
 from wactor.host import Host, load_host_config
 
 
@@ -124,3 +124,19 @@ def test_watch_interval_must_be_a_positive_number_of_seconds(tmp_path: Path, int
     done = wactor("ps", "--watch", "--interval", interval, "--config", str(config))
     assert done.returncode == 2
     assert re.search(r"Invalid value for '--interval'", done.stderr)
+
+
+async def test_ps_cuts_a_guests_long_error_text_short(tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path / "components", "test/liar/0", wat_binary("liar"))
+    config_path = write_host_config(tmp_path, [manifest])
+    config = load_host_config(config_path)
+    async with Host.open(config) as host:
+        with pytest.raises(GuestError):
+            await host.request("test/liar/0", b"e" * 100_000)
+        _write_snapshot(host, config.state_dir / "status.json")
+    shown = wactor("ps", "--config", str(config_path))
+    assert shown.returncode == 0, shown.stderr
+    (line,) = [ln for ln in shown.stdout.splitlines() if "test/liar/0" in ln]
+    assert "failed=1" in line
+    assert "eeee…" in line
+    assert len(line) < 500

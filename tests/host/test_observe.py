@@ -277,3 +277,17 @@ async def test_two_hosts_in_one_process_keep_their_own_metrics(
 async def test_no_endpoint_without_an_address(host: Host) -> None:
     assert host.config.observe == ObserveConfig()
     assert host.observer is None
+
+
+async def test_a_guests_long_error_text_is_cut_short_in_the_status(
+    observed: Host, manifest: ManifestFactory
+) -> None:
+    await observed.start(manifest("test/liar/0", wat_binary("liar")))
+    with pytest.raises(GuestError):
+        await observed.request("test/liar/0", b"e" * 200_000)
+    status = (await fetch(_url(observed), "/api/status")).json()
+    (liar,) = status["tree"]["children"]
+    assert liar["failed"] == 1
+    assert 100 < len(liar["last_failure"]) <= 400
+    assert liar["last_failure"].endswith("…")
+    assert len(status["tree"]["last_failure"] or "") <= 400

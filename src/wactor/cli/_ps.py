@@ -38,6 +38,7 @@ def _alive(pid: int) -> bool:
 
 
 _MAX_DEPTH = 16  # a peer's heartbeat may nest supervisors without end
+_MAX_FAILURE = 300  # characters of a last failure shown (its text may be a guest's)
 
 
 def _show(node: dict[str, Any], key: str) -> str:
@@ -50,6 +51,8 @@ def render_tree(node: dict[str, Any], indent: str = "") -> list[str]:
     if not isinstance(node, dict):
         return [f"{indent}?"]
     failure = node.get("last_failure")
+    if isinstance(failure, str) and len(failure) > _MAX_FAILURE:  # a guest may have written it
+        failure = failure[: _MAX_FAILURE - 1] + "…"
     shown_failure = f" last-failure={escape_controls(repr(failure))}" if failure else ""
     if node.get("kind") == "supervisor":
         head = (

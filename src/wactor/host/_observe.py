@@ -209,7 +209,12 @@ class Observer:
         entries and dead letters, as plain data (``/api/status``)."""
         host = self._host
         snap = host.snapshot()
+        for sup in _supervisors(snap["tree"]):
+            if sup["last_failure"]:
+                sup["last_failure"] = _short(sup["last_failure"])
         for node in _components(snap["tree"]):
+            if node["last_failure"]:
+                node["last_failure"] = _short(node["last_failure"])
             runtime = host.table.runtime(ComponentId.parse(node["id"]))
             if runtime is None:
                 continue

@@ -144,6 +144,8 @@ class HttpServer:
         except asyncio.CancelledError:
             if self._server is not None:
                 raise  # not a shutdown of ours
+        except Exception:  # noqa: BLE001 - one connection's surprise must not reach the loop
+            _log.warning("observe: a connection failed", exc_info=True)
         finally:
             self._connections.discard(task)
             await _close(writer)

@@ -291,3 +291,36 @@ async def test_a_guests_long_error_text_is_cut_short_in_the_status(
     assert 100 < len(liar["last_failure"]) <= 400
     assert liar["last_failure"].endswith("…")
     assert len(status["tree"]["last_failure"] or "") <= 400
+
+
+async def test_metrics_speak_openmetrics_when_the_scraper_asks(
+    observed: Host, manifest: ManifestFactory
+) -> None:
+    await observed.start(manifest("test/echo/0", wat_binary("echo")))
+    await observed.request("test/echo/0", b"x")
+    reply = await fetch(
+        _url(observed), "/metrics", headers={"Accept": "application/openmetrics-text"}
+    )
+    assert reply.status == 200
+    assert reply.headers["content-type"].startswith("application/openmetrics-text")
+    assert reply.body.endswith(b"# EOF\n")
+    assert b'wactor_component_messages_total{component="test/echo/0",kind="request"} 1' in (
+        reply.body
+    )
+
+
+async def test_status_lists_the_components_that_did_not_start(
+    tmp_path: Path, host_config: HostConfig
+) -> None:
+    broken = tmp_path / "broken" / "component.toml"
+    broken.parent.mkdir()
+    broken.write_text('[component]\nid = "test/broken/0"\nwasm = "missing.wasm"\n')
+    config = dataclasses.replace(_observed(host_config), components=(broken,))
+    async with Host.open(config) as host:
+        status = (await fetch(_url(host), "/api/status")).json()
+        text = await _metrics(host)
+    (failure,) = status["host"]["load_failures"]
+    assert failure["component"] == "test/broken/0"
+    assert failure["manifest"] == str(broken)
+    assert "missing.wasm" in failure["error"]
+    assert value(text, "wactor_load_failures") == 1

@@ -107,9 +107,9 @@ class Observer:
         try:
             host, port = await self._server.start(self._listen.host, self._listen.port)
         except OSError as exc:
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
             raise HostConfigError(
-                f"cannot listen on {self._listen}: "
-                f"{os.strerror(exc.errno) if exc.errno else exc}",
+                f"cannot listen on {self._listen}: {reason}",
                 file=None if file is None else str(file),
                 key="observe.listen",
                 expected="a free address of this machine",

@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 EXAMPLES := echo counter greeter
 
-.PHONY: run test lint typecheck unit bench clean
+.PHONY: run test lint typecheck unit bench clean chromium
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,14 @@ lint: $(VENV)/.installed
 typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy
 
-unit: $(VENV)/.installed
+# The dashboard tests drive Debian's chromium headless; installed here when missing (as root),
+# else the tests try the same and fail saying what to install.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }; } \
+		|| echo "chromium is missing: the dashboard tests need it (apt-get install chromium)"
+
+unit: $(VENV)/.installed chromium
 	$(VENV)/bin/pytest
 
 test: lint typecheck unit

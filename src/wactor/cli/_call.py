@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import json
 import logging
 import sys
@@ -16,7 +17,7 @@ from wactor._ids import ComponentId
 from wactor.cli._common import SECONDS, config_option, nats_option, resolve_config, with_nats
 from wactor.cli._main import cli, one_line
 from wactor.errors import ConfigError, WactorError
-from wactor.host import Host
+from wactor.host import Host, ObserveConfig
 
 __all__ = ["call"]
 
@@ -55,7 +56,10 @@ async def _call(
         cid = ComponentId.parse(target)
     except ValueError as exc:
         raise ConfigError(str(exc), key="TARGET") from exc
-    config = with_nats(resolve_config(config_path), nats_url)
+    # The host of one call serves no observe endpoint: [observe] listen is the running host's.
+    config = dataclasses.replace(
+        with_nats(resolve_config(config_path), nats_url), observe=ObserveConfig()
+    )
     # Load failures are reported below, once each, as one line; the host's own log of them
     # would repeat them with timestamps.
     logging.getLogger("wactor.host").setLevel(logging.CRITICAL)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -13,9 +15,10 @@ from typing import Any
 import click
 
 from wactor._text import escape_controls
-from wactor.cli._common import config_option, nats_option, resolve_config, with_nats
-from wactor.cli._main import cli
-from wactor.errors import HostConfigError
+from wactor.cli._common import SECONDS, config_option, nats_option, resolve_config, with_nats
+from wactor.cli._main import cli, one_line
+from wactor.errors import HostConfigError, WactorError
+from wactor.host import HostConfig
 from wactor.lattice import read_lattice
 
 __all__ = ["STATUS_FILE", "ps", "render_tree"]
@@ -35,6 +38,7 @@ def _alive(pid: int) -> bool:
 
 
 _MAX_DEPTH = 16  # a peer's heartbeat may nest supervisors without end
+_MAX_FAILURE = 300  # characters of a last failure shown (its text may be a guest's)
 
 
 def _show(node: dict[str, Any], key: str) -> str:
@@ -47,6 +51,8 @@ def render_tree(node: dict[str, Any], indent: str = "") -> list[str]:
     if not isinstance(node, dict):
         return [f"{indent}?"]
     failure = node.get("last_failure")
+    if isinstance(failure, str) and len(failure) > _MAX_FAILURE:  # a guest may have written it
+        failure = failure[: _MAX_FAILURE - 1] + "…"
     shown_failure = f" last-failure={escape_controls(repr(failure))}" if failure else ""
     if node.get("kind") == "supervisor":
         head = (
@@ -70,33 +76,18 @@ def render_tree(node: dict[str, Any], indent: str = "") -> list[str]:
     return [line]
 
 
-def _lattice_ps(url: str, lattice: str, as_json: bool) -> None:
-    entries = asyncio.run(read_lattice(url, lattice))
-    if as_json:
-        click.echo(json.dumps([dataclasses.asdict(e) for e in entries], indent=2))
-        return
-    click.echo(f"lattice {lattice!r} at {url}: {len(entries)} host(s)")
+def _lattice_lines(url: str, lattice: str, entries: list[Any]) -> list[str]:
+    lines = [f"lattice {lattice!r} at {url}: {len(entries)} host(s)"]
     for entry in entries:
         age = time.time() - entry.time
-        click.echo(f"host {entry.host_id} pid {entry.pid} (heartbeat {age:.1f}s ago)")
+        lines.append(f"host {entry.host_id} pid {entry.pid} (heartbeat {age:.1f}s ago)")
         tree = entry.snapshot.get("tree")
         if tree:
-            for line in render_tree(tree, "  "):
-                click.echo(line)
+            lines.extend(render_tree(tree, "  "))
+    return lines
 
 
-@cli.command()
-@config_option
-@nats_option
-@click.option("--json", "as_json", is_flag=True, help="The raw snapshot.")
-def ps(config_path: Path | None, nats_url: str | None, as_json: bool) -> None:
-    """Show the supervision tree of the host running with CONFIG (state, mailbox, restarts);
-    with a NATS broker, of every host of the lattice."""
-    config = with_nats(resolve_config(config_path), nats_url)
-    if config.broker.type == "nats":
-        _lattice_ps(config.broker.url or "nats://127.0.0.1:4222", config.broker.lattice, as_json)
-        return
-    path = config.state_dir / STATUS_FILE
+def _read_status(path: Path) -> dict[str, Any]:
     try:
         snap = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
@@ -104,14 +95,105 @@ def ps(config_path: Path | None, nats_url: str | None, as_json: bool) -> None:
             "no running host has written its status here (start one with `wactor run`)",
             file=str(path),
         ) from exc
+    if not isinstance(snap, dict):
+        raise HostConfigError("the status file holds no host status", file=str(path))
+    return snap
+
+
+def _running(snap: dict[str, Any]) -> tuple[bool, float]:
     age = time.time() - float(snap.get("time", 0))
-    running = age < STALE_AFTER and _alive(int(snap.get("pid", 0)))
-    if as_json:
-        click.echo(json.dumps({**snap, "running": running}, indent=2))
-        return
+    return age < STALE_AFTER and _alive(int(snap.get("pid", 0))), age
+
+
+def _status_lines(snap: dict[str, Any]) -> list[str]:
+    running, age = _running(snap)
     state = "running" if running else f"not running (last status {age:.0f}s ago)"
-    click.echo(f"host pid {snap.get('pid')} {state}; dead letters: {snap.get('dead_letters', 0)}")
+    head = f"host pid {snap.get('pid')} {state}; dead letters: {snap.get('dead_letters', 0)}"
+    if running and isinstance(snap.get("observe"), str):
+        head += f"; dashboard at {escape_controls(snap['observe'])}"
+    lines = [head]
     if snap.get("failure"):
-        click.echo(escape_controls(f"host supervisor gave up: {snap['failure']}"))
-    for line in render_tree(snap["tree"]):
+        lines.append(escape_controls(f"host supervisor gave up: {snap['failure']}"))
+    return lines + render_tree(snap.get("tree", {}))
+
+
+@cli.command()
+@config_option
+@nats_option
+@click.option("--json", "as_json", is_flag=True, help="The raw snapshot.")
+@click.option(
+    "--watch", "-w", is_flag=True, help="Keep showing the tree as it changes (Ctrl-C stops)."
+)
+@click.option(
+    "--interval",
+    "-n",
+    type=SECONDS,
+    default=1.0,
+    show_default=True,
+    help="Seconds between refreshes with --watch.",
+)
+def ps(
+    config_path: Path | None, nats_url: str | None, as_json: bool, watch: bool, interval: float
+) -> None:
+    """Show the supervision tree of the host running with CONFIG (state, mailbox, restarts);
+    with a NATS broker, of every host of the lattice. --watch keeps it live."""
+    config = with_nats(resolve_config(config_path), nats_url)
+    if watch:
+        if as_json:
+            raise click.UsageError("--json and --watch do not go together")
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(_watch(config, interval))
+        return
+    if config.broker.type == "nats":
+        url = config.broker.url or "nats://127.0.0.1:4222"
+        entries = asyncio.run(read_lattice(url, config.broker.lattice))
+        if as_json:
+            click.echo(json.dumps([dataclasses.asdict(e) for e in entries], indent=2))
+            return
+        for line in _lattice_lines(url, config.broker.lattice, entries):
+            click.echo(line)
+        return
+    snap = _read_status(config.state_dir / STATUS_FILE)
+    if as_json:
+        click.echo(json.dumps({**snap, "running": _running(snap)[0]}, indent=2))
+        return
+    for line in _status_lines(snap):
         click.echo(line)
+
+
+async def _frame(config: HostConfig) -> list[str]:
+    """What one refresh of ``ps --watch`` shows; a host that is not there is a line, not an
+    error (it may start later)."""
+    if config.broker.type == "nats":
+        url = config.broker.url or "nats://127.0.0.1:4222"
+        try:
+            entries = await read_lattice(url, config.broker.lattice)
+        except WactorError as exc:
+            return [one_line(f"lattice {config.broker.lattice!r} at {url}: {exc}")]
+        return _lattice_lines(url, config.broker.lattice, entries)
+    try:
+        snap = await asyncio.to_thread(_read_status, config.state_dir / STATUS_FILE)
+    except HostConfigError:
+        return [
+            f"no host running with this config (waiting for `wactor run`; {STATUS_FILE} "
+            f"in {config.state_dir})"
+        ]
+    return _status_lines(snap)
+
+
+async def _watch(config: HostConfig, interval: float) -> None:
+    """Redraw the tree every ``interval`` seconds until interrupted: in place on a terminal,
+    frame after frame otherwise."""
+    terminal = sys.stdout.isatty()
+    while True:
+        lines = await _frame(config)
+        stamp = time.strftime("%H:%M:%S")
+        head = f"wactor ps --watch · every {interval:g} s · {stamp} · Ctrl-C to stop"
+        if terminal:
+            # home, then each line cleared to its end, then the rest of the screen: no flicker
+            body = "".join(f"{line}\x1b[K\n" for line in [head, "", *lines])
+            sys.stdout.write("\x1b[H" + body + "\x1b[J")
+        else:
+            sys.stdout.write("\n".join([head, *lines, "", ""]))
+        sys.stdout.flush()
+        await asyncio.sleep(interval)

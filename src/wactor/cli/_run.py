@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import signal
@@ -15,13 +16,28 @@ import click
 from wactor.cli._common import nats_option, resolve_config, with_nats
 from wactor.cli._main import cli, one_line
 from wactor.cli._ps import STATUS_FILE
-from wactor.host import Host
+from wactor.errors import ConfigError
+from wactor.host import Host, HostConfig
+from wactor.host._listen import LISTEN_EXPECTED, observe_config
 
 __all__ = ["run"]
 
 
-async def _run(config_path: Path, once: bool, nats_url: str | None) -> int:
-    config = with_nats(resolve_config(config_path), nats_url)
+def with_listen(config: HostConfig, listen: str | None, allow_remote: bool) -> HostConfig:
+    """The config with the observe endpoint on ``listen`` (unchanged when ``listen`` is None)."""
+    if listen is None:
+        return config
+    try:
+        observe = observe_config(listen, allow_remote=allow_remote or config.observe.allow_remote)
+    except ValueError as exc:
+        raise ConfigError(str(exc), key="--listen", expected=LISTEN_EXPECTED) from None
+    return dataclasses.replace(config, observe=observe)
+
+
+async def _run(
+    config_path: Path, once: bool, nats_url: str | None, listen: str | None, allow_remote: bool
+) -> int:
+    config = with_listen(with_nats(resolve_config(config_path), nats_url), listen, allow_remote)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -38,6 +54,11 @@ async def _run(config_path: Path, once: bool, nats_url: str | None) -> int:
             "Ctrl-C to stop",
             err=True,
         )
+        if host.observer is not None:
+            click.echo(
+                f"dashboard at {host.observer.url} (metrics at {host.observer.url}metrics)",
+                err=True,
+            )
         status_file = config.state_dir / STATUS_FILE
         async with asyncio.TaskGroup() as tasks:  # joins what it started before the host closes
             writer = tasks.create_task(_write_status(host, status_file))
@@ -62,7 +83,8 @@ async def _run(config_path: Path, once: bool, nats_url: str | None) -> int:
 def _write_snapshot(host: Host, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(host.snapshot()))
+    url = host.observer.url if host.observer is not None else None
+    tmp.write_text(json.dumps({**host.snapshot(), "observe": url}))
     tmp.replace(path)
 
 
@@ -82,7 +104,22 @@ async def _write_status(host: Host, path: Path) -> None:
     help="Start everything, report, and stop (a smoke check: fails if any component failed).",
 )
 @nats_option
-def run(config: Path, once: bool, nats_url: str | None) -> None:
+@click.option(
+    "--listen",
+    metavar="HOST:PORT",
+    default=None,
+    help="Serve /metrics, /api/status and the dashboard here (overrides [observe] listen; "
+    "loopback only unless --allow-remote; port 0: any free port).",
+)
+@click.option(
+    "--allow-remote",
+    is_flag=True,
+    help="Let --listen take an address that is not loopback (anyone who reaches it reads the "
+    "host's components, failures and audit entries).",
+)
+def run(
+    config: Path, once: bool, nats_url: str | None, listen: str | None, allow_remote: bool
+) -> None:
     """Run a host with the components of CONFIG until interrupted."""
     logging.getLogger("wactor").setLevel(logging.INFO)
-    sys.exit(asyncio.run(_run(config, once, nats_url)))
+    sys.exit(asyncio.run(_run(config, once, nats_url, listen, allow_remote)))

@@ -8,6 +8,7 @@ from wactor.host._config import (
     HostLimits,
     HostSupervision,
     HttpConfig,
+    ObserveConfig,
     TrustConfig,
     load_host_config,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "HostSupervision",
     "HttpConfig",
     "LoadFailure",
+    "ObserveConfig",
     "TrustConfig",
     "load_host_config",
 ]

@@ -99,19 +99,23 @@ class ComponentActor(Actor["Envelope | HealthCheck"]):
     def _call_inline(self, instance: ComponentInstance, env: Envelope) -> bytes | None:
         """On the loop's thread: timed for how long it held the loop, and why."""
         clock = InlineClock()
+        runtime = self.runtime
         try:
             return self._call(instance, env)
         finally:
-            clock.stop(self.runtime.placement)
+            runtime.metrics.called(env.kind, clock.stop(runtime.placement))
 
     def _call_on_worker(self, instance: ComponentInstance, env: Envelope) -> bytes | None:
         """On a worker thread: timed in CPU time, without the waits for the GIL that the same
-        call on the loop's thread would not have."""
+        call on the loop's thread would not have (and on the wall clock, for its latency)."""
         start = time.thread_time()
+        began = time.perf_counter()
+        runtime = self.runtime
         try:
             return self._call(instance, env)
         finally:
-            self.runtime.placement.ran_on_worker(time.thread_time() - start)
+            runtime.metrics.called(env.kind, time.perf_counter() - began)
+            runtime.placement.ran_on_worker(time.thread_time() - start)
 
     def _checked(self, reply: bytes | None) -> bytes | None:
         """Refuse a reply over the host's payload limit (the requester gets the error)."""
@@ -177,6 +181,7 @@ class ComponentActor(Actor["Envelope | HealthCheck"]):
     async def on_failure(
         self, exc: BaseException, message: Envelope | HealthCheck
     ) -> FailureAction:
+        self.runtime.metrics.failed(exc)
         poisoned = self.instance is not None and self.instance.poisoned
         if not isinstance(exc, ComponentFault) and not poisoned:
             return "resume"  # an application error (the guest answered err): nothing died

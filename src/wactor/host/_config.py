@@ -24,6 +24,7 @@ from wactor._nats_names import (
 from wactor._toml import ConfigTable, read_config_file
 from wactor._units import KIB, MIB
 from wactor.errors import HostConfigError
+from wactor.host._listen import LISTEN_EXPECTED, ObserveConfig, observe_config
 from wactor.security import HostLimits
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "HostSupervision",
     "HttpConfig",
     "LogLevel",
+    "ObserveConfig",
     "StorageType",
     "SupervisionStrategy",
     "TrustConfig",
@@ -120,6 +122,7 @@ class HostConfig:
     log_level: LogLevel = "info"
     limits: HostLimits = field(default_factory=HostLimits)  # [limits]: defaults and ceilings
     http: HttpConfig = field(default_factory=HttpConfig)  # [http]: the guests' HTTP client
+    observe: ObserveConfig = field(default_factory=ObserveConfig)  # [observe]: metrics, dashboard
 
     @classmethod
     def default(
@@ -160,6 +163,7 @@ def load_host_config(path: str | os.PathLike[str]) -> HostConfig:
             "trust",
             "limits",
             "http",
+            "observe",
         ),
     )
     base = given.resolve().parent
@@ -181,7 +185,19 @@ def load_host_config(path: str | os.PathLike[str]) -> HostConfig:
         log_level=root.choice("log-level", _LOG_LEVELS, default.log_level),
         limits=_limits(root.table("limits", _LIMIT_KEYS)),
         http=_http(root.table("http", _HTTP_KEYS), base),
+        observe=_observe(root.table("observe", ("listen", "allow-remote"))),
     )
+
+
+def _observe(table: ConfigTable | None) -> ObserveConfig:
+    if table is None:
+        return ObserveConfig()
+    try:
+        return observe_config(
+            table.opt_str("listen"), allow_remote=table.boolean("allow-remote", False)
+        )
+    except ValueError as exc:
+        table.fail("listen", str(exc), expected=LISTEN_EXPECTED)
 
 
 def _dir_to_be(root: ConfigTable, name: str, base: Path) -> Path | None:

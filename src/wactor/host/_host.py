@@ -48,6 +48,7 @@ from wactor.host._events import LifecycleEvents
 from wactor.host._heap import trim_heap
 from wactor.host._http import HttpClient
 from wactor.host._introspect import ComponentStatus, component_statuses, tree_snapshot
+from wactor.host._observe import Observer, start_observer
 from wactor.host._router import Router
 from wactor.host._runtime import ComponentRuntime
 from wactor.host._table import ComponentTable
@@ -178,6 +179,7 @@ class Host:
         self._health: dict[ComponentId, asyncio.Task[Any]] = {}
         self._health_tasks = TaskOwner("health checks")
         self._closed = False
+        self.observer: Observer | None = None  # [observe]: metrics, status, dashboard
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -210,6 +212,7 @@ class Host:
     async def _open(self) -> None:
         await self._backends.open()
         self.storage = self._backends.storage  # NATS KV storage exists once connected
+        self.observer = await start_observer(self, self.config.observe, self.config.path)
 
     async def __aenter__(self) -> Host:
         await self._open()
@@ -430,6 +433,8 @@ class Host:
         if self._closed:
             return
         self._closed = True
+        if self.observer is not None:
+            await self.observer.close()
         self._health_tasks.cancel()
         await self.supervisor.stop()
         for cid in list(self.table):

@@ -82,15 +82,16 @@ class InlineClock:
         self._cpu = time.thread_time()  # precise; rusage's CPU times are sampled per tick
         self._wall = time.perf_counter()
 
-    def stop(self, placement: CallPlacement) -> None:
-        """Record the call in ``placement``."""
+    def stop(self, placement: CallPlacement) -> float:
+        """Record the call in ``placement``; return how long it took (wall clock, seconds)."""
         wall = time.perf_counter() - self._wall
         if wall <= placement.half_slice_s:
             placement.ran_inline(wall, wall)  # the common case: no more system calls
-            return
+            return wall
         cpu = time.thread_time() - self._cpu
         blocked = resource.getrusage(resource.RUSAGE_THREAD).ru_nvcsw != self._blocks
         placement.ran_inline(wall, cpu, blocked=blocked)
+        return wall
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,7 @@ from wactor.errors import (
 )
 from wactor.host._guestlog import LogGate, clean_log_fields, clean_log_text
 from wactor.host._http import HttpClient
+from wactor.host._metrics import CallMetrics
 from wactor.host._placement import CallPlacement
 from wactor.host._router import Router
 from wactor.messaging import Envelope, MemoryBroker, PendingRequest, Subscription
@@ -128,6 +129,7 @@ class ComponentRuntime:
         self.loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         self.placement = CallPlacement(limits.inline_slice_us, allowed=self._may_inline())
+        self.metrics = CallMetrics()  # messages, failures, latency, fuel: across restarts
         self._finishing: set[asyncio.Task[Any]] = set()
 
     def _may_inline(self) -> bool:
@@ -399,6 +401,7 @@ class ComponentRuntime:
                 limits=limits,
                 wasi=wasi,
                 output=self._guest_output,
+                fuel_meter=self.metrics.fuel,
             )
         except InstantiationError as exc:
             hint = _store_cap_hint(str(exc), host_caps)

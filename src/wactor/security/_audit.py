@@ -66,6 +66,7 @@ _INSERT = (
 )
 
 _DEFAULT_QUEUE_LIMIT = 100_000
+_RECENT = 200  # entries written last, kept in memory for a live view (the dashboard)
 _BATCH_LIMIT = 2048  # entries per transaction: one fsync amortised, a bounded commit latency
 _RETRY_DELAY_S = 0.5  # after a failed batch (disk full, locked …) the writer keeps it and retries
 
@@ -167,8 +168,11 @@ class AuditLog:
         self._meter = _ComponentMeter(component_rate) if component_rate else None
         self._lock = threading.Lock()  # guards the connection
         self._state_lock = threading.Lock()  # orders record() against close()
-        self._shed_lock = threading.Lock()
+        self._shed_lock = threading.Lock()  # guards the counters below
         self._shed = 0
+        self._shed_total = 0
+        self._offered: dict[str, int] = {}  # entries offered, by event (shed ones included)
+        self._recent: deque[_Row] = deque(maxlen=_RECENT)  # written last (the writer's)
         self._closed = False
         # Entries and markers. A deque append under an uncontended lock costs far less than
         # queue.Queue's put (a condition notify each time); the writer is woken only when idle.
@@ -200,6 +204,23 @@ class AuditLog:
         """Entries shed since the last ``audit-shed`` entry was written."""
         return self._shed
 
+    @property
+    def shed_total(self) -> int:
+        """Entries shed since the log was opened (over the queue's or a component's limit)."""
+        return self._shed_total
+
+    def offered(self) -> dict[str, int]:
+        """How many entries of each event were offered since the log was opened, shed or not."""
+        with self._shed_lock:
+            return dict(self._offered)
+
+    def recent(self, limit: int = 50) -> list[AuditEntry]:
+        """The last ``limit`` entries written (oldest first), from memory: never waits for the
+        writer or the file. Their ``id`` is 0 (the file numbers them)."""
+        with self._shed_lock:
+            rows = list(self._recent)[-limit:] if limit > 0 else []
+        return [AuditEntry(0, r[0], r[1], r[2], bool(r[3]), r[4], r[5], r[6]) for r in rows]
+
     # --- writing ------------------------------------------------------------------------------
 
     def record(
@@ -214,10 +235,14 @@ class AuditLog:
     ) -> None:
         """Queue one entry; never blocks. Raise ``StorageIOError`` once the log is closed."""
         row: _Row = (time.time(), event, component, int(allowed), action, target, reason)
+        with self._shed_lock:
+            self._offered[event] = self._offered.get(event, 0) + 1
         summary = None
         if self._meter is not None and component is not None and event in _METERED:
             keep, summary = self._meter.admit(component, time.monotonic())
             if not keep:
+                with self._shed_lock:
+                    self._shed_total += 1
                 if self._closed:
                     raise StorageIOError(f"{self._path}: audit log is closed ({event} lost)")
                 return
@@ -233,6 +258,7 @@ class AuditLog:
                 return
         with self._shed_lock:
             self._shed += 1
+            self._shed_total += 1
 
     def flush(self, timeout: float | None = None) -> None:
         """Wait until every entry queued before this call is durable.
@@ -323,6 +349,8 @@ class AuditLog:
                 )
             error = self._write(rows)
             if error is None:
+                with self._shed_lock:
+                    self._recent.extend(rows)
                 pending.clear()
                 for marker in markers:
                     marker.event.set()

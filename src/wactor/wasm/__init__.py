@@ -2,7 +2,13 @@
 
 from wactor.wasm._context import ComponentInfo, DeadlineExceeded, GuestContext, in_guest_call
 from wactor.wasm._engine import EngineSettings, LoadedComponent, WasmBytes, WasmEngine
-from wactor.wasm._instance import ComponentInstance, GuestMetadata, InstanceLimits, WasiSpec
+from wactor.wasm._instance import (
+    ComponentInstance,
+    FuelMeter,
+    GuestMetadata,
+    InstanceLimits,
+    WasiSpec,
+)
 from wactor.wasm._linker import build_linker
 
 __all__ = [
@@ -10,6 +16,7 @@ __all__ = [
     "ComponentInstance",
     "DeadlineExceeded",
     "EngineSettings",
+    "FuelMeter",
     "GuestContext",
     "GuestMetadata",
     "InstanceLimits",

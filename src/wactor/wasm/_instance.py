@@ -52,7 +52,7 @@ from wactor.wasm._faults import (
 )
 from wactor.wasm._records import config_record, message_record
 
-__all__ = ["ComponentInstance", "GuestMetadata", "InstanceLimits", "WasiSpec"]
+__all__ = ["ComponentInstance", "FuelMeter", "GuestMetadata", "InstanceLimits", "WasiSpec"]
 
 # Fuel is always metered (engine-wide); a component without a budget gets one it cannot exhaust.
 _UNMETERED_FUEL = 1 << 62
@@ -104,6 +104,9 @@ _set_epoch_deadline.restype = None
 _set_fuel = ffi.dll["wasmtime_context_set_fuel"]
 _set_fuel.argtypes = [ctypes.c_void_p, ctypes.c_uint64]
 _set_fuel.restype = ctypes.c_void_p
+_get_fuel = ffi.dll["wasmtime_context_get_fuel"]
+_get_fuel.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint64)]
+_get_fuel.restype = ctypes.c_void_p
 _ERROR_POINTER = ctypes.POINTER(ffi.wasmtime_error_t)
 
 
@@ -234,6 +237,19 @@ def _swapped(host: str, link: Path) -> str:
     )
 
 
+class FuelMeter:
+    """The fuel that a component's instances have used, summed over all of them.
+
+    Shared by the successive instances of one component (a restart makes a new one); written
+    by the thread of the call, one call at a time, and read by anyone.
+    """
+
+    __slots__ = ("used",)
+
+    def __init__(self) -> None:
+        self.used = 0
+
+
 class ComponentInstance:
     """A Store plus an instance of one component, with compiled export signatures."""
 
@@ -247,6 +263,7 @@ class ComponentInstance:
         limits: InstanceLimits,
         wasi: WasiSpec | None = None,
         output: Callable[[bytes], None] | None = None,
+        fuel_meter: FuelMeter | None = None,
     ) -> None:
         self._engine = engine
         self.context = context
@@ -278,10 +295,18 @@ class ComponentInstance:
         self._context: int = ctypes.cast(store._context(), ctypes.c_void_p).value or 0
         self._timeout_s = limits.timeout_ms / 1000
         self._fuel = limits.fuel if limits.fuel is not None else _UNMETERED_FUEL
+        # An unmetered instance gets its unreachable budget once; a metered one before each call.
+        self._metered = limits.fuel is not None
+        self._fuel_mark = self._fuel  # the fuel left when the current call began
+        self._set_fuel()
+        self._meter = fuel_meter
+        self._fuel_left = ctypes.c_uint64()
+        self._fuel_left_ptr = ctypes.pointer(self._fuel_left)
         self._arm()
         try:
             with using_context(context):
                 instance = linker.instantiate(store, loaded.component)
+            self._count_fuel()  # what a start function used
         except wasmtime.WasmtimeError as exc:
             reason = instantiation_failure(escape_controls(_first_line(exc)), limits.memory_bytes)
             store.close()
@@ -306,13 +331,45 @@ class ComponentInstance:
     # -- limits and faults ---------------------------------------------------------------------
 
     def _arm(self) -> None:
-        """Give the next call its wall-clock deadline, its epoch check and its fuel."""
+        """Give the next call its wall-clock deadline, its epoch check and (metered) its fuel."""
         self._deadline = time.monotonic() + self._timeout_s
-        context = self._context
-        _set_epoch_deadline(context, _CHECK_TICKS)
-        err = _set_fuel(context, self._fuel)
+        _set_epoch_deadline(self._context, _CHECK_TICKS)
+        if self._metered:
+            self._set_fuel()
+
+    def _set_fuel(self) -> None:
+        err = _set_fuel(self._context, self._fuel)
         if err:  # only when the engine does not meter fuel, which ours always does
             raise wasmtime.WasmtimeError._from_ptr(ctypes.cast(err, _ERROR_POINTER))
+        self._fuel_mark = self._fuel
+
+    def count_fuel(self) -> None:
+        """Bring the fuel meter up to date now, unless a call is running (never waits).
+
+        A metered instance counts after each call (it must, before its budget is reset); an
+        unmetered one costs its calls nothing: its meter is brought up to date here, by
+        whoever reads the meter, and when the instance is closed.
+        """
+        if self._meter is None or not self._lock.acquire(blocking=False):
+            return
+        try:
+            if not self._closed:
+                self._count_fuel()
+        finally:
+            self._lock.release()
+
+    def _count_fuel(self) -> None:
+        """Add the fuel used since the mark to the meter (one C call; holding the lock)."""
+        meter = self._meter
+        if meter is None:
+            return
+        err = _get_fuel(self._context, self._fuel_left_ptr)
+        if err:  # as in _set_fuel: not with our engine
+            wasmtime.WasmtimeError._from_ptr(ctypes.cast(err, _ERROR_POINTER))
+            return
+        left = self._fuel_left.value
+        meter.used += self._fuel_mark - left
+        self._fuel_mark = left
 
     def _verdict(self) -> str | None:
         """Decide at an epoch check: trap (with the reason) or let the guest go on."""
@@ -363,6 +420,8 @@ class ComponentInstance:
             raise self._fault(name, exc) from exc
         finally:
             self.calls += 1
+            if self._metered:
+                self._count_fuel()
 
     def _fault(self, name: str, exc: Exception, *, timeout: bool = False) -> ComponentFault:
         text = _cause(str(exc))  # the backtrace names guest functions: the guest chose them
@@ -413,6 +472,8 @@ class ComponentInstance:
         error traceback or a worker thread that still holds this object holds nothing big.
         """
         with self._lock:
+            if not self._closed:
+                self._count_fuel()
             self._closed = self.poisoned = True
             self._funcs = {}
             self._store.close()

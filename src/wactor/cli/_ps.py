@@ -15,6 +15,7 @@ import click
 from wactor._text import escape_controls
 from wactor.cli._common import config_option, nats_option, resolve_config, with_nats
 from wactor.cli._main import cli
+from wactor.cli._remote import remote_snapshot
 from wactor.errors import HostConfigError
 from wactor.lattice import read_lattice
 
@@ -96,16 +97,17 @@ def ps(config_path: Path | None, nats_url: str | None, as_json: bool) -> None:
     if config.broker.type == "nats":
         _lattice_ps(config.broker.url or "nats://127.0.0.1:4222", config.broker.lattice, as_json)
         return
+    live = remote_snapshot(config)
     path = config.state_dir / STATUS_FILE
     try:
-        snap = json.loads(path.read_text())
+        snap = live or json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise HostConfigError(
             "no running host has written its status here (start one with `wactor run`)",
             file=str(path),
         ) from exc
     age = time.time() - float(snap.get("time", 0))
-    running = age < STALE_AFTER and _alive(int(snap.get("pid", 0)))
+    running = live is not None or (age < STALE_AFTER and _alive(int(snap.get("pid", 0))))
     if as_json:
         click.echo(json.dumps({**snap, "running": running}, indent=2))
         return

@@ -407,3 +407,45 @@ async def test_a_control_directory_of_another_user_is_refused(host: Host) -> Non
     with pytest.raises(HostConfigError, match=f"belongs to uid {NOBODY}, not to this user"):
         async with ControlServer.open(host.config):
             pass
+
+
+_PLANTED_HOST = """
+import json, os, socket, struct, sys
+directory = sys.argv[1]
+os.makedirs(directory)
+s = socket.socket(socket.AF_UNIX)
+s.bind(os.path.join(directory, "host.sock"))
+os.chmod(os.path.join(directory, "host.sock"), 0o777)
+s.listen()
+print("listening", flush=True)
+conn, _ = s.accept()
+hello = json.dumps({"wactor": "control", "version": 1, "pid": os.getpid(), "state": "ready"})
+try:
+    conn.sendall(struct.pack(">I", len(hello)) + hello.encode())
+    data = conn.recv(4096)
+except OSError:  # the client hung up first
+    data = b""
+print("request" if data else "nothing", flush=True)
+"""
+
+
+@root_only
+def test_a_socket_another_user_planted_is_not_talked_to(shared_tmp: Path) -> None:
+    state = shared_tmp / "state"
+    state.mkdir(mode=0o777)
+    state.chmod(0o777)  # a state directory others can write: someone plants a "host" in it
+    planted = subprocess.Popen(
+        [_python_for_nobody(), "-c", _PLANTED_HOST, str(state / CONTROL_DIR)],
+        user=NOBODY,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert planted.stdout is not None
+        assert planted.stdout.readline() == "listening\n"
+        with pytest.raises(HostConfigError, match=f"is served by uid {NOBODY}, not by this user"):
+            RunningHost.find(HostConfig.default(state))
+        assert planted.stdout.readline() == "nothing\n"  # no request reached it
+    finally:
+        planted.kill()
+        planted.wait()

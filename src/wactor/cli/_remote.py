@@ -1,8 +1,9 @@
 """Reaching the host that runs with a config, through its control socket (``wactor.host._control``).
 
 ``RunningHost.find(config)`` is None when no host runs there: no socket, or a stale one left by
-a killed host (nothing listens). A socket whose peer is another user (not root) is refused, as
-the host refuses such peers. A host that dies under a request, or does not answer, is one
+a killed host (nothing listens). A socket served by another user (not root) is refused, as the
+host refuses such peers: nothing (a payload, an approval) goes to a host someone else planted,
+even for root. A host that dies under a request, or does not answer, is one
 ``DeliveryFailedError`` line (exit code 4), never a traceback.
 """
 
@@ -85,8 +86,7 @@ class RunningHost:
     def _greeted(cls, sock: socket.socket, config: HostConfig) -> RunningHost:
         label = _label(config)
         credentials = peer_credentials(sock)
-        me = os.geteuid()
-        if credentials is not None and me != 0 and credentials[1] not in (0, me):
+        if credentials is not None and credentials[1] not in (0, os.geteuid()):
             raise HostConfigError(
                 f"the control socket of state directory {config.state_dir} is served by "
                 f"uid {credentials[1]}, not by this user; not talking to it",

@@ -115,6 +115,22 @@ async def test_a_host_error_crosses_as_its_type_message_and_exit_code(
     peer.close()
 
 
+async def test_a_missing_target_is_answered_as_an_embedded_host_answers_it(
+    host_config: HostConfig, manifest: ManifestFactory
+) -> None:
+    unreadable = manifest("test/echo/0", wat_binary("echo"))
+    unreadable.write_text(unreadable.read_text().replace('id = "test/echo/0"', "id = 42"))
+    config = dataclasses.replace(host_config, components=(unreadable,))
+    async with Host.open(config) as host, ControlServer.open(config) as server:
+        server.serve(host)
+        peer = await Peer.connect(server)
+        answer = await peer.request("call", target="test/echo/0", payload="", timeout=5)
+        peer.close()
+    error = decode_error(answer["error"])  # the manifest it may have meant, as `wactor call` says
+    assert (type(error).__name__, error.exit_code) == ("ManifestError", 2)
+    assert str(error).startswith(f"{unreadable}: component.id: ")
+
+
 @pytest.mark.parametrize(
     ("request_", "expected"),
     [

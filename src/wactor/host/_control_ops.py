@@ -24,6 +24,7 @@ from wactor.errors import (
     ApprovalPendingError,
     ConfigError,
     InvalidMessageError,
+    TargetNotFoundError,
     WactorError,
 )
 from wactor.host._control_wire import decode_bytes, encode_bytes, encode_error
@@ -161,12 +162,20 @@ class ControlOps:
     async def _call(self, args: _Args) -> dict[str, Any]:
         target = args.component("target")
         payload = args.data("payload")
-        reply = await self.host.request(
-            target,
-            payload,
-            timeout=args.seconds("timeout"),
-            content_type=args.optional_text("content_type"),
-        )
+        try:
+            reply = await self.host.request(
+                target,
+                payload,
+                timeout=args.seconds("timeout"),
+                content_type=args.optional_text("content_type"),
+            )
+        except TargetNotFoundError:
+            # as an embedded host answers: a manifest whose id cannot be read may be the one
+            # TARGET means, when no lattice could have it
+            unread = [f.error for f in self.host.load_failures if f.component is None]
+            if unread and self.host.lattice is None:
+                raise unread[0] from None
+            raise
         return {"reply": None if reply is None else encode_bytes(reply)}
 
     async def _ps(self, args: _Args) -> dict[str, Any]:

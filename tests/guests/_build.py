@@ -20,8 +20,16 @@ def _source(name: str) -> Path:
     return _GUESTS / name / "app.py"
 
 
+def _extensions(app: Path) -> str:
+    """The extensions a guest is built with: the text of a ``with`` file beside its ``app.py``
+    (``topics`` or ``http,topics``), or none."""
+    marker = app.parent / "with"
+    return marker.read_text().strip() if marker.is_file() else ""
+
+
 def built_guest(name: str) -> Path:
-    """Return the component built from ``tests/guests/<name>/app.py`` (or ``examples/<x>``).
+    """Return the component built from ``tests/guests/<name>/app.py`` (or ``examples/<x>``),
+    with the extensions its ``with`` file names.
 
     Builds through the content-addressed cache in ``.fixture-cache/guests``; an exclusive lock
     on ``.lock`` there makes concurrent workers wait for one build instead of each building.
@@ -33,6 +41,6 @@ def built_guest(name: str) -> Path:
     with (CACHE_DIR / ".lock").open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            return build_guest_cached(app, CACHE_DIR)
+            return build_guest_cached(app, CACHE_DIR, with_=_extensions(app))
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)

@@ -32,18 +32,22 @@ async def _until_inline(host: Host, cid: str, payload: bytes = b"x", *, echo: bo
 
 
 async def test_a_component_with_short_calls_runs_them_on_the_loop(
-    host: Host, manifest: ManifestFactory
+    host_config: HostConfig, manifest: ManifestFactory
 ) -> None:
-    await host.start(manifest("t/echo/0", wat_binary("echo")))
-    await _until_inline(host, "t/echo/0")
-    # (a busy machine may stretch a call past the slice and send it back for a while: the
-    # count, not the state, is what the calls leave behind)
-    for i in range(5000):
-        assert await host.request("t/echo/0", b"n%d" % i) == b"n%d" % i
-        if _placement(host, "t/echo/0").inline_calls >= 50:
-            break
-    (node,) = host.snapshot()["tree"]["children"]
-    assert node["inline_calls"] >= 50
+    # A slice of 50 ms: a busy machine that preempts a call of a few µs for a few ms must not
+    # send it back to workers (with the default 1 ms it may, for a while, many times over).
+    config = dataclasses.replace(
+        host_config, limits=dataclasses.replace(host_config.limits, inline_slice_us=50_000)
+    )
+    async with Host.open(config) as host:
+        await host.start(manifest("t/echo/0", wat_binary("echo")))
+        await _until_inline(host, "t/echo/0")
+        for i in range(5000):
+            assert await host.request("t/echo/0", b"n%d" % i) == b"n%d" % i
+            if _placement(host, "t/echo/0").inline_calls >= 50:
+                break
+        (node,) = host.snapshot()["tree"]["children"]
+        assert node["inline_calls"] >= 50
 
 
 async def test_an_inline_call_that_overstays_sends_the_component_back_to_workers(

@@ -121,6 +121,17 @@ ExitReason = BaseException | None
 ExitHandler = Callable[["ActorCell[Any]", ExitReason], Awaitable[None]]
 
 _STOP = object()  # the letter that asks an actor to stop normally
+
+
+@dataclass(slots=True)
+class _Swap(Generic[M]):
+    """The letter that hands the cell to an actor already started (a code swap)."""
+
+    actor: Actor[M]
+    factory: Callable[[], Actor[M]]
+    on_kill: Callable[[], None] | None
+    stop_timeout: float
+
 _FAIR_SLICE = 0.001  # seconds a busy actor may keep the loop before it lets the others run
 # After this many answers given at once (handle_now) in a row, the next goes through the
 # mailbox: a caller asking in a tight loop then lets the loop run too.
@@ -219,6 +230,49 @@ class ActorCell(Generic[M]):
         """Ask the actor to exit normally after its current message (its supervisor decides
         whether a new incarnation takes over the queued messages)."""
         self.mailbox.push_front([_Letter(_STOP, None)])  # type: ignore[arg-type]
+
+    async def replace(
+        self,
+        factory: Callable[[], Actor[M]],
+        *,
+        on_kill: Callable[[], None] | None = None,
+        stop_timeout: float = 5.0,
+    ) -> None:
+        """Hand this cell to a new actor made by ``factory``, keeping its mailbox (a code swap).
+
+        The new actor starts first (``on_start``) while the current one goes on; if that
+        fails, the error is raised and nothing changed. Otherwise the swap waits its turn
+        ahead of the queued messages: the message in progress finishes on the current actor,
+        whose ``on_stop`` then runs, and the new one takes every queued message in order.
+        Later restarts make their actor with ``factory``. If the cell stops first, the new
+        actor is stopped too and :class:`ActorStoppedError` is raised.
+        """
+        actor = factory()
+        await actor.on_start()
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        swap = _Swap(actor, factory, on_kill, stop_timeout)
+        if self.mailbox.closed:  # stopped for good (a stop fails what is queued, this too)
+            done.set_exception(ActorStoppedError(self.id))
+        else:
+            self.mailbox.push_front([_Letter(swap, done)])  # type: ignore[arg-type]
+        try:
+            await done
+        except BaseException:
+            if self.actor is not actor:  # never took over: it must not linger
+                await self._on_stop(actor, stop_timeout)
+            raise
+
+    async def _take_over(self, old: Actor[M], letter: _Letter[M]) -> Actor[M]:
+        """Install the swapped-in actor (its ``on_start`` already ran), stop the old one."""
+        swap: _Swap[M] = letter.message  # type: ignore[assignment]
+        self.actor = swap.actor
+        self._factory = swap.factory
+        if swap.on_kill is not None:
+            self._on_kill = swap.on_kill
+        await self._on_stop(old, swap.stop_timeout)
+        if letter.reply is not None and not letter.reply.done():
+            letter.reply.set_result(None)
+        return swap.actor
 
     def terminate(self, reason: str) -> None:
         """Give up on this actor: fail everything queued; no hooks run (it already died)."""
@@ -319,6 +373,10 @@ class ActorCell(Generic[M]):
             if letter.message is _STOP:
                 await self._exit(actor, None)
                 return
+            if isinstance(letter.message, _Swap):
+                actor = await self._take_over(actor, letter)
+                every = 0 if actor.batch_limit > 1 else 15
+                continue
             if letter.outcome is not None:  # handle_now failed: settle it here
                 outcome, letter.outcome = letter.outcome, None
                 if not await self._settle(actor, [letter], [outcome]):
@@ -332,7 +390,7 @@ class ActorCell(Generic[M]):
             # An asker that gave up before we started needs no answer; a stop request ends the
             # batch (it is put back and taken next).
             for i, item in enumerate(batch):
-                if item.message is _STOP:
+                if item.message is _STOP or isinstance(item.message, _Swap):
                     mailbox.push_front(batch[i:])
                     batch = batch[:i]
                     break

@@ -41,6 +41,7 @@ from typing import Any, Literal, Protocol
 from wactor._tasks import TaskOwner
 from wactor.actors._actor import Actor, ActorCell, ExitReason
 from wactor.actors._mailbox import Backpressure
+from wactor.errors import ActorStoppedError
 
 __all__ = [
     "Backoff",
@@ -54,7 +55,9 @@ __all__ = [
 
 RestartType = Literal["permanent", "transient", "temporary"]
 Strategy = Literal["one_for_one", "one_for_all", "rest_for_one"]
-EventKind = Literal["started", "stopped", "crashed", "restarted", "gave_up", "escalated", "removed"]
+EventKind = Literal[
+    "started", "stopped", "crashed", "restarted", "reloaded", "gave_up", "escalated", "removed"
+]
 """``gave_up``: the supervisor gave up on that child (out of its own budget; it stays listed as
 failed) or, when the child is the supervisor itself, on everything. ``removed``: the child left
 this supervisor for good (it will not be restarted)."""
@@ -234,6 +237,48 @@ class Supervisor:
         self._entries[child.id] = _Entry(child, restart, shutdown_timeout, Backoff(), None, 5.0)
         self._emit("started", child.id, None)
         return child
+
+    def _running_cell(self, child_id: str) -> ActorCell[Any]:
+        entry = self._entries.get(child_id)
+        if entry is None or not isinstance(entry.child, ActorCell):
+            raise KeyError(child_id)
+        if entry.failed or entry.restarting or self._closing:
+            raise ActorStoppedError(child_id, "not running (failed, restarting or stopping)")
+        return entry.child
+
+    async def restart_child(self, child_id: str, reason: str = "restart requested") -> None:
+        """Restart a running actor child now: its current message finishes, then a fresh
+        incarnation takes over the queued messages. Not charged as a crash; a fresh
+        incarnation that fails to start counts as one."""
+        cell = self._running_cell(child_id)
+        entry = self._entries[child_id]
+        entry.restarting = True
+        try:
+            await cell.suspend(entry.shutdown_timeout)
+            await cell.resume()
+        except Exception as exc:
+            entry.restarting = False
+            await self._child_exited(cell, exc)
+            raise
+        entry.restarting = False
+        self.restarts += 1
+        self._emit("restarted", child_id, reason)
+
+    async def replace_child(
+        self,
+        child_id: str,
+        factory: Callable[[], Actor[Any]],
+        *,
+        on_kill: Callable[[], None] | None = None,
+        reason: str = "reloaded",
+    ) -> None:
+        """Swap a running actor child for one made by ``factory``, keeping its mailbox (see
+        :meth:`ActorCell.replace`); if the new actor fails to start, the old one goes on and
+        the error is raised."""
+        cell = self._running_cell(child_id)
+        entry = self._entries[child_id]
+        await cell.replace(factory, on_kill=on_kill, stop_timeout=entry.shutdown_timeout)
+        self._emit("reloaded", child_id, reason)
 
     async def terminate_child(self, child_id: str, timeout: float | None = None) -> None:
         """Stop a child for good, whatever its restart type, and forget it."""

@@ -16,8 +16,8 @@ from wactor._files import MAX_WASM_BYTES, read_regular_file
 from wactor._text import escape_controls
 from wactor.cli._main import cli
 from wactor.errors import InvalidComponentError, WactorError
-from wactor.host._host import default_cache_dir
-from wactor.tooling import build_guest, build_guest_cached, new_project
+from wactor.host._directories import default_cache_dir
+from wactor.tooling import EXTENSIONS, build_guest, build_guest_cached, new_project
 from wactor.wasm import WasmEngine
 from wactor.wasm._engine import check_binary_kind
 
@@ -32,17 +32,31 @@ def _progress(line: str) -> None:
 @click.argument("app", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @click.option(
+    "--with",
+    "with_",
+    metavar="NAMES",
+    default="",
+    help=f"Comma-separated wactor extensions the guest imports ({', '.join(sorted(EXTENSIONS))}).",
+)
+@click.option(
     "--cache/--no-cache",
     default=True,
     show_default=True,
     help="Reuse an earlier build of the same sources (kept in the user's cache directory).",
 )
-def build(app: Path, out: Path, cache: bool) -> None:
-    """Build a Python guest APP.py into a component against the bundled WIT."""
+def build(app: Path, out: Path, with_: str, cache: bool) -> None:
+    """Build a Python guest APP.py into a component against the bundled WIT.
+
+    With --with the guest is built against runtime-host plus the named extensions: `http`
+    (wactor:http/client, as `wit_world.imports.client`) and `topics` (wactor:topics/pubsub, as
+    `wit_world.imports.pubsub`).
+    """
     if not cache:
-        build_guest(app, out, progress=_progress)
+        build_guest(app, out, with_=with_, progress=_progress)
         return
-    built = build_guest_cached(app, default_cache_dir().parent / "guests", progress=_progress)
+    built = build_guest_cached(
+        app, default_cache_dir().parent / "guests", with_=with_, progress=_progress
+    )
     tmp = out.with_name(f".{out.name}.tmp")
     shutil.copyfile(built, tmp)
     tmp.replace(out)
@@ -79,10 +93,18 @@ def _describe(path: Path) -> dict[str, Any]:
     engine = WasmEngine(default_cache_dir())
     try:
         _progress(f"compiling {path.name} (cached after the first time)…")
-        component = _compile_any(engine, data, path)
+        digest = info["sha256"]
+        if engine.cache is not None:  # the plain build, cached like a host's (by its digest)
+            component = engine.cache.load_or_compile(
+                engine.engine, digest, lambda: _compile_any(engine, data, path)
+            )
+        else:
+            component = _compile_any(engine, data, path)
         ctype = component.type
         info["imports"] = sorted(ctype.imports(engine.engine))
         info["exports"] = sorted(ctype.exports(engine.engine))
+        known = {ext.interface for ext in EXTENSIONS.values()}
+        info["extensions"] = [name for name in info["imports"] if name in known]
         try:
             engine.load(data, str(path))
             info["fits_world"] = True
@@ -118,6 +140,8 @@ def inspect(file: Path, as_json: bool) -> None:
     click.echo("exports:")
     for name in info["exports"]:
         click.echo(f"  {escape_controls(name)}")
+    if info["extensions"]:
+        click.echo(f"extensions: {', '.join(info['extensions'])}")
     if info["fits_world"]:
         click.echo("fits airssys:core/runtime-host@1.0.0: yes")
     else:

@@ -49,7 +49,7 @@ class LifecycleEvents:
         routine = event.reason in ("shutdown", "terminated")
         # "started" is logged by Host.start (with the digest); a routine removal follows its stop
         if event.kind != "started" and not (event.kind == "removed" and routine):
-            quiet = event.kind in ("stopped", "restarted") or routine
+            quiet = event.kind in ("stopped", "restarted", "reloaded") or routine
             suffix = f": {event.reason}" if event.reason else ""
             _log.log(
                 logging.INFO if quiet else logging.WARNING,

@@ -17,11 +17,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-import platformdirs
-
 from wactor._bridge import run_on_thread
 from wactor._ids import ComponentId
-from wactor._nats_names import DEFAULT_NATS_URL
 from wactor._tasks import TaskOwner
 from wactor._toml import read_toml
 from wactor.actors import (
@@ -38,13 +35,15 @@ from wactor.errors import (
     ActorStoppedError,
     ComponentError,
     ConfigError,
-    HostConfigError,
     ManifestError,
     TargetNotFoundError,
     WactorError,
 )
 from wactor.host._actor import HEALTH_CHECK, ComponentActor
+from wactor.host._admission import Admission, reload_source
+from wactor.host._backends import Backends
 from wactor.host._config import HostConfig, load_host_config
+from wactor.host._directories import default_cache_dir, make_state_dir
 from wactor.host._events import LifecycleEvents
 from wactor.host._heap import trim_heap
 from wactor.host._introspect import ComponentStatus, component_statuses, tree_snapshot
@@ -52,10 +51,8 @@ from wactor.host._router import Router
 from wactor.host._runtime import ComponentRuntime
 from wactor.host._table import ComponentTable
 from wactor.messaging import (
-    Broker,
     DeadLetterLog,
     Envelope,
-    MemoryBroker,
     Subscription,
     TopicHandler,
 )
@@ -65,16 +62,13 @@ from wactor.security import (
     CapabilityPolicy,
     Gatekeeper,
     Manifest,
-    apply_host_limits,
     load_manifest,
     manifest_digest,
-    verify_digest,
 )
-from wactor.storage import MemoryStorage, SqliteStorage, StorageBackend
 from wactor.wasm import LoadedComponent, WasmEngine, build_linker
 
 if TYPE_CHECKING:  # the lattice loads a NATS client: only a host on a lattice imports it
-    from wactor.lattice import LatticeConnection, LatticeRegistry
+    pass
 
 __all__ = [
     "DEAD_LETTERS_FILE",
@@ -110,27 +104,28 @@ class LoadFailure:
     component: ComponentId | None = None
 
 
-def default_cache_dir() -> Path:
-    """Where compiled components are cached: ``$WACTOR_CACHE_DIR`` or the user's cache dir."""
-    env = os.environ.get("WACTOR_CACHE_DIR")
-    if env:
-        return Path(env)
-    return Path(platformdirs.user_cache_dir("wactor")) / "compiled"
-
-
 class Host:
     """Runs components; use ``async with Host.open(config) as host``."""
 
     def __init__(self, config: HostConfig) -> None:
         self.config = config
-        _make_state_dir(config)
+        make_state_dir(config)
         self.engine = WasmEngine(config.cache_dir or default_cache_dir())
         self.linker = build_linker(self.engine)
         self.host_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.registry = Registry()
         self.dead_letters = DeadLetterLog(config.state_dir / DEAD_LETTERS_FILE)
-        self._nats: LatticeConnection | None = None
-        self.broker, self.storage, self.lattice = self._backends()
+        self._backends = Backends(
+            config,
+            self.host_id,
+            accept_callback=lambda env: self.router.accept_callback(env),  # noqa: PLW0108 - router comes later
+            describe=self._describe,
+        )
+        self.broker, self.storage, self.lattice = (
+            self._backends.broker,
+            self._backends.storage,
+            self._backends.lattice,
+        )
         self.router = Router(
             self.broker, self.registry, self.dead_letters, config.max_payload_bytes
         )
@@ -155,6 +150,17 @@ class Host:
             + ([] if cache is None else [("compile cache key", cache.key_path)]),
         )
         self.load_failures: list[LoadFailure] = []
+        self._executor = ThreadPoolExecutor(
+            max_workers=max(32, 8 * (os.cpu_count() or 2)), thread_name_prefix="wactor-wasm"
+        )
+        self.admission = Admission(
+            self.engine,
+            self.gate,
+            audit=self.audit,
+            limits=config.limits,
+            config_path=config.path,
+            executor=self._executor,
+        )
         sup = config.supervision
         self.supervisor = Supervisor(
             "host",
@@ -165,11 +171,11 @@ class Host:
         self.failure: str | None = None
         self.failed = asyncio.Event()
         self._groups: dict[str, Supervisor] = {}
+        # each component as started (manifest and group): what a reload or restart goes back to
+        self._sources: dict[ComponentId, tuple[Manifest, str | None]] = {}
+        self._swapping: dict[ComponentId, asyncio.Lock] = {}
         self._health: dict[ComponentId, asyncio.Task[Any]] = {}
         self._health_tasks = TaskOwner("health checks")
-        self._executor = ThreadPoolExecutor(
-            max_workers=max(32, 8 * (os.cpu_count() or 2)), thread_name_prefix="wactor-wasm"
-        )
         self._closed = False
 
     @classmethod
@@ -192,46 +198,6 @@ class Host:
         finally:
             await host.close()
 
-    # -- backends: the broker, storage and the lattice registry ---------------------------------
-
-    def _backends(self) -> tuple[Broker, StorageBackend, LatticeRegistry | None]:
-        """Make the broker, the storage and (on a lattice) the registry; ``_open`` connects them.
-
-        NATS KV storage connects when the host opens; until then it is an empty memory store.
-        """
-        cfg = self.config
-        storage: StorageBackend = (
-            MemoryStorage()
-            if cfg.storage in ("memory", "nats")
-            else SqliteStorage(cfg.state_dir / "state.sqlite3")
-        )
-        if cfg.broker.type == "nats" or cfg.storage == "nats":
-            # One connection for all that needs NATS: broker, KV storage, registry.
-            from wactor.lattice import LatticeConnection  # noqa: PLC0415 - NATS loads when used
-
-            self._nats = LatticeConnection(
-                cfg.broker.url or DEFAULT_NATS_URL, cfg.broker.lattice, host_id=self.host_id
-            )
-        if self._nats is None or cfg.broker.type != "nats":
-            return MemoryBroker(), storage, None
-        broker = self._nats.broker(
-            accept_callback=lambda env: self.router.accept_callback(env),  # noqa: PLW0108 - router comes later
-        )
-        return broker, storage, self._nats.registry(self._describe, on_view=broker.lattice_view)
-
-    async def _open(self) -> None:
-        """Connect what lives outside the process: the broker, lattice storage, the registry."""
-        await self.broker.open()
-        cfg = self.config
-        if cfg.storage == "nats" and self._nats is not None:
-            memory, self.storage = (
-                self.storage,
-                await self._nats.storage(replicas=cfg.storage_replicas),
-            )
-            memory.close()
-        if self.lattice is not None:
-            await self.lattice.open()
-
     def _describe(self) -> dict[str, Any]:
         """What this host announces to the lattice."""
         return {
@@ -239,6 +205,10 @@ class Host:
             "components": [str(cid) for cid in self.table.local_ids()],
             "snapshot": self.snapshot(),
         }
+
+    async def _open(self) -> None:
+        await self._backends.open()
+        self.storage = self._backends.storage  # NATS KV storage exists once connected
 
     async def __aenter__(self) -> Host:
         await self._open()
@@ -293,13 +263,7 @@ class Host:
         manifest = source if isinstance(source, Manifest) else load_manifest(Path(source))
         if manifest.file_sha256 is None:  # built in code: held to its file before limits apply
             manifest = dataclasses.replace(manifest, file_sha256=manifest_digest(manifest))
-        try:
-            manifest = apply_host_limits(manifest, self.config.limits, self.config.path)
-        except ManifestError as exc:
-            self.audit.record(
-                "denial", str(manifest.id), allowed=False, action="admit", reason=exc.message
-            )
-            raise
+        manifest = self.admission.within_limits(manifest)
         if manifest.id in self.table:
             raise ConfigError(
                 f"component {manifest.id} is already running",
@@ -308,22 +272,13 @@ class Host:
             )
         policy = CapabilityPolicy(manifest.capabilities, manifest.id, self.audit)
         policy.check_network(dev=self.config.dev, source=str(manifest.path))
-        loaded, manifest = await run_on_thread(self._executor, lambda: self._load(manifest))
-        runtime = ComponentRuntime(
-            manifest,
-            loaded,
-            router=self.router,
-            peers=self.table,
-            audit=self.audit,
-            limits=self.config.limits,
-            engine=self.engine,
-            linker=self.linker,
-            storage=self.storage,
-        )
+        source = manifest
+        loaded, manifest = await self.admission.load(manifest)
+        runtime = self._new_runtime(manifest, loaded)
         sup = manifest.supervision
         spec = ChildSpec(
             str(manifest.id),
-            lambda: ComponentActor(runtime, self._executor),
+            self._actor_factory(runtime),
             restart=sup.restart,
             capacity=manifest.limits.mailbox,
             backpressure=manifest.limits.backpressure,
@@ -339,6 +294,7 @@ class Host:
             raise ConfigError(f"no group {group!r}", key="group")
         await self._drop_failed(manifest.id)  # started anew: its failed record goes
         self.table.add(runtime)
+        self._sources[manifest.id] = (source, group)
         try:
             cell = await parent.start_child(spec)
         except BaseException:
@@ -353,26 +309,99 @@ class Host:
         _log.info("started %s (%s)", manifest.id, loaded.digest[:12])
         return ComponentHandle(manifest.id, manifest, loaded.digest)
 
-    def _load(self, manifest: Manifest) -> tuple[LoadedComponent, Manifest]:
-        """Check digest and trust, then compile; return the manifest with what was granted.
-
-        Trust is decided on the wasm file's sha256 (read and hashed, or remembered for the
-        file's unchanged stat), and what runs is code compiled from bytes with that digest.
-        """
-        try:
-            source = self.engine.read_wasm(manifest.wasm)
-        except OSError as exc:
-            raise ManifestError(
-                f"cannot read wasm file {manifest.wasm}: {exc.strerror}",
-                file=str(manifest.path),
-                key="component.wasm",
-            ) from exc
-        verify_digest(manifest, source.digest)
-        admission = self.gate.admit(manifest, source.digest)
-        granted = dataclasses.replace(
-            manifest, capabilities=admission.capabilities, limits=admission.limits
+    def _new_runtime(self, manifest: Manifest, loaded: LoadedComponent) -> ComponentRuntime:
+        return ComponentRuntime(
+            manifest,
+            loaded,
+            router=self.router,
+            peers=self.table,
+            audit=self.audit,
+            limits=self.config.limits,
+            engine=self.engine,
+            linker=self.linker,
+            storage=self.storage,
         )
-        return self.engine.load_bytes(source), granted
+
+    def _actor_factory(self, runtime: ComponentRuntime) -> Callable[[], ComponentActor]:
+        return lambda: ComponentActor(runtime, self._executor)
+
+    async def restart(self, target: ComponentId | str) -> None:
+        """Restart a component now: the message in progress finishes, then a fresh instance
+        (its memory starts anew; its storage stays) takes over the queued messages.
+
+        A component that failed for good (out of its restarts) is started anew from its
+        manifest.
+        """
+        cid = _as_id(target)
+        if self._failed_owner(cid) is not None and cid in self._sources:
+            source, group = self._sources[cid]
+            await self.start(source, group=group)
+            return
+        await self._owner(cid).restart_child(str(cid))
+
+    async def reload(
+        self, target: ComponentId | str, *, wasm: str | os.PathLike[str] | None = None
+    ) -> ComponentHandle:
+        """Swap a running component's code, keeping its mailbox (a hot code swap).
+
+        The manifest is read again from its file (a manifest built in code is kept), ``wasm``
+        replacing its binary if given. The new code passes the checks of a start (pinned
+        digest, signature, approval) and is compiled and initialized before anything changes;
+        the call in progress finishes on the old code, messages already queued are handled by
+        the new. If any of that fails, the old code keeps running and the error is raised.
+        Audited either way.
+        """
+        cid = _as_id(target)
+        if self.table.runtime(cid) is None:
+            raise self._why_missing(cid) or TargetNotFoundError(str(cid))
+        try:
+            async with self._swapping.setdefault(cid, asyncio.Lock()):  # one swap at a time
+                handle = await self._swap_code(cid, wasm)
+        except WactorError as exc:
+            self.audit.record(
+                "reload", str(cid), allowed=False, action="reload", reason=exc.message
+            )
+            raise
+        self.audit.record("reload", str(cid), allowed=True, action="reload", target=handle.digest)
+        return handle
+
+    async def _swap_code(
+        self, cid: ComponentId, wasm: str | os.PathLike[str] | None
+    ) -> ComponentHandle:
+        old = self.table.runtime(cid)
+        if old is None:  # stopped while an earlier swap went on
+            raise TargetNotFoundError(str(cid))
+        source, group = self._sources.get(cid, (old.manifest, None))
+        source = await run_on_thread(self._executor, lambda: reload_source(source, wasm))
+        loaded, manifest = await self.admission.load(self.admission.within_limits(source))
+        runtime = self._new_runtime(manifest, loaded)
+        # Topic subscriptions belong to the component, as across a restart: the new code's
+        # initialize finds its patterns subscribed already (nothing is delivered twice).
+        runtime.subscriptions = old.subscriptions
+        before = set(old.subscriptions)
+        try:
+            await self._owner(cid).replace_child(
+                str(cid),
+                self._actor_factory(runtime),
+                on_kill=runtime.kill,
+                reason=f"code {loaded.digest[:12]} replaced {old.loaded.digest[:12]}",
+            )
+        except BaseException:
+            for pattern in set(old.subscriptions) - before:  # made by the code that failed
+                old.subscriptions.pop(pattern).cancel()
+            raise
+        self.table.add(runtime)
+        self._sources[cid] = (source, group)
+        _log.info("reloaded %s (%s)", cid, loaded.digest[:12])
+        return ComponentHandle(cid, manifest, loaded.digest)
+
+    def _owner(self, cid: ComponentId) -> Supervisor:
+        """The supervisor of a running component."""
+        self._cell(cid)  # raises TargetNotFoundError
+        return next(
+            (g for g in (self.supervisor, *self._groups.values()) if g.has_child(str(cid))),
+            self.supervisor,
+        )
 
     async def stop(self, target: ComponentId | str, timeout: float | None = None) -> None:
         """Stop a component: let its current message finish, call ``shutdown``, remove it.
@@ -381,16 +410,15 @@ class Host:
         """
         cid = _as_id(target)
         if await self._drop_failed(cid):
+            self._sources.pop(cid, None)
             return
-        self._cell(cid)  # raises TargetNotFoundError
+        owner = self._owner(cid)
         health = self._health.pop(cid, None)
         if health is not None:
             health.cancel()
-        owner = next(
-            (g for g in (self.supervisor, *self._groups.values()) if g.has_child(str(cid))),
-            self.supervisor,
-        )
         await owner.terminate_child(str(cid), timeout)
+        self._sources.pop(cid, None)
+        self._swapping.pop(cid, None)
         self._forget(cid)
         await run_on_thread(self._executor, trim_heap)
 
@@ -409,14 +437,9 @@ class Host:
         await self._health_tasks.close()
         trim_heap()
         await self.router.close()
-        if self.lattice is not None:
-            await self.lattice.close()
-        await self.broker.close()
         self._executor.shutdown(wait=False, cancel_futures=True)
         self.engine.close()
-        await run_on_thread(None, self.storage.close)
-        if self._nats is not None:
-            await self._nats.close()
+        await self._backends.close()
         self.dead_letters.close()
         self.approvals.close()
         self.audit.close()
@@ -564,19 +587,6 @@ class Host:
                 return
             except WactorError:
                 continue  # the actor reports and acts on failures itself
-
-
-def _make_state_dir(config: HostConfig) -> None:
-    """Create the state directory, or say in the config's words why it cannot be."""
-    try:
-        config.state_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise HostConfigError(
-            f"cannot create directory {config.state_dir}: {exc.strerror or exc}",
-            file=str(config.path) if config.path else None,
-            key="state-dir",
-            expected="a directory the host can create and write",
-        ) from exc
 
 
 def _declared_id(path: Path) -> ComponentId | None:

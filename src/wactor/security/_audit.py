@@ -39,6 +39,7 @@ AuditEvent = Literal[
     "start",
     "stop",
     "restart",
+    "reload",
     "signature-ok",
     "signature-bad",
     "audit-shed",

@@ -1,11 +1,14 @@
-"""Build Python guests into components of the ``runtime-host`` world with componentize-py."""
+"""Build Python guests into components with componentize-py.
+
+A guest is built against the ``runtime-host`` world, or with ``with_`` against a world that adds
+wactor's extensions (``http``, ``topics``; see :mod:`wactor.tooling._worlds`).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import importlib.metadata
-import importlib.resources
 import importlib.util
 import os
 import re
@@ -14,16 +17,23 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from importlib.resources.abc import Traversable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from wactor.errors import BuildError
+from wactor.tooling._worlds import (
+    CORE_WORLD,
+    EXTENDED_WORLD,
+    EXTENSIONS,
+    extension_names,
+    wit_digest_input,
+    wit_dir,
+)
 
 __all__ = ["WORLD", "build_guest", "build_guest_cached", "componentize_py_version"]
 
-#: The world every guest is built against.
-WORLD = "runtime-host"
+#: The world a guest is built against when it uses no extension.
+WORLD = CORE_WORLD
 
 #: A build that takes longer than this is hung, not slow (a cold build takes ~7-10 s).
 _BUILD_TIMEOUT_S = 600.0
@@ -48,43 +58,6 @@ def _human_size(size: int) -> str:
             return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     raise AssertionError("unreachable")  # pragma: no cover
-
-
-# --- the bundled WIT ---------------------------------------------------------------------------
-
-
-def _wit_resource() -> Traversable:
-    return importlib.resources.files("wactor") / "wit"
-
-
-def _wit_files(root: Traversable) -> list[Traversable]:
-    return sorted(
-        (item for item in root.iterdir() if item.is_file() and item.name.endswith(".wit")),
-        key=lambda item: item.name,
-    )
-
-
-def _wit_text() -> bytes:
-    """Every bundled ``*.wit`` file, sorted by name, framed so the boundaries count."""
-    digest_input = bytearray()
-    for item in _wit_files(_wit_resource()):
-        data = item.read_bytes()
-        digest_input += f"{item.name}\0{len(data)}\0".encode() + data
-    return bytes(digest_input)
-
-
-@contextlib.contextmanager
-def _wit_dir() -> Iterator[Path]:
-    """Yield a real directory holding the bundled WIT (copied out if it lives in a zip etc.)."""
-    resource = _wit_resource()
-    if isinstance(resource, Path) and resource.is_dir():
-        yield resource
-        return
-    with tempfile.TemporaryDirectory(prefix="wactor-wit-") as tmp:
-        target = Path(tmp)
-        for item in _wit_files(resource):
-            (target / item.name).write_bytes(item.read_bytes())
-        yield target
 
 
 # --- componentize-py -------------------------------------------------------------------------
@@ -169,21 +142,36 @@ def _first_meaningful_line(output: str) -> str:
     return "no output"
 
 
+# How a guest that imports an extension it was not built with fails.
+_MISSING_IMPORT = re.compile(
+    r"cannot import name '(\w+)' from 'wit_world\.imports'"
+    r"|No module named 'wit_world\.imports\.(\w+)'"
+)
+
+
+def _extension_hint(reason: str, extensions: tuple[str, ...]) -> str:
+    """``; build with --with topics`` when ``reason`` is a missing extension import."""
+    match = _MISSING_IMPORT.search(reason)
+    if match is None:
+        return ""
+    module = match[1] or match[2]
+    for name, ext in EXTENSIONS.items():
+        if ext.module == module and name not in extensions:
+            wanted = ",".join((*extensions, name))
+            return f"; it is in the {name!r} extension: build with --with {wanted}"
+    return ""
+
+
 def _one_line(text: str, limit: int = 300) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def build_guest(app: Path, out: Path, *, progress: Progress = None) -> Path:
-    """Build the Python guest ``app`` (a ``.py`` file) into the component ``out``.
+Extensions = Iterable[str] | str | None
 
-    The module name is ``app``'s stem and its directory goes on the guest's Python path; the
-    module must define ``class ComponentLifecycle(exports.ComponentLifecycle)``. ``out`` is
-    replaced atomically, so a failed or interrupted build never leaves a partial file behind.
-    Raises :class:`~wactor.errors.BuildError` with a one-line reason.
-    """
-    app = Path(app)
-    out = Path(out)
+
+def _check_app(app: Path) -> str:
+    """The module name of the guest ``app``; raises if ``app`` cannot be one."""
     if not app.is_file():
         raise BuildError(f"{app}: no such file")
     if app.suffix != ".py":
@@ -191,24 +179,45 @@ def build_guest(app: Path, out: Path, *, progress: Progress = None) -> Path:
     module = app.stem
     if not module.isidentifier():
         raise BuildError(f"{app}: {module!r} is not a valid Python module name")
+    return module
+
+
+def build_guest(
+    app: Path, out: Path, *, with_: Extensions = None, progress: Progress = None
+) -> Path:
+    """Build the Python guest ``app`` (a ``.py`` file) into the component ``out``.
+
+    The module name is ``app``'s stem and its directory goes on the guest's Python path; the
+    module must define ``class ComponentLifecycle(exports.ComponentLifecycle)``. ``with_`` names
+    wactor extensions the guest imports (``"http,topics"`` or ``["http", "topics"]``): it is
+    then built against ``runtime-host`` plus those interfaces, which appear in
+    ``wit_world.imports`` (``client``, ``pubsub``). ``out`` is replaced atomically, so a failed
+    or interrupted build never leaves a partial file behind. Raises
+    :class:`~wactor.errors.BuildError` with a one-line reason.
+    """
+    app = Path(app)
+    out = Path(out)
+    extensions = extension_names(with_)
+    module = _check_app(app)
     command = _componentize_command()
     out.parent.mkdir(parents=True, exist_ok=True)
 
-    _say(progress, f"building {app.name} with componentize-py…")
+    world_note = f" --with {','.join(extensions)}" if extensions else ""
+    _say(progress, f"building {app.name}{world_note} with componentize-py…")
     started = time.monotonic()
     # componentize-py creates the file itself (so it gets the usual permissions) inside a private
     # directory next to ``out``; the rename into place is then atomic.
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     tmp = staging / out.name
     try:
-        with _wit_dir() as wit:
+        with wit_dir(extensions) as (wit, world):
             env = dict(os.environ, RUST_BACKTRACE="0")
             args = [
                 *command,
                 "-d",
                 str(wit),
                 "-w",
-                WORLD,
+                world,
                 "componentize",
                 "-p",
                 str(app.resolve().parent),
@@ -234,8 +243,8 @@ def build_guest(app: Path, out: Path, *, progress: Progress = None) -> Path:
             except OSError as exc:
                 raise BuildError(f"{app}: cannot run componentize-py: {exc}") from None
         if result.returncode != 0:
-            reason = _first_meaningful_line(f"{result.stderr}\n{result.stdout}")
-            raise BuildError(f"{app}: build failed: {_one_line(reason)}")
+            reason = _one_line(_first_meaningful_line(f"{result.stderr}\n{result.stdout}"))
+            raise BuildError(f"{app}: build failed: {reason}{_extension_hint(reason, extensions)}")
         if not tmp.is_file() or tmp.stat().st_size == 0:
             raise BuildError(f"{app}: build failed: componentize-py wrote no component")
         os.replace(tmp, out)
@@ -246,9 +255,11 @@ def build_guest(app: Path, out: Path, *, progress: Progress = None) -> Path:
     return out
 
 
-def cache_key(app: Path) -> str:
-    """The cache key of ``app``: its source, its sibling modules, the WIT, componentize-py."""
+def cache_key(app: Path, *, with_: Extensions = None) -> str:
+    """The cache key of ``app``: its source, its sibling modules, the WIT (with the extensions'
+    WIT and the generated world when ``with_`` names any), componentize-py."""
     app = Path(app)
+    extensions = extension_names(with_)
     digest = hashlib.sha256()
 
     def feed(label: str, data: bytes) -> None:
@@ -265,27 +276,33 @@ def cache_key(app: Path) -> str:
             feed(f"py:{sibling.name}", sibling.read_bytes())
     except OSError as exc:
         raise BuildError(f"{app}: cannot read guest source: {exc.strerror or exc}") from None
-    feed("wit", _wit_text())
+    feed("wit", wit_digest_input(extensions))
     feed("componentize-py", componentize_py_version().encode())
-    feed("world", WORLD.encode())
+    # A guest without extensions keeps the key it had before extensions existed.
+    feed("world", (EXTENDED_WORLD if extensions else WORLD).encode())
+    if extensions:
+        feed("with", ",".join(extensions).encode())
     return digest.hexdigest()
 
 
-def build_guest_cached(app: Path, cache_dir: Path, *, progress: Progress = None) -> Path:
+def build_guest_cached(
+    app: Path, cache_dir: Path, *, with_: Extensions = None, progress: Progress = None
+) -> Path:
     """Build ``app`` into ``cache_dir/<key>.wasm`` unless that file already exists.
 
-    See :func:`cache_key` for what the key covers. The component is written to a temporary
-    file and renamed into place, so concurrent builders never see a partial file (they may both
-    build, though; callers that care hold a lock around this call).
+    See :func:`cache_key` for what the key covers and :func:`build_guest` for ``with_``. The
+    component is written to a temporary file and renamed into place, so concurrent builders
+    never see a partial file (they may both build, though; callers that care hold a lock around
+    this call).
     """
     app = Path(app)
-    if not app.is_file():
-        raise BuildError(f"{app}: no such file")
+    extensions = extension_names(with_)
+    _check_app(app)
     cache_dir = Path(cache_dir)
-    key = cache_key(app)
+    key = cache_key(app, with_=extensions)
     out = cache_dir / f"{key}.wasm"
     if out.is_file():
         _say(progress, f"using cached build of {app.name} ({out.name[:16]}…)")
         return out
     cache_dir.mkdir(parents=True, exist_ok=True)
-    return build_guest(app, out, progress=progress)
+    return build_guest(app, out, with_=extensions, progress=progress)

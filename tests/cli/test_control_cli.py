@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +21,7 @@ from conftest import ROOT, guest_binary, wat_binary, write_host_config, write_ma
 from wactor.cli._remote import RunningHost
 from wactor.host import load_host_config
 from wactor.host._control import control_socket_path
+from wactor.host._control_wire import decode_bytes, encode_bytes
 from waiting import poll_until
 
 
@@ -221,3 +226,85 @@ def test_approving_while_the_host_runs_starts_the_waiting_component(tmp_path: Pa
     assert (after.returncode, after.stdout) == (0, "hi\n")
     events = [line.split()[2] for line in audited.stdout.splitlines()[1:]]
     assert events[-3:] == ["approved", "grant", "start"]
+
+
+def test_restart_gives_the_component_a_fresh_instance(app: Path) -> None:
+    with running(app):
+        before = wactor("call", "demo/counter/0", "a", "b", "--config", str(app))
+        restarted = wactor("restart", "demo/counter/0", "--config", str(app))
+        after = wactor("call", "demo/counter/0", "c", "--config", str(app))
+        missing = wactor("restart", "nope/x/0", "--config", str(app))
+    assert before.stdout.splitlines() == ["memory=1 stored=1", "memory=2 stored=2"]
+    assert (restarted.returncode, restarted.stdout) == (0, "restarted demo/counter/0\n")
+    assert after.stdout == "memory=1 stored=3\n"  # its memory anew, its storage kept
+    assert (missing.returncode, missing.stderr) == (5, "error: target not found: nope/x/0\n")
+
+
+PROBE = "t/probe/0"
+
+
+def test_reload_swaps_the_code_under_queued_requests_none_lost(tmp_path: Path) -> None:
+    probe = write_manifest(tmp_path / "components", PROBE, guest_binary("probe"), timeout_ms=30_000)
+    config = write_host_config(tmp_path, [probe])
+    answers: dict[str, bytes | BaseException | None] = {}
+
+    def ask(key: str, payload: bytes) -> None:
+        try:
+            found = RunningHost.find(load_host_config(config))
+            assert found is not None
+            with found:
+                args = {"target": PROBE, "payload": encode_bytes(payload), "timeout": 120}
+                reply = found.request("call", args)["reply"]
+            answers[key] = None if reply is None else decode_bytes(reply, "reply")
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertions below
+            answers[key] = exc
+
+    def depth() -> int:
+        return int((_component(config, PROBE) or {}).get("depth", -1))
+
+    with running(config):
+        held = threading.Thread(target=ask, args=("held", b"sleep 1500"))
+        held.start()
+        poll_until(lambda: depth() == 1, "the probe to be handling the held call")
+        queued = [
+            threading.Thread(target=ask, args=(f"q{i}", f"echo q{i}".encode())) for i in range(8)
+        ]
+        for thread in queued:
+            thread.start()
+        poll_until(lambda: depth() == 9, "eight requests queued behind the held one")
+        echo = wat_binary("echo")
+        reloaded = wactor("reload", PROBE, "--wasm", str(echo), "--config", str(config))
+        for thread in (held, *queued):
+            thread.join(timeout=120)
+        after = wactor("call", PROBE, "after", "--config", str(config))
+    assert reloaded.returncode == 0, reloaded.stderr
+    digest = hashlib.sha256(echo.read_bytes()).hexdigest()
+    assert reloaded.stdout == f"reloaded {PROBE} v1.0.0 (sha256 {digest[:12]})\n"
+    assert answers.pop("held") == b"slept"  # the call in progress finished on the old code
+    # none lost, none failed: each answered by the old code ("echo X" -> X) or by the new
+    # (the WAT echo answers with the payload itself)
+    assert sorted(answers) == sorted(f"q{i}" for i in range(8))
+    wrong = {k: a for k, a in answers.items() if a not in (k.encode(), f"echo {k}".encode())}
+    assert wrong == {}
+    assert after.stdout == "after\n"  # the new code answers afterwards
+
+
+def test_a_reload_to_code_that_fails_its_trust_check_leaves_the_old_code_running(
+    app: Path,
+) -> None:
+    elsewhere = Path(tempfile.mkdtemp(prefix="wactor-untrusted-"))
+    try:
+        untrusted = shutil.copy(wat_binary("echo"), elsewhere / "echo.wasm")
+        with running(app):
+            before = wactor("call", "demo/counter/0", "a", "--config", str(app))
+            refused = wactor(
+                "reload", "demo/counter/0", "--wasm", str(untrusted), "--config", str(app)
+            )
+            after = wactor("call", "demo/counter/0", "b", "--config", str(app))
+    finally:
+        shutil.rmtree(elsewhere)
+    assert before.stdout == "memory=1 stored=1\n"
+    assert refused.returncode == 3
+    assert refused.stderr.startswith("error: demo/counter/0 is not trusted and waits for approval")
+    assert refused.stderr.count("\n") == 1
+    assert after.stdout == "memory=2 stored=2\n"  # the old instance, its memory intact

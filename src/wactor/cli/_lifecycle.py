@@ -54,7 +54,10 @@ def stop(component: str, config_path: Path | None) -> None:
 @click.argument("component", metavar="ID")
 @config_option
 def restart(component: str, config_path: Path | None) -> None:
-    """Restart component ID on the running host: a new instance of the same code."""
+    """Restart component ID on the running host: its message in progress finishes, then a new
+    instance of the same code (its memory starts anew, its storage stays) takes its queue.
+
+    A component that failed for good is started anew from its manifest."""
     cid = _id(component)
     _on_host(config_path, "restart", {"id": cid})
     click.echo(f"restarted {cid}")
@@ -77,5 +80,5 @@ def reload(component: str, wasm: Path | None, config_path: Path | None) -> None:
     cid = _id(component)
     args: dict[str, Any] = {"id": cid, "wasm": None if wasm is None else absolute(wasm)}
     reloaded = _on_host(config_path, "reload", args)
-    digest = reloaded.get("digest", "") if isinstance(reloaded, dict) else ""
-    click.echo(f"reloaded {cid}" + (f" (sha256 {digest[:12]})" if digest else ""))
+    shown = f"reloaded {cid} v{reloaded['version']} (sha256 {reloaded['digest'][:12]})"
+    click.echo(escape_controls(shown))

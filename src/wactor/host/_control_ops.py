@@ -128,6 +128,8 @@ class ControlOps:
             "deny": self._deny,
             "start": self._start,
             "stop": self._stop,
+            "restart": self._restart,
+            "reload": self._reload,
         }
 
     async def answer(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -271,6 +273,15 @@ class ControlOps:
 
     async def _stop(self, args: _Args) -> None:
         await self.host.stop(args.component("id"))
+
+    async def _restart(self, args: _Args) -> None:
+        await self.host.restart(args.component("id"))
+
+    async def _reload(self, args: _Args) -> dict[str, Any]:
+        cid = args.component("id")
+        wasm = None if args.optional_text("wasm") is None else args.path("wasm")
+        handle = await self.host.reload(cid, wasm=wasm)
+        return {"id": str(handle.id), "version": handle.manifest.version, "digest": handle.digest}
 
 
 def _waits_on(error: WactorError, request_id: str) -> bool:

@@ -308,3 +308,21 @@ def test_a_reload_to_code_that_fails_its_trust_check_leaves_the_old_code_running
     assert refused.stderr.startswith("error: demo/counter/0 is not trusted and waits for approval")
     assert refused.stderr.count("\n") == 1
     assert after.stdout == "memory=2 stored=2\n"  # the old instance, its memory intact
+
+
+def test_approving_the_new_code_of_a_waiting_reload_does_the_reload(app: Path) -> None:
+    elsewhere = Path(tempfile.mkdtemp(prefix="wactor-untrusted-"))
+    try:
+        untrusted = shutil.copy(wat_binary("echo"), elsewhere / "echo.wasm")
+        with running(app):
+            refused = wactor(
+                "reload", "demo/counter/0", "--wasm", str(untrusted), "--config", str(app)
+            )
+            approved = wactor("approvals", "approve", "demo/counter/0", "--config", str(app))
+            after = wactor("call", "demo/counter/0", "new code", "--config", str(app))
+    finally:
+        shutil.rmtree(elsewhere)
+    assert refused.returncode == 3
+    assert approved.returncode == 0, approved.stderr
+    assert approved.stdout.splitlines()[1:] == ["reloaded demo/counter/0"]
+    assert after.stdout == "new code\n"  # the echo answers now

@@ -266,6 +266,8 @@ def approve(ref: str, config_path: Path | None, narrow: str | None) -> None:
     click.echo(f"approved {approval.id} {approval.component}: {_summary(approval.granted)}")
     for started in outcome["started"]:
         click.echo(escape_controls(f"started {started}"))
+    for reloaded in outcome.get("reloaded", []):
+        click.echo(escape_controls(f"reloaded {reloaded}"))
     failures = [decode_error(error) for error in outcome["failed"]]
     for failure in failures:
         click.echo(f"error: {one_line(str(failure))}", err=True)

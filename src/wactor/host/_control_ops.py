@@ -5,7 +5,8 @@ Requests name their arguments; each is checked here, at the edge, and a wrong on
 same verb does in a host of its own: the same ``Host`` methods, the same stores.
 
 Approving a request for a component that waits for it (a component of the config, or one given
-to ``start``, refused with ``ApprovalPendingError``) starts that component here and now.
+to ``start``, refused with ``ApprovalPendingError``) starts that component here and now; approving
+the new code of a ``reload`` that waits for it does that reload.
 """
 
 from __future__ import annotations
@@ -117,6 +118,8 @@ class ControlOps:
     def __init__(self, host: Host) -> None:
         self.host = host
         self._waiting: dict[str, Path] = {}  # approval request id -> a manifest given to start
+        # approval request id -> a reload that waits for it: (component, new binary)
+        self._reloads: dict[str, tuple[ComponentId, Path | None]] = {}
         self._ops: dict[str, _Handler] = {
             "ping": self._ping,
             "call": self._call,
@@ -214,10 +217,12 @@ class ControlOps:
         store = self.host.approvals
         approval = await run_on_thread(None, lambda: store.approve(ref, narrow=narrow))
         started, failed = await self._start_waiting(approval)
+        reloaded, refused = await self._reload_waiting(approval)
         return {
             "approval": dataclasses.asdict(approval),
             "started": started,
-            "failed": [encode_error(error) for error in failed],
+            "reloaded": reloaded,
+            "failed": [encode_error(error) for error in failed + refused],
         }
 
     async def _deny(self, args: _Args) -> dict[str, Any]:
@@ -245,6 +250,18 @@ class ControlOps:
                 started.append(str(handle.id))
         return started, failed
 
+    async def _reload_waiting(self, approval: Approval) -> tuple[list[str], list[WactorError]]:
+        """Do the reload that waited for ``approval``, if one did; whether it did, or why not."""
+        waiting = self._reloads.pop(approval.id, None)
+        if waiting is None:
+            return [], []
+        cid, wasm = waiting
+        try:
+            await self._reload_component(cid, wasm)
+        except WactorError as exc:
+            return [], [exc]
+        return [str(cid)], []
+
     # -- lifecycle ------------------------------------------------------------------------------
 
     async def _start(self, args: _Args) -> dict[str, Any]:
@@ -267,6 +284,14 @@ class ControlOps:
         self.host.load_failures[:] = [f for f in self.host.load_failures if f.manifest != path]
         return handle
 
+    async def _reload_component(self, cid: ComponentId, wasm: Path | None) -> ComponentHandle:
+        """Reload ``cid``; a reload that waits for approval is done when it is approved."""
+        try:
+            return await self.host.reload(cid, wasm=wasm)
+        except ApprovalPendingError as exc:
+            self._reloads[exc.request_id] = (cid, wasm)
+            raise
+
     def _forget(self, path: Path) -> None:
         for request in [r for r, waiting in self._waiting.items() if waiting == path]:
             del self._waiting[request]
@@ -280,7 +305,7 @@ class ControlOps:
     async def _reload(self, args: _Args) -> dict[str, Any]:
         cid = args.component("id")
         wasm = None if args.optional_text("wasm") is None else args.path("wasm")
-        handle = await self.host.reload(cid, wasm=wasm)
+        handle = await self._reload_component(cid, wasm)
         return {"id": str(handle.id), "version": handle.manifest.version, "digest": handle.digest}
 
 

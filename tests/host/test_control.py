@@ -280,7 +280,13 @@ async def test_a_client_that_comes_while_the_host_starts_waits_for_it(host: Host
 async def test_a_request_in_progress_when_the_host_stops_is_told_so(
     control: ControlServer, host: Host, manifest: ManifestFactory
 ) -> None:
-    await host.start(manifest("test/loop/0", wat_binary("loop"), timeout_ms=60_000))
+    looping = manifest(
+        "test/loop/0",
+        wat_binary("loop"),
+        timeout_ms=60_000,
+        extra="[supervision]\nshutdown-timeout-ms = 50\n",  # then the host kills it
+    )
+    await host.start(looping)
     peer = await Peer.connect(control)
     peer.writer.write(
         encode_frame(

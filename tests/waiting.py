@@ -27,3 +27,12 @@ async def wait_busy(host: Host, component: str) -> None:
         return cell.statistics().depth > cell.mailbox.statistics().depth
 
     await wait_until(busy, f"{component} to be handling a message")
+
+
+def poll_until(condition: Callable[[], bool], what: str, *, timeout: float = 60.0) -> None:
+    """``wait_until`` for tests without a loop (driving ``wactor`` subprocesses)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.02)

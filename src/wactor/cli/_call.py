@@ -16,10 +16,14 @@ import click
 from wactor._ids import ComponentId
 from wactor.cli._common import SECONDS, config_option, nats_option, resolve_config, with_nats
 from wactor.cli._main import cli, one_line
+from wactor.cli._remote import RunningHost
 from wactor.errors import ConfigError, WactorError
-from wactor.host import Host, ObserveConfig
+from wactor.host import Host, HostConfig, ObserveConfig
+from wactor.host._control_wire import decode_bytes, encode_bytes
 
 __all__ = ["call"]
+
+_ANSWER_SLACK = 30.0  # seconds past a call's own timeout before the host counts as hung
 
 
 def _reply_json(target: str, payload: str, reply: bytes | None) -> dict[str, Any]:
@@ -43,23 +47,61 @@ def _error_json(target: str, payload: str, exc: WactorError) -> dict[str, Any]:
     }
 
 
+def _target(target: str) -> ComponentId:
+    try:
+        return ComponentId.parse(target)
+    except ValueError as exc:
+        raise ConfigError(str(exc), key="TARGET") from exc
+
+
+def _print_reply(target: str, payload: str, reply: bytes | None, *, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(_reply_json(target, payload, reply)))
+    elif reply is not None:
+        sys.stdout.buffer.write(reply + b"\n")
+        sys.stdout.flush()
+    else:
+        click.echo("")
+
+
+def _print_error(target: str, payload: str, exc: WactorError, *, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(_error_json(target, payload, exc)))
+    else:
+        click.echo(f"error: {one_line(str(exc))}", err=True)
+
+
+def _call_running(
+    host: RunningHost, *, target: str, payloads: tuple[str, ...], timeout: float, as_json: bool
+) -> int:
+    """Each payload to TARGET on the running host: its instances, its state."""
+    code = 0
+    for payload in payloads:
+        args = {"target": target, "payload": encode_bytes(payload.encode()), "timeout": timeout}
+        try:
+            # the host answers within ``timeout`` (its own deadline); the rest is its slack
+            answer = host.request("call", args, timeout=timeout + _ANSWER_SLACK)
+        except WactorError as exc:
+            if host.lost:
+                raise  # no payload after this one can reach it
+            code = code or exc.exit_code
+            _print_error(target, payload, exc, as_json=as_json)
+            continue
+        reply = answer.get("reply") if isinstance(answer, dict) else None
+        data = None if reply is None else decode_bytes(reply, "reply")
+        _print_reply(target, payload, data, as_json=as_json)
+    return code
+
+
 async def _call(
-    config_path: Path | None,
+    config: HostConfig,
+    cid: ComponentId,
     *,
     target: str,
     payloads: tuple[str, ...],
     timeout: float,
     as_json: bool,
-    nats_url: str | None = None,
 ) -> int:
-    try:
-        cid = ComponentId.parse(target)
-    except ValueError as exc:
-        raise ConfigError(str(exc), key="TARGET") from exc
-    # The host of one call serves no observe endpoint: [observe] listen is the running host's.
-    config = dataclasses.replace(
-        with_nats(resolve_config(config_path), nats_url), observe=ObserveConfig()
-    )
     # Load failures are reported below, once each, as one line; the host's own log of them
     # would repeat them with timestamps.
     logging.getLogger("wactor.host").setLevel(logging.CRITICAL)
@@ -73,18 +115,9 @@ async def _call(
                 reply = await host.request(cid, payload.encode("utf-8"), timeout=timeout)
             except WactorError as exc:
                 code = code or exc.exit_code
-                if as_json:
-                    click.echo(json.dumps(_error_json(target, payload, exc)))
-                else:
-                    click.echo(f"error: {one_line(str(exc))}", err=True)
+                _print_error(target, payload, exc, as_json=as_json)
                 continue
-            if as_json:
-                click.echo(json.dumps(_reply_json(target, payload, reply)))
-            elif reply is not None:
-                sys.stdout.buffer.write(reply + b"\n")
-                sys.stdout.flush()
-            else:
-                click.echo("")
+            _print_reply(target, payload, reply, as_json=as_json)
     return code
 
 
@@ -125,14 +158,18 @@ def call(
 
     With a NATS broker (config or --nats) and no components of its own, this is a lattice
     client: the request goes to wherever TARGET runs."""
-    code = asyncio.run(
-        _call(
-            config_path,
-            target=target,
-            payloads=payloads,
-            timeout=timeout,
-            as_json=as_json,
-            nats_url=nats_url,
+    cid = _target(target)
+    config = with_nats(resolve_config(config_path), nats_url)
+    running = None if nats_url is not None else RunningHost.find(config)
+    if running is not None:
+        with running:
+            code = _call_running(
+                running, target=str(cid), payloads=payloads, timeout=timeout, as_json=as_json
+            )
+    else:
+        # The host of one call serves no observe endpoint: [observe] listen is the running host's.
+        embedded = dataclasses.replace(config, observe=ObserveConfig())
+        code = asyncio.run(
+            _call(embedded, cid, target=target, payloads=payloads, timeout=timeout, as_json=as_json)
         )
-    )
     sys.exit(code)

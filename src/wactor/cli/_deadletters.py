@@ -12,9 +12,10 @@ import click
 from wactor._text import escape_controls
 from wactor.cli._common import config_option, resolve_config
 from wactor.cli._main import cli
+from wactor.cli._remote import RunningHost
 from wactor.errors import HostConfigError
 from wactor.host._host import DEAD_LETTERS_FILE
-from wactor.messaging import read_dead_letters
+from wactor.messaging import DeadLetter, read_dead_letters
 
 __all__ = ["dead_letters"]
 
@@ -30,9 +31,15 @@ def dead_letters(
     """Show the newest dead letters of the host(s) using CONFIG's state directory."""
     config = resolve_config(config_path)
     path = config.state_dir / DEAD_LETTERS_FILE
-    if not path.exists():
+    running = RunningHost.find(config)
+    if running is not None:
+        with running:
+            found = running.request("dead-letters", {"component": component, "limit": limit})
+        entries = [DeadLetter(**entry) for entry in found]
+    elif not path.exists():
         raise HostConfigError("no dead-letter log yet (no host has run here)", file=str(path))
-    entries = read_dead_letters(path, component, limit)
+    else:
+        entries = read_dead_letters(path, component, limit)
     if as_json:
         for entry in entries:
             click.echo(json.dumps(dataclasses.asdict(entry)))

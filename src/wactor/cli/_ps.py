@@ -17,6 +17,7 @@ import click
 from wactor._text import escape_controls
 from wactor.cli._common import SECONDS, config_option, nats_option, resolve_config, with_nats
 from wactor.cli._main import cli, one_line
+from wactor.cli._remote import remote_snapshot
 from wactor.errors import HostConfigError, WactorError
 from wactor.host import HostConfig
 from wactor.lattice import read_lattice
@@ -100,13 +101,22 @@ def _read_status(path: Path) -> dict[str, Any]:
     return snap
 
 
-def _running(snap: dict[str, Any]) -> tuple[bool, float]:
+def _host_status(config: HostConfig) -> tuple[dict[str, Any], bool]:
+    """The tree of the host running with ``config`` (from its control socket), else its last
+    status file; and whether it came live from a running host."""
+    live = remote_snapshot(config)
+    if live is not None:
+        return live, True
+    return _read_status(config.state_dir / STATUS_FILE), False
+
+
+def _running(snap: dict[str, Any], live: bool) -> tuple[bool, float]:
     age = time.time() - float(snap.get("time", 0))
-    return age < STALE_AFTER and _alive(int(snap.get("pid", 0))), age
+    return live or (age < STALE_AFTER and _alive(int(snap.get("pid", 0)))), age
 
 
-def _status_lines(snap: dict[str, Any]) -> list[str]:
-    running, age = _running(snap)
+def _status_lines(snap: dict[str, Any], live: bool) -> list[str]:
+    running, age = _running(snap, live)
     state = "running" if running else f"not running (last status {age:.0f}s ago)"
     head = f"host pid {snap.get('pid')} {state}; dead letters: {snap.get('dead_letters', 0)}"
     if running and isinstance(snap.get("observe"), str):
@@ -153,11 +163,11 @@ def ps(
         for line in _lattice_lines(url, config.broker.lattice, entries):
             click.echo(line)
         return
-    snap = _read_status(config.state_dir / STATUS_FILE)
+    snap, live = _host_status(config)
     if as_json:
-        click.echo(json.dumps({**snap, "running": _running(snap)[0]}, indent=2))
+        click.echo(json.dumps({**snap, "running": _running(snap, live)[0]}, indent=2))
         return
-    for line in _status_lines(snap):
+    for line in _status_lines(snap, live):
         click.echo(line)
 
 
@@ -172,13 +182,13 @@ async def _frame(config: HostConfig) -> list[str]:
             return [one_line(f"lattice {config.broker.lattice!r} at {url}: {exc}")]
         return _lattice_lines(url, config.broker.lattice, entries)
     try:
-        snap = await asyncio.to_thread(_read_status, config.state_dir / STATUS_FILE)
+        snap, live = await asyncio.to_thread(_host_status, config)
     except HostConfigError:
         return [
             f"no host running with this config (waiting for `wactor run`; {STATUS_FILE} "
             f"in {config.state_dir})"
         ]
-    return _status_lines(snap)
+    return _status_lines(snap, live)
 
 
 async def _watch(config: HostConfig, interval: float) -> None:

@@ -18,6 +18,7 @@ from wactor.cli._main import cli, one_line
 from wactor.cli._ps import STATUS_FILE
 from wactor.errors import ConfigError
 from wactor.host import Host, HostConfig
+from wactor.host._control import ControlServer
 from wactor.host._listen import LISTEN_EXPECTED, observe_config
 
 __all__ = ["run"]
@@ -42,7 +43,9 @@ async def _run(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with Host.open(config) as host:
+    async with ControlServer.open(config) as control, Host.open(config) as host:
+        control.serve(host)
+        click.echo(f"control socket: {control.path}", err=True)
         # Each load failure has been logged as it happened, one line naming file and key.
         for component in host.components():
             click.echo(
@@ -70,6 +73,7 @@ async def _run(
                 stopped.cancel()
             writer.cancel()
         _write_snapshot(host, status_file)
+        await control.stop_serving()  # before the host stops: requests in progress are told why
         click.echo("stopping…", err=True)
     click.echo("stopped", err=True)
     if host.failure is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import time
 from collections.abc import Sequence
 from datetime import datetime
@@ -16,8 +17,11 @@ from wactor._ids import ComponentId
 from wactor._text import escape_controls
 from wactor._units import format_size
 from wactor.cli._common import config_option, resolve_config
-from wactor.cli._main import cli
+from wactor.cli._main import cli, one_line
+from wactor.cli._remote import RunningHost
 from wactor.errors import ConfigError
+from wactor.host import HostConfig
+from wactor.host._control_wire import decode_error
 from wactor.security import (
     Approval,
     ApprovalStatus,
@@ -194,7 +198,11 @@ def list_approvals(config_path: Path | None, status: str | None, as_json: bool) 
     config = resolve_config(config_path)
     path = config.state_dir / ApprovalStore.filename
     items: list[Approval] = []
-    if path.exists():  # a read-only verb does not create the host's state
+    running = RunningHost.find(config)
+    if running is not None:
+        with running:
+            items = [Approval(**item) for item in running.request("approvals", {"status": status})]
+    elif path.exists():  # a read-only verb does not create the host's state
         with ApprovalStore(path) as store:
             items = store.list(cast("ApprovalStatus | None", status))
     if as_json:
@@ -220,8 +228,7 @@ def list_approvals(config_path: Path | None, status: str | None, as_json: bool) 
         click.echo(line)
 
 
-def _decide_with(config_path: Path | None) -> tuple[ApprovalStore, AuditLog]:
-    config = resolve_config(config_path)
+def _decide_with(config: HostConfig) -> tuple[ApprovalStore, AuditLog]:
     audit_log = AuditLog.for_state_dir(config.state_dir)
     return ApprovalStore.for_state_dir(config.state_dir, audit=audit_log), audit_log
 
@@ -245,10 +252,27 @@ def approve(ref: str, config_path: Path | None, narrow: str | None) -> None:
             raise ConfigError(f"not JSON: {exc}", key="--narrow") from exc
         if not isinstance(narrowing, dict):
             raise ConfigError("must be a JSON object", key="--narrow")
-    store, audit_log = _decide_with(config_path)
-    with audit_log, store:
-        approval = store.approve(ref, narrow=narrowing)
+    config = resolve_config(config_path)
+    running = RunningHost.find(config)
+    if running is None:
+        store, audit_log = _decide_with(config)
+        with audit_log, store:
+            approval = store.approve(ref, narrow=narrowing)
+        click.echo(f"approved {approval.id} {approval.component}: {_summary(approval.granted)}")
+        return
+    with running:  # the running host decides, and starts what waited for this decision
+        outcome = running.request("approve", {"ref": ref, "narrow": narrowing})
+    approval = Approval(**outcome["approval"])
     click.echo(f"approved {approval.id} {approval.component}: {_summary(approval.granted)}")
+    for started in outcome["started"]:
+        click.echo(escape_controls(f"started {started}"))
+    for reloaded in outcome.get("reloaded", []):
+        click.echo(escape_controls(f"reloaded {reloaded}"))
+    failures = [decode_error(error) for error in outcome["failed"]]
+    for failure in failures:
+        click.echo(f"error: {one_line(str(failure))}", err=True)
+    if failures:
+        sys.exit(failures[0].exit_code)
 
 
 @approvals.command()
@@ -257,9 +281,15 @@ def approve(ref: str, config_path: Path | None, narrow: str | None) -> None:
 @click.option("--reason", default="", help="Why; shown to whoever starts the component.")
 def deny(ref: str, config_path: Path | None, reason: str) -> None:
     """Deny request ID (or a component id: its latest pending request)."""
-    store, audit_log = _decide_with(config_path)
-    with audit_log, store:
-        approval = store.deny(ref, reason)
+    config = resolve_config(config_path)
+    running = RunningHost.find(config)
+    if running is not None:
+        with running:
+            approval = Approval(**running.request("deny", {"ref": ref, "reason": reason}))
+    else:
+        store, audit_log = _decide_with(config)
+        with audit_log, store:
+            approval = store.deny(ref, reason)
     click.echo(f"denied {approval.id} {approval.component}")
 
 
@@ -306,7 +336,17 @@ def audit(
             raise ConfigError(str(exc), key="--component") from exc
     path = config.state_dir / AuditLog.filename
     entries: list[AuditEntry] = []
-    if path.exists():  # a read-only verb does not create the host's state
+    running = RunningHost.find(config)
+    if running is not None:
+        query = {
+            "component": component,
+            "denied_only": denied_only,
+            "since": since_time,
+            "limit": limit,
+        }
+        with running:
+            entries = [AuditEntry(**entry) for entry in running.request("audit", query)]
+    elif path.exists():  # a read-only verb does not create the host's state
         with AuditLog(path) as log:
             entries = log.query(component, denied_only, since_time, limit)
     if as_json:

@@ -87,8 +87,7 @@ async def _run(
 def _write_snapshot(host: Host, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    url = host.observer.url if host.observer is not None else None
-    tmp.write_text(json.dumps({**host.snapshot(), "observe": url}))
+    tmp.write_text(json.dumps(host.snapshot()))
     tmp.replace(path)
 
 

@@ -536,13 +536,13 @@ class Host:
         return component_statuses(self.registry, self.table)
 
     def snapshot(self) -> dict[str, Any]:
-        """The supervision tree now, as plain data (what ``wactor ps`` shows)."""
-        return tree_snapshot(
-            self.supervisor,
-            self.table,
-            failure=self.failure,
-            dead_letters=self.dead_letters.total,
+        """The supervision tree now, as plain data (what ``wactor ps`` shows), with the URL of
+        the observe endpoint if it serves one."""
+        snap = tree_snapshot(
+            self.supervisor, self.table, failure=self.failure, dead_letters=self.dead_letters.total
         )
+        snap["observe"] = None if self.observer is None else self.observer.url
+        return snap
 
     def _cell(self, cid: ComponentId) -> ActorCell[Any]:
         return self.router.cell(cid)

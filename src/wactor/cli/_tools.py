@@ -18,6 +18,7 @@ from wactor.cli._main import cli
 from wactor.errors import InvalidComponentError, WactorError
 from wactor.host._host import default_cache_dir
 from wactor.tooling import EXTENSIONS, build_guest, build_guest_cached, new_project
+from wactor.tooling._worlds import extension_names
 from wactor.wasm import WasmEngine
 from wactor.wasm._engine import check_binary_kind
 
@@ -72,11 +73,20 @@ def build(app: Path, out: Path, with_: str, cache: bool) -> None:
     default=Path("."),
     help="Where to create the project directory.",
 )
-def new(name: str, dest: Path) -> None:
+@click.option(
+    "--with",
+    "with_",
+    metavar="NAMES",
+    default="",
+    help=f"Comma-separated wactor extensions to use ({', '.join(sorted(EXTENSIONS))}).",
+)
+def new(name: str, dest: Path, with_: str) -> None:
     """Scaffold a guest project NAME (app.py, component.toml, README)."""
-    path = new_project(name, dest)
+    path = new_project(name, dest, with_=with_)
+    extensions = extension_names(with_)
+    flag = f" --with {','.join(extensions)}" if extensions else ""
     click.echo(f"created {path}")
-    click.echo(f"next: wactor build {path / 'app.py'} -o {path / (name + '.wasm')}")
+    click.echo(f"next: wactor build {path / 'app.py'} -o {path / (name + '.wasm')}{flag}")
 
 
 def _describe(path: Path) -> dict[str, Any]:

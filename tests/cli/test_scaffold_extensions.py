@@ -17,6 +17,10 @@ from wactor.tooling._scaffold import render
 from wactor.wasm._engine import WORLD_IMPORTS
 from waiting import wait_until
 
+# A first build and compile of a scaffold takes minutes on a loaded machine; later runs hit the
+# build and compile caches.
+COLD_BUILD_S = 600
+
 
 def _scaffold(tmp_path: Path, name: str, extensions: str) -> Path:
     created = wactor("new", name, "--dir", str(tmp_path), "--with", extensions)
@@ -49,6 +53,7 @@ def test_a_plain_scaffold_mentions_no_extension(tmp_path: Path) -> None:
         assert word not in manifest
 
 
+@pytest.mark.timeout(COLD_BUILD_S)
 async def test_a_topics_scaffold_subscribes_and_publishes(tmp_path: Path) -> None:
     project = _scaffold(tmp_path, "newsy", "topics")
     config = HostConfig.default(tmp_path / "state", trusted_paths=(tmp_path, *TRUSTED))
@@ -91,17 +96,18 @@ def server() -> Iterator[http.server.HTTPServer]:
     thread.join()
 
 
+@pytest.mark.timeout(COLD_BUILD_S)
 async def test_an_http_and_topics_scaffold_builds_and_fetches_what_it_is_granted(
     tmp_path: Path, server: http.server.HTTPServer
 ) -> None:
     project = _scaffold(tmp_path, "caller", "http,topics")
-    inspected = wactor("inspect", str(project / "caller.wasm"))
-    assert "extensions: wactor:http/client@0.1.0, wactor:topics/pubsub@0.1.0\n" in inspected.stdout
+    wasm = (project / "caller.wasm").read_bytes()  # its import names, without compiling it
+    assert b"wactor:http/client@0.1.0" in wasm
+    assert b"wactor:topics/pubsub@0.1.0" in wasm
     manifest = project / "component.toml"
     assert 'connect = ["api.example.com:443"]' in manifest.read_text()
     if "wactor:http/client@0.1.0" not in WORLD_IMPORTS:
         pytest.skip("this host does not define wactor:http/client yet")
-    assert inspected.returncode == 0, inspected.stdout + inspected.stderr
     port = server.server_address[1]
     manifest.write_text(
         manifest.read_text().replace('"api.example.com:443"', f'"127.0.0.1:{port}"')

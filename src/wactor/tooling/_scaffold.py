@@ -21,6 +21,7 @@ _FILES: tuple[tuple[str, str], ...] = (
     ("app.py.tmpl", "app.py"),
     ("component.toml.tmpl", "component.toml"),
     ("README.md.tmpl", "README.md"),
+    ("requirements.txt.tmpl", "requirements.txt"),
     ("gitignore.tmpl", ".gitignore"),
 )
 
@@ -63,7 +64,8 @@ def _render(template: str, name: str, extensions: tuple[str, ...]) -> str:
 
 
 def new_project(name: str, dest: Path, *, with_: Iterable[str] | str | None = None) -> Path:
-    """Create ``dest/<name>/`` with ``app.py``, ``component.toml``, ``README.md``, ``.gitignore``.
+    """Create ``dest/<name>/`` with ``app.py``, ``component.toml``, ``README.md``,
+    ``requirements.txt`` (a commented example) and ``.gitignore``.
 
     The guest echoes every payload and logs through ``host-services``; its id is
     ``local/<name>/0``. ``with_`` names wactor extensions to use (see

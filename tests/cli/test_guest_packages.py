@@ -245,3 +245,24 @@ def test_packages_are_installed_once_per_requirements_with_progress(tmp_path: Pa
     said.clear()
     assert install_requirements(found, tmp_path / "deps", progress=said.append) == site
     assert said == ["using installed dependencies from requirements.txt"]
+
+
+def test_a_python_without_pip_is_told_how_to_get_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(tmp_path / "bare")],
+        check=True,
+        timeout=120,
+    )
+    app = tmp_path / "app.py"
+    app.write_text("import markdown\n")
+    (tmp_path / "requirements.txt").write_text("markdown==3.11.3\n")
+    found = find_requirements(app)
+    assert found is not None
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "bare" / "bin" / "python"))
+    with pytest.raises(BuildError) as info:
+        install_requirements(found, tmp_path / "deps")
+    assert str(info.value).startswith("pip is missing from the Python running wactor (")
+    assert str(info.value).endswith("install it with: python -m ensurepip")
+    assert not (tmp_path / "deps").exists() or not any((tmp_path / "deps").iterdir())

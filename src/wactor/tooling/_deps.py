@@ -25,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -180,18 +181,34 @@ def _pip(args: list[str], progress: Progress, *, stream: bool) -> tuple[int, str
         raise BuildError(f"cannot run pip: {exc}") from None
     lines: list[str] = []
     assert proc.stdout is not None
-    with proc:
-        for raw in proc.stdout:
-            line = raw.rstrip()
-            lines.append(line)
-            if stream and progress is not None and _PIP_PROGRESS.match(line):
-                progress(f"  pip: {line.split(' (from -r ', 1)[0]}")
-        try:
-            code = proc.wait(timeout=_PIP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise BuildError(f"pip did not finish within {_PIP_TIMEOUT_S:g}s") from None
-    return code, "\n".join(lines)
+    # pip may stall without a word (a stuck download): the watchdog ends it, closing its output.
+    fired = threading.Event()
+
+    def stop() -> None:
+        fired.set()
+        proc.kill()
+
+    watchdog = threading.Timer(_PIP_TIMEOUT_S, stop)
+    watchdog.start()
+    try:
+        with proc:
+            for raw in proc.stdout:
+                line = raw.rstrip()
+                lines.append(line)
+                if stream and progress is not None and _PIP_PROGRESS.match(line):
+                    progress(f"  pip: {line.split(' (from -r ', 1)[0]}")
+            code = proc.wait()
+    finally:
+        watchdog.cancel()
+    if fired.is_set():
+        raise BuildError(f"pip did not finish within {_PIP_TIMEOUT_S:g}s")
+    output = "\n".join(lines)
+    if code != 0 and "No module named pip" in output:
+        raise BuildError(
+            f"pip is missing from the Python running wactor ({sys.executable}); "
+            "install it with: python -m ensurepip"
+        )
+    return code, output
 
 
 def _why_not(spec: str, parent: str | None, versions: list[str], progress: Progress) -> str:
@@ -297,11 +314,13 @@ def install_requirements(
             raise BuildError(f"{requirements.source}: cannot install for the guest: {reason}")
         site.mkdir(exist_ok=True)
         (site / ".complete").write_text(json.dumps({"python": python}), encoding="utf-8")
+        if target.exists() and not (target / ".complete").is_file():
+            shutil.rmtree(target, ignore_errors=True)  # left unfinished by some other means
         try:
             site.rename(target)
-        except OSError:
+        except OSError as exc:
             if not (target / ".complete").is_file():  # not another build's finished copy
-                raise
+                raise BuildError(f"cannot store packages in {target}: {exc.strerror}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target

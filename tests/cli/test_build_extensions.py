@@ -66,6 +66,7 @@ def test_the_generated_world_includes_the_core_world_and_the_named_packages() ->
         assert not (root / "guest.wit").exists()
 
 
+@pytest.mark.timeout(600)  # a first build and inspect take minutes when the host is loaded
 def test_build_with_topics_imports_the_topics_interface(tmp_path: Path) -> None:
     out = tmp_path / "topics.wasm"
     built = wactor("build", str(TOPICS_GUEST), "-o", str(out), "--with", "topics")

@@ -8,10 +8,13 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
 from cli.test_call import wactor
 from conftest import ROOT, write_host_config
 
 
+@pytest.mark.timeout(600)  # build, inspect and call a new scaffold: minutes when the host is loaded
 def test_scaffolded_guest_builds_and_answers(tmp_path: Path) -> None:
     created = wactor("new", "hello", "--dir", str(tmp_path))
     assert created.returncode == 0, created.stderr

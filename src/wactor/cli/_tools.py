@@ -18,6 +18,7 @@ from wactor.cli._main import cli
 from wactor.errors import InvalidComponentError, WactorError
 from wactor.host._directories import default_cache_dir
 from wactor.tooling import EXTENSIONS, build_guest, build_guest_cached, new_project
+from wactor.tooling._worlds import extension_names
 from wactor.wasm import WasmEngine
 from wactor.wasm._engine import check_binary_kind
 
@@ -39,23 +40,51 @@ def _progress(line: str) -> None:
     help=f"Comma-separated wactor extensions the guest imports ({', '.join(sorted(EXTENSIONS))}).",
 )
 @click.option(
+    "-r",
+    "--requirements",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The guest's pip requirements (default: requirements.txt beside APP, else the "
+    "[project].dependencies of a pyproject.toml beside it).",
+)
+@click.option(
+    "--path",
+    "paths",
+    multiple=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="A directory to add to the guest's Python path (vendored code); repeatable.",
+)
+@click.option(
     "--cache/--no-cache",
     default=True,
     show_default=True,
-    help="Reuse an earlier build of the same sources (kept in the user's cache directory).",
+    help="Reuse an earlier build of the same sources and installed packages (kept in the "
+    "user's cache directory).",
 )
-def build(app: Path, out: Path, with_: str, cache: bool) -> None:
+def build(  # noqa: PLR0917 - click passes each option by position
+    app: Path,
+    out: Path,
+    with_: str,
+    requirements: Path | None,
+    paths: tuple[Path, ...],
+    cache: bool,
+) -> None:
     """Build a Python guest APP.py into a component against the bundled WIT.
 
     With --with the guest is built against runtime-host plus the named extensions: `http`
     (wactor:http/client, as `wit_world.imports.client`) and `topics` (wactor:topics/pubsub, as
     `wit_world.imports.pubsub`).
+
+    The guest's pure-Python packages are installed for it with pip and bundled; packages with
+    native code cannot run in a guest and are named. The guest sees only APP's directory, those
+    packages and --path directories, never the packages of the Python running wactor.
     """
+    options: dict[str, Any] = {"with_": with_, "requirements": requirements, "paths": paths}
     if not cache:
-        build_guest(app, out, with_=with_, progress=_progress)
+        build_guest(app, out, progress=_progress, **options)
         return
     built = build_guest_cached(
-        app, default_cache_dir().parent / "guests", with_=with_, progress=_progress
+        app, default_cache_dir().parent / "guests", progress=_progress, **options
     )
     tmp = out.with_name(f".{out.name}.tmp")
     shutil.copyfile(built, tmp)
@@ -72,11 +101,20 @@ def build(app: Path, out: Path, with_: str, cache: bool) -> None:
     default=Path("."),
     help="Where to create the project directory.",
 )
-def new(name: str, dest: Path) -> None:
-    """Scaffold a guest project NAME (app.py, component.toml, README)."""
-    path = new_project(name, dest)
+@click.option(
+    "--with",
+    "with_",
+    metavar="NAMES",
+    default="",
+    help=f"Comma-separated wactor extensions to use ({', '.join(sorted(EXTENSIONS))}).",
+)
+def new(name: str, dest: Path, with_: str) -> None:
+    """Scaffold a guest project NAME (app.py, component.toml, requirements.txt, README)."""
+    path = new_project(name, dest, with_=with_)
+    extensions = extension_names(with_)
+    flag = f" --with {','.join(extensions)}" if extensions else ""
     click.echo(f"created {path}")
-    click.echo(f"next: wactor build {path / 'app.py'} -o {path / (name + '.wasm')}")
+    click.echo(f"next: wactor build {path / 'app.py'} -o {path / (name + '.wasm')}{flag}")
 
 
 def _describe(path: Path) -> dict[str, Any]:

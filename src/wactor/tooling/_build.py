@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from wactor.errors import BuildError
+from wactor.tooling._deps import find_requirements, guest_python_version, install_requirements
 from wactor.tooling._worlds import (
     CORE_WORLD,
     EXTENDED_WORLD,
@@ -168,6 +169,8 @@ def _one_line(text: str, limit: int = 300) -> str:
 
 
 Extensions = Iterable[str] | str | None
+#: Say how long a build has been running this often, so a slow one does not look hung.
+_HEARTBEAT_S = 15.0
 
 
 def _check_app(app: Path) -> str:
@@ -182,68 +185,126 @@ def _check_app(app: Path) -> str:
     return module
 
 
+def _check_paths(paths: Iterable[Path | str]) -> tuple[Path, ...]:
+    checked: list[Path] = []
+    for item in paths:
+        path = Path(item)
+        if not path.is_dir():
+            raise BuildError(f"{path}: --path must name a directory")
+        checked.append(path.resolve())
+    return tuple(checked)
+
+
+def _guest_env(empty_dir: Path) -> dict[str, str]:
+    """componentize-py's environment: nothing that adds the host's packages to the guest.
+
+    It appends ``$VIRTUAL_ENV``'s site-packages to the guest's path, else ``pipenv --venv``'s,
+    else those of the ``python3`` found on ``PATH``; it is run by absolute path, so ``PATH``
+    can name an empty directory.
+    """
+    env = {key: value for key, value in os.environ.items() if key != "VIRTUAL_ENV"}
+    env["PATH"] = str(empty_dir)
+    env["RUST_BACKTRACE"] = "0"
+    return env
+
+
+def _run(args: list[str], env: dict[str, str], app: Path, progress: Progress) -> tuple[int, str]:
+    """Run componentize-py; tell ``progress`` every so often that it still runs."""
+    started = time.monotonic()
+    try:
+        proc = subprocess.Popen(
+            args,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            errors="replace",
+            env=env,
+        )
+    except OSError as exc:
+        raise BuildError(f"{app}: cannot run componentize-py: {exc}") from None
+    with proc:
+        while True:
+            try:
+                stdout, stderr = proc.communicate(timeout=_HEARTBEAT_S)
+                break
+            except subprocess.TimeoutExpired:
+                elapsed = time.monotonic() - started
+                if elapsed > _BUILD_TIMEOUT_S:
+                    proc.kill()
+                    raise BuildError(
+                        f"{app}: componentize-py did not finish within {_BUILD_TIMEOUT_S:g}s"
+                    ) from None
+                _say(progress, f"  still building {app.name} ({elapsed:.0f}s)…")
+    return proc.returncode, f"{stderr}\n{stdout}"
+
+
+def _install_deps(
+    app: Path, requirements: Path | None, deps_cache: Path, progress: Progress
+) -> Path | None:
+    found = find_requirements(app, requirements)
+    if found is None or found.empty:
+        return None
+    return install_requirements(found, deps_cache, progress=progress)
+
+
 def build_guest(
-    app: Path, out: Path, *, with_: Extensions = None, progress: Progress = None
+    app: Path,
+    out: Path,
+    *,
+    with_: Extensions = None,
+    requirements: Path | None = None,
+    paths: Iterable[Path | str] = (),
+    deps_cache: Path | None = None,
+    progress: Progress = None,
 ) -> Path:
     """Build the Python guest ``app`` (a ``.py`` file) into the component ``out``.
 
     The module name is ``app``'s stem and its directory goes on the guest's Python path; the
-    module must define ``class ComponentLifecycle(exports.ComponentLifecycle)``. ``with_`` names
-    wactor extensions the guest imports (``"http,topics"`` or ``["http", "topics"]``): it is
-    then built against ``runtime-host`` plus those interfaces, which appear in
-    ``wit_world.imports`` (``client``, ``pubsub``). ``out`` is replaced atomically, so a failed
-    or interrupted build never leaves a partial file behind. Raises
-    :class:`~wactor.errors.BuildError` with a one-line reason.
+    module must define ``class ComponentLifecycle(exports.ComponentLifecycle)``.
+
+    ``with_`` names wactor extensions the guest imports (``"http,topics"`` or ``["http",
+    "topics"]``): it is then built against ``runtime-host`` plus those interfaces, which appear
+    in ``wit_world.imports`` (``client``, ``pubsub``).
+
+    The guest's third-party packages come from ``requirements`` (a pip requirements file),
+    else ``requirements.txt`` beside ``app``, else the ``[project].dependencies`` of a
+    ``pyproject.toml`` beside it. They are installed for the guest's Python (pure-Python
+    wheels only) into ``deps_cache`` (kept for the next build; a temporary directory if
+    ``None``). ``paths`` are more directories for the guest's Python path (vendored code).
+    The guest sees only these, never the packages of the Python running the build.
+
+    ``out`` is replaced atomically, so a failed or interrupted build never leaves a partial
+    file behind. Raises :class:`~wactor.errors.BuildError` with a one-line reason.
     """
     app = Path(app)
     out = Path(out)
     extensions = extension_names(with_)
     module = _check_app(app)
+    extra = _check_paths(paths)
     command = _componentize_command()
     out.parent.mkdir(parents=True, exist_ok=True)
 
-    world_note = f" --with {','.join(extensions)}" if extensions else ""
-    _say(progress, f"building {app.name}{world_note} with componentize-py…")
-    started = time.monotonic()
     # componentize-py creates the file itself (so it gets the usual permissions) inside a private
     # directory next to ``out``; the rename into place is then atomic.
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     tmp = staging / out.name
+    empty = staging / "path"  # componentize-py's PATH: nothing to find there
+    empty.mkdir()
     try:
+        site = _install_deps(app, requirements, deps_cache or staging / "deps", progress)
+        python_path = [app.resolve().parent, *extra, *([site] if site else [])]
+        world_note = f" --with {','.join(extensions)}" if extensions else ""
+        _say(progress, f"building {app.name}{world_note} with componentize-py…")
+        started = time.monotonic()
         with wit_dir(extensions) as (wit, world):
-            env = dict(os.environ, RUST_BACKTRACE="0")
-            args = [
-                *command,
-                "-d",
-                str(wit),
-                "-w",
-                world,
-                "componentize",
-                "-p",
-                str(app.resolve().parent),
-                module,
-                "-o",
-                str(tmp),
-            ]
-            try:
-                result = subprocess.run(
-                    args,
-                    capture_output=True,
-                    text=True,
-                    errors="replace",
-                    env=env,
-                    check=False,
-                    timeout=_BUILD_TIMEOUT_S,
-                    stdin=subprocess.DEVNULL,
-                )
-            except subprocess.TimeoutExpired:
-                raise BuildError(
-                    f"{app}: componentize-py did not finish within {_BUILD_TIMEOUT_S:g}s"
-                ) from None
-            except OSError as exc:
-                raise BuildError(f"{app}: cannot run componentize-py: {exc}") from None
-        if result.returncode != 0:
-            reason = _one_line(_first_meaningful_line(f"{result.stderr}\n{result.stdout}"))
+            args = [*command, "-d", str(wit), "-w", world, "componentize"]
+            for folder in python_path:
+                args += ["-p", str(folder)]
+            args += [module, "-o", str(tmp)]
+            code, output = _run(args, _guest_env(empty), app, progress)
+        if code != 0:
+            reason = _one_line(_first_meaningful_line(output))
             raise BuildError(f"{app}: build failed: {reason}{_extension_hint(reason, extensions)}")
         if not tmp.is_file() or tmp.stat().st_size == 0:
             raise BuildError(f"{app}: build failed: componentize-py wrote no component")
@@ -255,11 +316,34 @@ def build_guest(
     return out
 
 
-def cache_key(app: Path, *, with_: Extensions = None) -> str:
-    """The cache key of ``app``: its source, its sibling modules, the WIT (with the extensions'
-    WIT and the generated world when ``with_`` names any), componentize-py."""
+def _skipped(relative: Path) -> bool:
+    return any(part.startswith(".") or part == "__pycache__" for part in relative.parts[:-1])
+
+
+def _tree(root: Path, pattern: str) -> list[tuple[str, Path]]:
+    """The files under ``root`` matching ``pattern``, outside hidden and cache directories."""
+    found = []
+    for path in root.rglob(pattern):
+        relative = path.relative_to(root)
+        if path.is_file() and not _skipped(relative):
+            found.append((relative.as_posix(), path))
+    return sorted(found)
+
+
+def cache_key(
+    app: Path,
+    *,
+    with_: Extensions = None,
+    requirements: Path | None = None,
+    paths: Iterable[Path | str] = (),
+) -> str:
+    """The cache key of ``app``: its source and every module in its directory tree, the WIT
+    (with the extensions' WIT and the generated world when ``with_`` names any),
+    componentize-py, the requirements text and guest Python, and every file of ``paths``."""
     app = Path(app)
     extensions = extension_names(with_)
+    extra = _check_paths(paths)
+    found = find_requirements(app, requirements)
     digest = hashlib.sha256()
 
     def feed(label: str, data: bytes) -> None:
@@ -268,41 +352,61 @@ def cache_key(app: Path, *, with_: Extensions = None) -> str:
 
     try:
         feed(f"app:{app.name}", app.read_bytes())
-        siblings = sorted(
-            (p for p in app.parent.glob("*.py") if p.name != app.name and p.is_file()),
-            key=lambda p: p.name,
-        )
-        for sibling in siblings:
-            feed(f"py:{sibling.name}", sibling.read_bytes())
+        for name, path in _tree(app.parent, "*.py"):
+            if name != app.name:
+                feed(f"py:{name}", path.read_bytes())
+        for index, folder in enumerate(extra):
+            for name, path in _tree(folder, "*"):
+                feed(f"path{index}:{name}", path.read_bytes())
     except OSError as exc:
         raise BuildError(f"{app}: cannot read guest source: {exc.strerror or exc}") from None
     feed("wit", wit_digest_input(extensions))
     feed("componentize-py", componentize_py_version().encode())
-    # A guest without extensions keeps the key it had before extensions existed.
+    # A guest without extensions or packages keeps the key it had before either existed.
     feed("world", (EXTENDED_WORLD if extensions else WORLD).encode())
     if extensions:
         feed("with", ",".join(extensions).encode())
+    if found is not None and not found.empty:
+        feed("requirements", found.text.encode())
+        feed("guest-python", guest_python_version().encode())
+    if extra:
+        feed("paths", str(len(extra)).encode())
     return digest.hexdigest()
 
 
 def build_guest_cached(
-    app: Path, cache_dir: Path, *, with_: Extensions = None, progress: Progress = None
+    app: Path,
+    cache_dir: Path,
+    *,
+    with_: Extensions = None,
+    requirements: Path | None = None,
+    paths: Iterable[Path | str] = (),
+    progress: Progress = None,
 ) -> Path:
     """Build ``app`` into ``cache_dir/<key>.wasm`` unless that file already exists.
 
-    See :func:`cache_key` for what the key covers and :func:`build_guest` for ``with_``. The
-    component is written to a temporary file and renamed into place, so concurrent builders
-    never see a partial file (they may both build, though; callers that care hold a lock around
-    this call).
+    See :func:`cache_key` for what the key covers and :func:`build_guest` for the options; the
+    guest's packages are installed under ``cache_dir/deps``. The component is written to a
+    temporary file and renamed into place, so concurrent builders never see a partial file
+    (they may both build, though; callers that care hold a lock around this call).
     """
     app = Path(app)
     extensions = extension_names(with_)
     _check_app(app)
+    extra = _check_paths(paths)
     cache_dir = Path(cache_dir)
-    key = cache_key(app, with_=extensions)
+    key = cache_key(app, with_=extensions, requirements=requirements, paths=extra)
     out = cache_dir / f"{key}.wasm"
     if out.is_file():
         _say(progress, f"using cached build of {app.name} ({out.name[:16]}…)")
         return out
     cache_dir.mkdir(parents=True, exist_ok=True)
-    return build_guest(app, out, with_=extensions, progress=progress)
+    return build_guest(
+        app,
+        out,
+        with_=extensions,
+        requirements=requirements,
+        paths=extra,
+        deps_cache=cache_dir / "deps",
+        progress=progress,
+    )

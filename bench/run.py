@@ -38,7 +38,9 @@ def _figures() -> list[tuple[str, str, FigureFn]]:
     import _fig_actors
     import _fig_calls
     import _fig_checks
+    import _fig_http
     import _fig_nats
+    import _fig_operate
     import _fig_parallel
     import _fig_payload
     import _fig_scale
@@ -61,6 +63,8 @@ def _figures() -> list[tuple[str, str, FigureFn]]:
         ("nats", "9. NATS between two hosts", _fig_nats.run_nats),
         ("parallel", "10. Parallelism: ~2 ms compute, 1 vs 2 components busy", _fig_parallel.run),
         ("loop_stall", "11. Event-loop stall under a hostile guest", _fig_stall.run),
+        ("http", "12. Outbound HTTP: a guest's wactor:http fetch", _fig_http.run),
+        ("operate", "13. Operating a running host: control socket, /metrics", _fig_operate.run),
     ]
 
 

@@ -276,12 +276,8 @@ class ControlOps:
             self._forget(path)
             if isinstance(exc, ApprovalPendingError):
                 self._waiting[exc.request_id] = path  # approving it starts it
-            for index, failure in enumerate(self.host.load_failures):
-                if failure.manifest == path:  # a component of the config: its failure now
-                    self.host.load_failures[index] = dataclasses.replace(failure, error=exc)
             raise
         self._forget(path)
-        self.host.load_failures[:] = [f for f in self.host.load_failures if f.manifest != path]
         return handle
 
     async def _reload_component(self, cid: ComponentId, wasm: Path | None) -> ComponentHandle:

@@ -263,7 +263,26 @@ class Host:
     async def start(
         self, source: Manifest | str | os.PathLike[str], *, group: str | None = None
     ) -> ComponentHandle:
-        """Load, check, compile (or fetch from cache), instantiate and initialize a component."""
+        """Load, check, compile (or fetch from cache), instantiate and initialize a component.
+
+        A manifest of the config that failed to load before (``load_failures``) leaves that
+        list when it starts, and its entry says why it failed again if it does.
+        """
+        if isinstance(source, Manifest):
+            return await self._start(source, group)
+        path = Path(source)
+        try:
+            handle = await self._start(path, group)
+        except WactorError as exc:
+            self.load_failures[:] = [
+                dataclasses.replace(f, error=exc) if f.manifest == path else f
+                for f in self.load_failures
+            ]
+            raise
+        self.load_failures[:] = [f for f in self.load_failures if f.manifest != path]
+        return handle
+
+    async def _start(self, source: Manifest | Path, group: str | None) -> ComponentHandle:
         manifest = source if isinstance(source, Manifest) else load_manifest(Path(source))
         if manifest.file_sha256 is None:  # built in code: held to its file before limits apply
             manifest = dataclasses.replace(manifest, file_sha256=manifest_digest(manifest))

@@ -103,31 +103,37 @@ def _text(kind_enum: Any, field: str, what: str) -> Converter:
     return Converter(lower, lift)
 
 
+def _vals_memory(lst: Any, n: int) -> memoryview:
+    """The bytes of a C vector of ``n`` component values, in place (no copy)."""
+    raw = (ctypes.c_char * (n * _VAL_SIZE)).from_address(ctypes.addressof(lst.data.contents))
+    return memoryview(raw).cast("B")
+
+
 def lower_bytes(val: bytes | bytearray | memoryview, dst: Any) -> None:
-    """Fill ``dst`` with a ``list<u8>`` of ``val`` using two strided copies, not a Python loop."""
+    """Fill ``dst`` with a ``list<u8>`` of ``val``: two strided writes straight into the C
+    vector (one C value per byte is what the C API wants), not a Python loop."""
     if not isinstance(val, bytes | bytearray | memoryview):
         raise TypeError(f"expected bytes, got {type(val).__name__}")
+    if isinstance(val, memoryview) and (val.format != "B" or val.ndim != 1):
+        val = val.tobytes()  # a strided write takes a flat view of bytes only
     n = len(val)
     dst.kind = ffi.WASMTIME_COMPONENT_LIST.value
     lst = dst.of.list
     ffi.wasmtime_component_vallist_new_uninit(byref(lst), n)
     if n == 0:
         return
-    # One C value per byte is what the C API wants; build them all in a strided buffer.
-    buf = bytearray(n * _VAL_SIZE)
-    buf[0::_VAL_SIZE] = bytes((_U8_KIND,)) * n
-    buf[_PAYLOAD_OFFSET::_VAL_SIZE] = val
-    ctypes.memmove(lst.data, (ctypes.c_char * len(buf)).from_buffer(buf), len(buf))
+    vals = _vals_memory(lst, n)
+    vals[0::_VAL_SIZE] = bytes((_U8_KIND,)) * n
+    vals[_PAYLOAD_OFFSET::_VAL_SIZE] = val
 
 
 def lift_bytes(src: Any) -> bytes:
-    """Read a ``list<u8>`` C value into ``bytes`` with one strided slice."""
+    """Read a ``list<u8>`` C value into ``bytes`` with one strided slice of the C vector."""
     lst = src.of.list
     n = lst.size
     if n == 0:
         return b""
-    raw = ctypes.string_at(lst.data, n * _VAL_SIZE)
-    return raw[_PAYLOAD_OFFSET::_VAL_SIZE]
+    return _vals_memory(lst, n)[_PAYLOAD_OFFSET::_VAL_SIZE].tobytes()
 
 
 def _move_into(new_uninit: Callable[..., None], vec: Any, items: Any, n: int) -> None:

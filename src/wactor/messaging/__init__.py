@@ -45,5 +45,5 @@ __all__ = [
 _NATS = "wactor.messaging._nats"
 __getattr__ = _lazy_exports(
     __name__,
-    {"NatsBroker": _NATS, "component_subject": _NATS, "topic_subject": _NATS},
+    {_NATS: ("NatsBroker", "component_subject", "topic_subject")},
 )

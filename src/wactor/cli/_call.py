@@ -15,7 +15,7 @@ import click
 
 from wactor._ids import ComponentId
 from wactor.cli._common import SECONDS, config_option, nats_option, resolve_config, with_nats
-from wactor.cli._main import cli, one_line
+from wactor.cli._main import one_line
 from wactor.cli._remote import RunningHost
 from wactor.errors import ConfigError, WactorError
 from wactor.host import Host, HostConfig, ObserveConfig
@@ -138,7 +138,7 @@ def _raise_why_missing(host: Host, cid: ComponentId) -> None:
                 raise failure.error
 
 
-@cli.command()
+@click.command()
 @click.argument("target")
 @click.argument("payloads", nargs=-1, required=True)
 @config_option

@@ -11,7 +11,6 @@ import click
 
 from wactor._text import escape_controls
 from wactor.cli._common import config_option, resolve_config
-from wactor.cli._main import cli
 from wactor.cli._remote import RunningHost
 from wactor.errors import HostConfigError
 from wactor.host._host import DEAD_LETTERS_FILE
@@ -20,7 +19,7 @@ from wactor.messaging import DeadLetter, read_dead_letters
 __all__ = ["dead_letters"]
 
 
-@cli.command("dead-letters")
+@click.command("dead-letters")
 @config_option
 @click.option("--component", help="Only this component's dead letters.")
 @click.option("--limit", type=click.IntRange(1, 1_000_000), default=100, show_default=True)

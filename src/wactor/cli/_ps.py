@@ -16,7 +16,7 @@ import click
 
 from wactor._text import escape_controls
 from wactor.cli._common import SECONDS, config_option, nats_option, resolve_config, with_nats
-from wactor.cli._main import cli, one_line
+from wactor.cli._main import one_line
 from wactor.cli._remote import remote_snapshot
 from wactor.errors import HostConfigError, WactorError
 from wactor.host import HostConfig
@@ -127,7 +127,7 @@ def _status_lines(snap: dict[str, Any], live: bool) -> list[str]:
     return lines + render_tree(snap.get("tree", {}))
 
 
-@cli.command()
+@click.command()
 @config_option
 @nats_option
 @click.option("--json", "as_json", is_flag=True, help="The raw snapshot.")

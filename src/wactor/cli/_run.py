@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from wactor.cli._common import nats_option, resolve_config, with_nats
-from wactor.cli._main import cli, one_line
+from wactor.cli._main import one_line
 from wactor.cli._ps import STATUS_FILE
 from wactor.errors import ConfigError
 from wactor.host import Host, HostConfig
@@ -99,7 +99,7 @@ async def _write_status(host: Host, path: Path) -> None:
         await asyncio.sleep(1.0)
 
 
-@cli.command()
+@click.command()
 @click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--once",

@@ -17,7 +17,7 @@ from wactor._ids import ComponentId
 from wactor._text import escape_controls
 from wactor._units import format_size
 from wactor.cli._common import config_option, resolve_config
-from wactor.cli._main import cli, one_line
+from wactor.cli._main import one_line
 from wactor.cli._remote import RunningHost
 from wactor.errors import ConfigError
 from wactor.host import HostConfig
@@ -78,7 +78,7 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 # --- keys and signatures ---------------------------------------------------------------------
 
 
-@cli.command()
+@click.command()
 @click.option(
     "--out",
     "base",
@@ -94,7 +94,7 @@ def keygen(base: Path) -> None:
     click.echo(f"fingerprint: {public_key_fingerprint(public)}")
 
 
-@cli.command()
+@click.command()
 @click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--key",
@@ -179,7 +179,7 @@ def _approval_json(approval: Approval) -> dict[str, Any]:
     }
 
 
-@cli.group()
+@click.group()
 def approvals() -> None:
     """List, approve or deny components waiting for an operator's decision."""
 
@@ -310,7 +310,7 @@ def _entry_json(entry: AuditEntry) -> dict[str, Any]:
     }
 
 
-@cli.command()
+@click.command()
 @config_option
 @click.option("--component", default=None, metavar="ID", help="Only entries of this component.")
 @click.option("--denied", "denied_only", is_flag=True, help="Only denials.")

@@ -14,7 +14,6 @@ from wasmtime.component import Component
 
 from wactor._files import MAX_WASM_BYTES, read_regular_file
 from wactor._text import escape_controls
-from wactor.cli._main import cli
 from wactor.errors import InvalidComponentError, WactorError
 from wactor.host._directories import default_cache_dir
 from wactor.tooling import EXTENSIONS, build_guest, build_guest_cached, new_project
@@ -29,7 +28,7 @@ def _progress(line: str) -> None:
     click.echo(line, err=True)
 
 
-@cli.command()
+@click.command()
 @click.argument("app", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @click.option(
@@ -92,7 +91,7 @@ def build(  # noqa: PLR0917 - click passes each option by position
     _progress(f"wrote {out}")
 
 
-@cli.command()
+@click.command()
 @click.argument("name")
 @click.option(
     "--dir",
@@ -162,7 +161,7 @@ def _compile_any(engine: WasmEngine, data: bytes, path: Path) -> Component:
         raise InvalidComponentError(f"not a valid component: {first}", path=str(path)) from exc
 
 
-@cli.command()
+@click.command()
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True)
 def inspect(file: Path, as_json: bool) -> None:

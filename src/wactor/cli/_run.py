@@ -15,7 +15,7 @@ import click
 
 from wactor.cli._common import nats_option, resolve_config, with_nats
 from wactor.cli._main import one_line
-from wactor.cli._ps import STATUS_FILE
+from wactor.cli._status import STATUS_FILE
 from wactor.errors import ConfigError
 from wactor.host import Host, HostConfig
 from wactor.host._control import ControlServer

@@ -7,8 +7,6 @@ from pathlib import Path
 
 import click
 
-from wactor.security import generate_keypair, public_key_fingerprint, sign_manifest
-
 __all__ = ["keygen", "sign"]
 
 
@@ -22,6 +20,9 @@ __all__ = ["keygen", "sign"]
 )
 def keygen(base: Path) -> None:
     """Create an ed25519 signing key pair (refuses to overwrite existing files)."""
+    # the signing code loads for the verbs that sign, not when `wactor --help` lists them
+    from wactor.security import generate_keypair, public_key_fingerprint  # noqa: PLC0415
+
     private, public = generate_keypair(base)
     click.echo(f"private key: {private} (keep it secret)")
     click.echo(f"public key:  {public} (list it under [trust] keys)")
@@ -39,6 +40,8 @@ def keygen(base: Path) -> None:
 )
 def sign(manifest: Path, private_key: Path) -> None:
     """Sign MANIFEST and the wasm it names; the signature goes beside it (MANIFEST.sig)."""
+    from wactor.security import sign_manifest  # noqa: PLC0415 - as in keygen
+
     out = sign_manifest(manifest, private_key)
     document = json.loads(out.read_text(encoding="utf-8"))
     click.echo(f"signed {document['component']} -> {out}")

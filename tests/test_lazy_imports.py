@@ -1,22 +1,26 @@
-"""Importing the actor core, the root package or a layer below wasm loads neither wasmtime nor
-a NATS client; they load when a host (or a NATS backend) is used."""
+"""Importing the actor core, the root package or a layer below wasm, or reading a host config,
+loads neither wasmtime nor a NATS client; they load when a host (or a NATS backend) is used."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 HEAVY = ("wasmtime", "nats")
 
 
-def _loaded_after(code: str) -> list[str]:
+def _loaded_after(code: str, watched: tuple[str, ...] = HEAVY) -> list[str]:
+    """The modules of ``watched`` (and their submodules) loaded after running ``code``."""
     probe = (
         f"import sys\n{code}\n"
         "import json\n"
-        f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})))"
+        f"watched = {watched!r}\n"
+        "print(json.dumps(sorted(m for m in sys.modules"
+        " if any(m == w or m.startswith(w + '.') for w in watched))))"
     )
     out = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
@@ -45,4 +49,11 @@ def test_the_nats_backends_load_when_asked_for() -> None:
 
 
 def test_a_host_without_a_lattice_loads_no_nats_client() -> None:
-    assert "nats" not in _loaded_after("import wactor.host")
+    assert "nats" not in _loaded_after("from wactor.host import Host")
+
+
+def test_reading_a_host_config_loads_neither_the_host_nor_the_engine(tmp_path: Path) -> None:
+    config = tmp_path / "wactor.toml"
+    config.write_text('state-dir = "state"\n\n[limits]\nmax-memory = "256MiB"\n')
+    code = f"from wactor.host import load_host_config\nload_host_config({str(config)!r})"
+    assert _loaded_after(code, (*HEAVY, "wactor.host._host", "cryptography")) == []

@@ -17,4 +17,4 @@ if typing.TYPE_CHECKING:
 
 __all__ = ["ComponentId", "Host", "HostConfig", "errors"]
 
-__getattr__ = _lazy_exports(__name__, {"Host": "wactor.host", "HostConfig": "wactor.host"})
+__getattr__ = _lazy_exports(__name__, {"wactor.host": ("Host", "HostConfig")})

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 __all__ = ["lazy_exports"]
 
 
-def lazy_exports(package: str, origins: Mapping[str, str]) -> Callable[[str], Any]:
-    """Return a module ``__getattr__`` for ``package`` that imports each name of ``origins``
-    from the module it maps to on first use (then keeps it in the package's namespace)."""
+def lazy_exports(package: str, origins: Mapping[str, Iterable[str]]) -> Callable[[str], Any]:
+    """Return a module ``__getattr__`` for ``package`` that imports each name listed under a
+    module of ``origins`` from that module on first use (then keeps it in the package's
+    namespace)."""
     namespace = sys.modules[package].__dict__
+    where = {name: module for module, names in origins.items() for name in names}
 
     def __getattr__(name: str) -> Any:
-        origin = origins.get(name)
+        origin = where.get(name)
         if origin is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
         value = getattr(importlib.import_module(origin), name)

@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import dataclasses
 import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from wactor._ids import ComponentId
 from wactor.cli._common import SECONDS, config_option, nats_option, resolve_config, with_nats
-from wactor.cli._main import cli, one_line
+from wactor.cli._main import one_line
 from wactor.cli._remote import RunningHost
 from wactor.errors import ConfigError, WactorError
-from wactor.host import Host, HostConfig, ObserveConfig
+from wactor.host import HostConfig, ObserveConfig
 from wactor.host._control_wire import decode_bytes, encode_bytes
+
+if TYPE_CHECKING:
+    from wactor.host import Host
 
 __all__ = ["call"]
 
@@ -102,6 +104,8 @@ async def _call(
     timeout: float,
     as_json: bool,
 ) -> int:
+    from wactor.host import Host  # noqa: PLC0415 - a call to a running host loads no host
+
     # Load failures are reported below, once each, as one line; the host's own log of them
     # would repeat them with timestamps.
     logging.getLogger("wactor.host").setLevel(logging.CRITICAL)
@@ -138,7 +142,7 @@ def _raise_why_missing(host: Host, cid: ComponentId) -> None:
                 raise failure.error
 
 
-@cli.command()
+@click.command()
 @click.argument("target")
 @click.argument("payloads", nargs=-1, required=True)
 @config_option
@@ -167,6 +171,8 @@ def call(
                 running, target=str(cid), payloads=payloads, timeout=timeout, as_json=as_json
             )
     else:
+        import asyncio  # noqa: PLC0415 - only an embedded host runs a loop
+
         # The host of one call serves no observe endpoint: [observe] listen is the running host's.
         embedded = dataclasses.replace(config, observe=ObserveConfig())
         code = asyncio.run(

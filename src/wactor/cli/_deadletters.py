@@ -11,16 +11,14 @@ import click
 
 from wactor._text import escape_controls
 from wactor.cli._common import config_option, resolve_config
-from wactor.cli._main import cli
 from wactor.cli._remote import RunningHost
 from wactor.errors import HostConfigError
-from wactor.host._host import DEAD_LETTERS_FILE
-from wactor.messaging import DeadLetter, read_dead_letters
+from wactor.messaging import DeadLetter, DeadLetterLog, read_dead_letters
 
 __all__ = ["dead_letters"]
 
 
-@cli.command("dead-letters")
+@click.command("dead-letters")
 @config_option
 @click.option("--component", help="Only this component's dead letters.")
 @click.option("--limit", type=click.IntRange(1, 1_000_000), default=100, show_default=True)
@@ -30,7 +28,7 @@ def dead_letters(
 ) -> None:
     """Show the newest dead letters of the host(s) using CONFIG's state directory."""
     config = resolve_config(config_path)
-    path = config.state_dir / DEAD_LETTERS_FILE
+    path = config.state_dir / DeadLetterLog.filename
     running = RunningHost.find(config)
     if running is not None:
         with running:

@@ -10,7 +10,6 @@ import click
 from wactor._ids import ComponentId
 from wactor._text import escape_controls
 from wactor.cli._common import config_option, resolve_config
-from wactor.cli._main import cli
 from wactor.cli._remote import absolute, require_running_host
 from wactor.errors import ConfigError
 
@@ -30,7 +29,7 @@ def _on_host(config_path: Path | None, op: str, args: dict[str, Any]) -> Any:
         return host.request(op, args)
 
 
-@cli.command()
+@click.command()
 @click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
 @config_option
 def start(manifest: Path, config_path: Path | None) -> None:
@@ -40,7 +39,7 @@ def start(manifest: Path, config_path: Path | None) -> None:
     click.echo(escape_controls(shown))
 
 
-@cli.command()
+@click.command()
 @click.argument("component", metavar="ID")
 @config_option
 def stop(component: str, config_path: Path | None) -> None:
@@ -50,7 +49,7 @@ def stop(component: str, config_path: Path | None) -> None:
     click.echo(f"stopped {cid}")
 
 
-@cli.command()
+@click.command()
 @click.argument("component", metavar="ID")
 @config_option
 def restart(component: str, config_path: Path | None) -> None:
@@ -63,7 +62,7 @@ def restart(component: str, config_path: Path | None) -> None:
     click.echo(f"restarted {cid}")
 
 
-@cli.command()
+@click.command()
 @click.argument("component", metavar="ID")
 @click.option(
     "--wasm",

@@ -21,7 +21,7 @@ import click
 
 from wactor.errors import DeliveryFailedError, HostConfigError, InvalidMessageError
 from wactor.host import HostConfig
-from wactor.host._control import CONTROL_DIR, SOCKET_NAME, peer_credentials, socket_address
+from wactor.host._control_address import CONTROL_DIR, SOCKET_NAME, peer_credentials, socket_address
 from wactor.host._control_wire import (
     HEADER_SIZE,
     decode_error,

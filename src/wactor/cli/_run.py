@@ -10,16 +10,19 @@ import logging
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from wactor.cli._common import nats_option, resolve_config, with_nats
-from wactor.cli._main import cli, one_line
-from wactor.cli._ps import STATUS_FILE
+from wactor.cli._main import one_line
+from wactor.cli._status import STATUS_FILE
 from wactor.errors import ConfigError
-from wactor.host import Host, HostConfig
-from wactor.host._control import ControlServer
+from wactor.host import HostConfig
 from wactor.host._listen import LISTEN_EXPECTED, observe_config
+
+if TYPE_CHECKING:
+    from wactor.host import Host
 
 __all__ = ["run"]
 
@@ -38,6 +41,10 @@ def with_listen(config: HostConfig, listen: str | None, allow_remote: bool) -> H
 async def _run(
     config_path: Path, once: bool, nats_url: str | None, listen: str | None, allow_remote: bool
 ) -> int:
+    # the host loads when it runs, not when `wactor --help` lists this verb
+    from wactor.host import Host  # noqa: PLC0415
+    from wactor.host._control import ControlServer  # noqa: PLC0415
+
     config = with_listen(with_nats(resolve_config(config_path), nats_url), listen, allow_remote)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -99,7 +106,7 @@ async def _write_status(host: Host, path: Path) -> None:
         await asyncio.sleep(1.0)
 
 
-@cli.command()
+@click.command()
 @click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--once",

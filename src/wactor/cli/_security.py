@@ -1,4 +1,4 @@
-"""Security verbs: ``keygen``, ``sign``, ``approvals list|approve|deny`` and ``audit``."""
+"""Security verbs of an operator: ``approvals list|approve|deny`` and ``audit``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 
@@ -17,23 +17,17 @@ from wactor._ids import ComponentId
 from wactor._text import escape_controls
 from wactor._units import format_size
 from wactor.cli._common import config_option, resolve_config
-from wactor.cli._main import cli, one_line
+from wactor.cli._main import one_line
 from wactor.cli._remote import RunningHost
 from wactor.errors import ConfigError
 from wactor.host import HostConfig
 from wactor.host._control_wire import decode_error
-from wactor.security import (
-    Approval,
-    ApprovalStatus,
-    ApprovalStore,
-    AuditEntry,
-    AuditLog,
-    generate_keypair,
-    public_key_fingerprint,
-    sign_manifest,
-)
+from wactor.security import Approval, ApprovalStore, AuditEntry, AuditLog
 
-__all__ = ["approvals", "audit", "keygen", "parse_since", "sign"]
+if TYPE_CHECKING:
+    from wactor.security import ApprovalStatus
+
+__all__ = ["approvals", "audit", "parse_since"]
 
 _AGO = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -73,43 +67,6 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
         cells = [cell.ljust(w) for cell, w in zip(row, widths, strict=True)]
         lines.append("  ".join(cells).rstrip())
     return lines
-
-
-# --- keys and signatures ---------------------------------------------------------------------
-
-
-@cli.command()
-@click.option(
-    "--out",
-    "base",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Private key path; the public key goes to OUT.pub.",
-)
-def keygen(base: Path) -> None:
-    """Create an ed25519 signing key pair (refuses to overwrite existing files)."""
-    private, public = generate_keypair(base)
-    click.echo(f"private key: {private} (keep it secret)")
-    click.echo(f"public key:  {public} (list it under [trust] keys)")
-    click.echo(f"fingerprint: {public_key_fingerprint(public)}")
-
-
-@cli.command()
-@click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "--key",
-    "private_key",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Private key written by 'wactor keygen'.",
-)
-def sign(manifest: Path, private_key: Path) -> None:
-    """Sign MANIFEST and the wasm it names; the signature goes beside it (MANIFEST.sig)."""
-    out = sign_manifest(manifest, private_key)
-    document = json.loads(out.read_text(encoding="utf-8"))
-    click.echo(f"signed {document['component']} -> {out}")
-    click.echo(f"key: {document['key']}")
-    click.echo(f"wasm sha256: {document['wasm_sha256']}")
 
 
 # --- approvals -------------------------------------------------------------------------------
@@ -179,7 +136,7 @@ def _approval_json(approval: Approval) -> dict[str, Any]:
     }
 
 
-@cli.group()
+@click.group()
 def approvals() -> None:
     """List, approve or deny components waiting for an operator's decision."""
 
@@ -310,7 +267,7 @@ def _entry_json(entry: AuditEntry) -> dict[str, Any]:
     }
 
 
-@cli.command()
+@click.command()
 @config_option
 @click.option("--component", default=None, metavar="ID", help="Only entries of this component.")
 @click.option("--denied", "denied_only", is_flag=True, help="Only denials.")

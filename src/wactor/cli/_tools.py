@@ -6,21 +6,21 @@ import hashlib
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import wasmtime
-from wasmtime.component import Component
 
 from wactor._files import MAX_WASM_BYTES, read_regular_file
 from wactor._text import escape_controls
-from wactor.cli._main import cli
 from wactor.errors import InvalidComponentError, WactorError
 from wactor.host._directories import default_cache_dir
 from wactor.tooling import EXTENSIONS, build_guest, build_guest_cached, new_project
 from wactor.tooling._worlds import extension_names
-from wactor.wasm import WasmEngine
-from wactor.wasm._engine import check_binary_kind
+
+if TYPE_CHECKING:
+    from wasmtime.component import Component
+
+    from wactor.wasm import WasmEngine
 
 __all__ = ["build", "inspect", "new"]
 
@@ -29,7 +29,7 @@ def _progress(line: str) -> None:
     click.echo(line, err=True)
 
 
-@cli.command()
+@click.command()
 @click.argument("app", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @click.option(
@@ -92,7 +92,7 @@ def build(  # noqa: PLR0917 - click passes each option by position
     _progress(f"wrote {out}")
 
 
-@cli.command()
+@click.command()
 @click.argument("name")
 @click.option(
     "--dir",
@@ -118,6 +118,10 @@ def new(name: str, dest: Path, with_: str) -> None:
 
 
 def _describe(path: Path) -> dict[str, Any]:
+    # the engine loads for `inspect`, not when `wactor --help` lists it
+    from wactor.wasm import WasmEngine  # noqa: PLC0415
+    from wactor.wasm._engine import check_binary_kind  # noqa: PLC0415
+
     try:
         data = read_regular_file(path, MAX_WASM_BYTES)
     except OSError as exc:
@@ -155,6 +159,9 @@ def _describe(path: Path) -> dict[str, Any]:
 
 
 def _compile_any(engine: WasmEngine, data: bytes, path: Path) -> Component:
+    import wasmtime  # noqa: PLC0415 - as in _describe
+    from wasmtime.component import Component  # noqa: PLC0415
+
     try:
         return Component(engine.engine, data)
     except wasmtime.WasmtimeError as exc:
@@ -162,7 +169,7 @@ def _compile_any(engine: WasmEngine, data: bytes, path: Path) -> Component:
         raise InvalidComponentError(f"not a valid component: {first}", path=str(path)) from exc
 
 
-@cli.command()
+@click.command()
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True)
 def inspect(file: Path, as_json: bool) -> None:

@@ -7,7 +7,6 @@ opened at load time: the host reports a bad or missing one for that component al
 from __future__ import annotations
 
 import os
-import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -367,6 +366,8 @@ def _http(table: ConfigTable | None, base: Path) -> HttpConfig:
     if table.has("ca-file"):
         expected = "a file of PEM certificates"
         ca_file = table.req_file("ca-file", base, expected=expected)
+        import ssl  # noqa: PLC0415 - only a config that names a CA file loads TLS
+
         try:
             ssl.create_default_context().load_verify_locations(cafile=str(ca_file))
         except (ssl.SSLError, OSError, ValueError) as exc:

@@ -22,13 +22,20 @@ import logging
 import os
 import socket
 import stat
-import struct
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 from wactor.errors import ComponentError, HostConfigError, InvalidMessageError, WactorError
 from wactor.host._config import HostConfig
+from wactor.host._control_address import (
+    CONTROL_DIR,
+    LOCK_NAME,
+    SOCKET_NAME,
+    control_socket_path,
+    peer_credentials,
+    socket_address,
+)
 from wactor.host._control_ops import ControlOps
 from wactor.host._control_wire import (
     HEADER_SIZE,
@@ -49,38 +56,7 @@ __all__ = [
     "socket_address",
 ]
 
-CONTROL_DIR: Final = "control"
-SOCKET_NAME: Final = "host.sock"
-LOCK_NAME: Final = "host.lock"
-_SUN_PATH_MAX = 100  # sun_path holds 108 bytes on Linux, 104 elsewhere; keep clear of both
-
 _log = logging.getLogger("wactor.host.control")
-
-
-def control_socket_path(state_dir: Path) -> Path:
-    """Where the host using ``state_dir`` serves its control socket."""
-    return state_dir / CONTROL_DIR / SOCKET_NAME
-
-
-def socket_address(directory: Path, directory_fd: int, name: str) -> str:
-    """An address for the socket ``name`` in ``directory`` that fits ``sun_path``.
-
-    A long path goes through the open directory (``/proc/self/fd/N/name``), which also pins the
-    directory that was checked.
-    """
-    full = str(directory / name)
-    if len(os.fsencode(full)) <= _SUN_PATH_MAX:
-        return full
-    return f"/proc/self/fd/{directory_fd}/{name}"
-
-
-def peer_credentials(sock: Any) -> tuple[int, int] | None:
-    """``(pid, uid)`` of the process at the other end of a Unix socket (None: not known here)."""
-    if not hasattr(socket, "SO_PEERCRED"):
-        return None
-    raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    pid, uid, _gid = struct.unpack("3i", raw)
-    return pid, uid
 
 
 def _trusted_uid(uid: int) -> bool:

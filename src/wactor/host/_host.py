@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from wactor._bridge import run_on_thread
 from wactor._ids import ComponentId
@@ -84,7 +84,7 @@ HOST_SENDER = ComponentId("wactor", "host", "0")
 """The sender of messages that come from the Python API or the CLI."""
 
 _log = logging.getLogger("wactor.host")
-DEAD_LETTERS_FILE = "dead-letters.sqlite3"
+DEAD_LETTERS_FILE: Final = DeadLetterLog.filename
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,9 +18,7 @@ __all__ = ["HostEntry", "LatticeConnection", "LatticeRegistry", "read_lattice"]
 __getattr__ = _lazy_exports(
     __name__,
     {
-        "HostEntry": "wactor.lattice._registry",
-        "LatticeConnection": "wactor.lattice._connection",
-        "LatticeRegistry": "wactor.lattice._registry",
-        "read_lattice": "wactor.lattice._registry",
+        "wactor.lattice._connection": ("LatticeConnection",),
+        "wactor.lattice._registry": ("HostEntry", "LatticeRegistry", "read_lattice"),
     },
 )

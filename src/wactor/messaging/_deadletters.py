@@ -14,6 +14,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 from wactor._sqlitedb import database_error, open_database
 
@@ -49,6 +50,8 @@ class DeadLetter:
 
 class DeadLetterLog:
     """A bounded in-memory log of dead letters, optionally persisted to a SQLite file."""
+
+    filename: Final = "dead-letters.sqlite3"  # a host's, in its state directory
 
     def __init__(self, path: Path | None = None, capacity: int = 10_000) -> None:
         self._entries: collections.deque[DeadLetter] = collections.deque(maxlen=capacity)

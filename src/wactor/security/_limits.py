@@ -17,11 +17,13 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wactor._units import GIB, KIB, MIB, format_size, parse_size
 from wactor.errors import ConfigError, ManifestError
-from wactor.security._manifest import Limits, Manifest
+
+if TYPE_CHECKING:  # named in signatures only: reading [limits] loads no manifest code
+    from wactor.security._manifest import Limits, Manifest
 
 __all__ = [
     "DEFAULT_MESSAGE_RATE",

@@ -24,4 +24,4 @@ __all__ = [
     "StorageUsage",
 ]
 
-__getattr__ = _lazy_exports(__name__, {"NatsKvStorage": "wactor.storage._nats_kv"})
+__getattr__ = _lazy_exports(__name__, {"wactor.storage._nats_kv": ("NatsKvStorage",)})

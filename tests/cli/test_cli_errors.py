@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+
+from conftest import wat_binary
 
 # A verb that fails the way a bug would, added to the real command group.
 _BOOM = """
@@ -45,3 +48,23 @@ def test_unexpected_exception_is_one_line_and_its_traceback_only_with_debug() ->
     usage = _run("no-such-verb")
     assert usage.returncode == 2
     assert "No such command 'no-such-verb'" in usage.stderr
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly() -> None:
+    """`wactor inspect X | head -0`: the pipe is closed before anything is written."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "wactor", "inspect", str(wat_binary("echo"))],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    # nothing but inspect's progress line: no error, no traceback
+    assert all(line.startswith("compiling ") for line in result.stderr.splitlines())
+    assert result.returncode == 141

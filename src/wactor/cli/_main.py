@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Mapping
 from typing import Any, Final
@@ -84,6 +85,11 @@ class _Group(click.Group):
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             sys.exit(130)
+        except BrokenPipeError:
+            # The reader went away (`wactor audit … | head`): stop quietly, as a command killed
+            # by SIGPIPE would, and keep the interpreter's final flush from failing too.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(141)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise  # usage errors and --help: click prints and exits itself
         except Exception as exc:

@@ -47,6 +47,8 @@ wasm = "cart.wasm"
 
 [capabilities.messaging]
 send = ["shop/**"]
+publish = ["orders.*.created"]
+subscribe = ["audit.#"]
 
 [capabilities.storage]
 quota = "1MiB"
@@ -126,7 +128,7 @@ def test_approvals_list_shows_the_pending_request(app: Path, pending: str) -> No
     header, row = table.stdout.splitlines()
     assert header.split()[:4] == ["ID", "COMPONENT", "STATUS", "CREATED"]
     assert row.split()[:3] == [pending, "shop/cart/0", "pending"]
-    assert "send=shop/** storage=1MiB" in row
+    assert "send=shop/** publish=orders.*.created subscribe=audit.# storage=1MiB" in row
     as_json = wactor("approvals", "list", "--json", "--config", str(app))
     [record] = [json.loads(line) for line in as_json.stdout.splitlines()]
     assert record["id"] == pending

@@ -78,7 +78,7 @@ def _summary(caps: dict[str, Any] | None) -> str:
         return "-"
     parts: list[str] = []
     messaging = caps.get("messaging") or {}
-    for action in ("send", "request", "broadcast"):
+    for action in ("send", "request", "broadcast", "publish", "subscribe"):
         if messaging.get(action):
             parts.append(f"{action}={','.join(messaging[action])}")
     storage = caps.get("storage")

@@ -159,3 +159,25 @@ async def test_a_failed_child_cannot_be_swapped_or_restarted() -> None:
         await sup.replace_child("a", lambda: Tagger("new"))
     with pytest.raises(KeyError):
         await sup.restart_child("a")
+
+
+async def test_a_swap_given_up_before_its_turn_changes_nothing() -> None:
+    gate = asyncio.Event()
+    old = Tagger("old", gate)
+    sup, events = await _tree(old)
+    cell = sup.child("a")
+    held = cell.ref.ask_nowait("hold")
+    await asyncio.wait_for(old.entered.wait(), DEADLINE)
+    new = Tagger("new")
+    swap = asyncio.create_task(sup.replace_child("a", lambda: new))
+    await asyncio.wait_for(new.started.wait(), DEADLINE)
+    swap.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await swap
+    assert new.stopped  # started, never installed: stopped, not left behind
+    gate.set()
+    assert await held == "old:hold"
+    assert await cell.ref.ask("x", timeout=DEADLINE) == "old:x"
+    assert not old.stopped
+    assert "reloaded" not in [e.kind for e in events]
+    await sup.stop()

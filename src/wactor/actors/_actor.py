@@ -120,7 +120,10 @@ ExitReason = BaseException | None
 """Why an incarnation ended: ``None`` for a normal exit, else the exception that crashed it."""
 ExitHandler = Callable[["ActorCell[Any]", ExitReason], Awaitable[None]]
 
-_STOP = object()  # the letter that asks an actor to stop normally
+# The message of a control letter: with no reply future it asks the actor to stop normally;
+# with one, it hands the cell to the actor of a swap waiting under that future (one identity
+# check per message tells both from a message).
+_CONTROL = object()
 
 
 @dataclass(slots=True)
@@ -162,6 +165,7 @@ class ActorCell(Generic[M]):
         self.state: ActorState = "creating"
         self._task: asyncio.Task[None] | None = None
         self._inflight: list[_Letter[M]] = []
+        self._swaps: dict[asyncio.Future[None], _Swap[M]] = {}  # swaps waiting their turn
         self._now_run = 0  # answers given at once in a row (call_now)
         self.processed = 0
         self.failed = 0
@@ -230,7 +234,7 @@ class ActorCell(Generic[M]):
     def request_stop(self) -> None:
         """Ask the actor to exit normally after its current message (its supervisor decides
         whether a new incarnation takes over the queued messages)."""
-        self.mailbox.push_front([_Letter(_STOP, None)])  # type: ignore[arg-type]
+        self.mailbox.push_front([_Letter(_CONTROL, None)])  # type: ignore[arg-type]
 
     async def replace(
         self,
@@ -251,21 +255,25 @@ class ActorCell(Generic[M]):
         actor = factory()
         await actor.on_start()
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        swap = _Swap(actor, factory, on_kill, stop_timeout)
         if self.mailbox.closed:  # stopped for good (a stop fails what is queued, this too)
             done.set_exception(ActorStoppedError(self.id))
         else:
-            self.mailbox.push_front([_Letter(swap, done)])  # type: ignore[arg-type]
+            self._swaps[done] = _Swap(actor, factory, on_kill, stop_timeout)
+            self.mailbox.push_front([_Letter(_CONTROL, done)])  # type: ignore[arg-type]
         try:
             await done
         except BaseException:
             if self.actor is not actor:  # never took over: it must not linger
                 await self._on_stop(actor, stop_timeout)
             raise
+        finally:
+            self._swaps.pop(done, None)
 
     async def _take_over(self, old: Actor[M], letter: _Letter[M]) -> Actor[M]:
         """Install the swapped-in actor (its ``on_start`` already ran), stop the old one."""
-        swap: _Swap[M] = letter.message  # type: ignore[assignment]
+        swap = None if letter.reply is None else self._swaps.pop(letter.reply, None)
+        if swap is None:  # its caller gave up (cancelled) before its turn came
+            return old
         self.actor = swap.actor
         self._factory = swap.factory
         if swap.on_kill is not None:
@@ -371,10 +379,10 @@ class ActorCell(Generic[M]):
             if self.state != "ready":  # ending this incarnation: keep the letter queued
                 mailbox.push_front([letter])
                 return
-            if letter.message is _STOP:
-                await self._exit(actor, None)
-                return
-            if isinstance(letter.message, _Swap):
+            if letter.message is _CONTROL:
+                if letter.reply is None:  # stop
+                    await self._exit(actor, None)
+                    return
                 actor = await self._take_over(actor, letter)
                 every = 0 if actor.batch_limit > 1 else 15
                 continue
@@ -391,7 +399,7 @@ class ActorCell(Generic[M]):
             # An asker that gave up before we started needs no answer; a stop request ends the
             # batch (it is put back and taken next).
             for i, item in enumerate(batch):
-                if item.message is _STOP or isinstance(item.message, _Swap):
+                if item.message is _CONTROL:
                     mailbox.push_front(batch[i:])
                     batch = batch[:i]
                     break

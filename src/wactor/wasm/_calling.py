@@ -445,9 +445,9 @@ def last_host_exception() -> BaseException | None:
 @dataclass(slots=True)
 class _HostFunc:
     func: Callable[..., Any]
-    params: list[Converter] | None = None
-    result: Converter | None = None
-    has_result: bool = False
+    # (parameter converters, result converter): read from the type on the first call and set
+    # in one assignment, so a call on another thread sees all of it or none (then reads it too)
+    signature: tuple[list[Converter], Converter | None] | None = None
 
 
 _HOST_FUNCS: dict[int, _HostFunc] = {}
@@ -455,12 +455,12 @@ _HOST_FUNCS_LOCK = threading.Lock()
 _next_host_func = 1
 
 
-def _compile_host_signature(entry: _HostFunc, ty_raw: Any) -> None:
+def _host_signature(ty_raw: Any) -> tuple[list[Converter], Converter | None]:
     fty = ctypes_mod.FuncType._from_ptr(ty_raw, owner=True)
-    entry.params = [compile_type(ty) for _, ty in fty.params]
     result = fty.result
-    entry.has_result = result is not None
-    entry.result = compile_type(result) if result is not None else None
+    return [compile_type(ty) for _, ty in fty.params], (
+        compile_type(result) if result is not None else None
+    )
 
 
 @ffi.wasmtime_component_func_callback_t  # type: ignore[untyped-decorator]
@@ -469,14 +469,14 @@ def _trampoline(  # noqa: PLR0917 - the C callback signature, fixed by wasmtime
 ) -> Any:
     entry = _HOST_FUNCS[env or 0]
     try:
-        if entry.params is None:
-            _compile_host_signature(entry, ty_raw)
-        params = entry.params
-        assert params is not None
+        signature = entry.signature
+        if signature is None:
+            signature = entry.signature = _host_signature(ty_raw)
+        params, result = signature
         pyargs = [params[i].lift(args[i]) for i in range(nargs)]
         value = entry.func(*pyargs)
-        if entry.result is not None:
-            entry.result.lower(value, results[0])
+        if result is not None:
+            result.lower(value, results[0])
     except BaseException as exc:  # noqa: BLE001 - every failure must reach the caller, not C
         _local.exc = exc
         error = WasmtimeError(f"host function failed: {type(exc).__name__}")

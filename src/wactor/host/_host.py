@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any, Final
 from wactor._bridge import run_on_thread
 from wactor._ids import ComponentId
 from wactor._tasks import TaskOwner
-from wactor._toml import read_toml
 from wactor.actors import (
     ActorCell,
     Backoff,
@@ -35,7 +34,6 @@ from wactor.errors import (
     ActorStoppedError,
     ComponentError,
     ConfigError,
-    ManifestError,
     TargetNotFoundError,
     WactorError,
 )
@@ -48,6 +46,7 @@ from wactor.host._events import LifecycleEvents
 from wactor.host._heap import trim_heap
 from wactor.host._http import HttpClient
 from wactor.host._introspect import ComponentStatus, component_statuses, tree_snapshot
+from wactor.host._load_failure import LoadFailure
 from wactor.host._observe import Observer, start_observer
 from wactor.host._router import Router
 from wactor.host._runtime import ComponentRuntime
@@ -94,15 +93,6 @@ class ComponentHandle:
     id: ComponentId
     manifest: Manifest
     digest: str
-
-
-@dataclass(frozen=True, slots=True)
-class LoadFailure:
-    """A component of the config that could not be started, and why."""
-
-    manifest: Path
-    error: WactorError
-    component: ComponentId | None = None
 
 
 class Host:
@@ -239,7 +229,7 @@ class Host:
         return handles
 
     def _load_failed(self, path: Path, error: WactorError) -> None:
-        self.load_failures.append(LoadFailure(path, error, _declared_id(path)))
+        self.load_failures.append(LoadFailure.of(path, error))
         _log.error("%s", error)
 
     async def add_group(
@@ -420,10 +410,10 @@ class Host:
     def _owner(self, cid: ComponentId) -> Supervisor:
         """The supervisor of a running component."""
         self._cell(cid)  # raises TargetNotFoundError
-        return next(
-            (g for g in (self.supervisor, *self._groups.values()) if g.has_child(str(cid))),
-            self.supervisor,
-        )
+        return next((s for s in self._supervisors() if s.has_child(str(cid))), self.supervisor)
+
+    def _supervisors(self) -> tuple[Supervisor, ...]:
+        return (self.supervisor, *self._groups.values())
 
     async def stop(self, target: ComponentId | str, timeout: float | None = None) -> None:
         """Stop a component: let its current message finish, call ``shutdown``, remove it.
@@ -521,8 +511,7 @@ class Host:
 
     def _failed_owner(self, cid: ComponentId) -> Supervisor | None:
         """The supervisor that gave ``cid`` up and keeps it listed as failed, if any."""
-        sups = (self.supervisor, *self._groups.values())
-        return next((sup for sup in sups if sup.is_failed(str(cid))), None)
+        return next((s for s in self._supervisors() if s.is_failed(str(cid))), None)
 
     async def _drop_failed(self, cid: ComponentId) -> bool:
         """Remove a failed component's record from the tree; tell whether there was one."""
@@ -565,9 +554,6 @@ class Host:
 
     def _cell(self, cid: ComponentId) -> ActorCell[Any]:
         return self.router.cell(cid)
-
-    def _runtime(self, cid: ComponentId) -> ComponentRuntime | None:
-        return self.table.runtime(cid)
 
     # -- lifecycle events ------------------------------------------------------------------------
 
@@ -612,15 +598,6 @@ class Host:
                 return
             except WactorError:
                 continue  # the actor reports and acts on failures itself
-
-
-def _declared_id(path: Path) -> ComponentId | None:
-    """Best effort: the id a (possibly invalid) manifest declares, to attribute its failure."""
-    try:
-        declared = read_toml(path, ManifestError)["component"]["id"]
-        return ComponentId.parse(declared) if isinstance(declared, str) else None
-    except (ConfigError, ValueError, KeyError, TypeError):
-        return None
 
 
 def _as_id(target: ComponentId | str) -> ComponentId:

@@ -55,7 +55,7 @@ async def test_a_stopped_component_leaves_no_store_instance_or_runtime_behind(
 ) -> None:
     handle = await host.start(manifest("t/gone/0", guest_binary("probe")))
     assert await host.request(handle.id, b"echo hi") == b"hi"
-    runtime = host._runtime(handle.id)
+    runtime = host.table.runtime(handle.id)
     assert runtime is not None
     instance = runtime.instance
     assert instance is not None
@@ -87,7 +87,7 @@ async def test_a_restarted_component_keeps_only_its_live_store(
         "backoff = { initial-ms = 1, max-ms = 5 }\n"
     )
     handle = await host.start(manifest("t/crashy/0", guest_binary("probe"), extra=supervision))
-    runtime = host._runtime(handle.id)
+    runtime = host.table.runtime(handle.id)
     assert runtime is not None
     stores = []
     for count in (1, 2):
@@ -113,7 +113,7 @@ async def test_a_compiled_component_stays_loaded_while_used_and_goes_with_its_la
     wasm = guest_binary("probe")
     first = await host.start(manifest("t/twin/0", wasm))
     second = await host.start(manifest("t/twin/1", wasm))
-    runtime = host._runtime(first.id)
+    runtime = host.table.runtime(first.id)
     assert runtime is not None
     compiled = weakref.ref(runtime.loaded.component)
     del runtime
